@@ -1,0 +1,446 @@
+"""Site configuration: cameras, zones, the work schedule and thresholds, loaded from YAML and validated.
+
+Every validation error names the file, the key and the fix, because the person reading it is editing that
+file. The index timeline (the working day cut into equal blocks) is derived here once, so the warehouse's
+`ref.index_timeline`, the simulator and the transforms all agree on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+DEFAULT_SITE_FILE = Path(__file__).resolve().parent.parent / "site.yaml"
+ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class SiteConfigError(ValueError):
+    """The site file is invalid; the message names the file, the key and how to fix it."""
+
+    def __init__(self, path: str | Path, key: str, problem: str, fix: str):
+        self.path, self.key, self.problem, self.fix = str(path), key, problem, fix
+        super().__init__(f"{path}: {key}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Camera:
+    id: str
+    name: str
+    source: str
+    width: int
+    height: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    camera: str
+    name: str
+    type: str
+    polygon: tuple[tuple[float, float], ...]
+    min_workers: int = 0
+    max_workers: int = 1
+    alert_on_empty: bool = True
+    alert_on_overflow: bool = True
+
+
+@dataclass(frozen=True)
+class Break:
+    start: time
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    workdays: tuple[int, ...]  # 0 = Monday, as datetime.weekday()
+    work_start: time
+    work_end: time
+    breaks: tuple[Break, ...]
+    indices: int
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    idle_motion_score: float = 0.15
+    session_gap_seconds: float = 10
+    min_session_seconds: float = 3
+    excessive_idle_seconds: float = 180
+    overflow_seconds: float = 30
+    empty_seconds: float = 120
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    retention_days: int | None = 365
+    compress_after_days: int = 7
+
+
+@dataclass(frozen=True)
+class IndexBlock:
+    """One block of the index timeline. Times are timezone-aware (UTC)."""
+
+    date: date
+    index_number: int
+    scheduled_start: datetime
+    scheduled_end: datetime
+    working_seconds: float
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    timezone: str
+    cameras: tuple[Camera, ...]
+    zones: tuple[Zone, ...]
+    schedule: Schedule
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
+    path: str = "<memory>"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def camera_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.cameras)
+
+    def camera(self, camera_id: str) -> Camera:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(f"unknown camera {camera_id!r}; the site {self.path} has {', '.join(self.camera_ids)}")
+
+    def zones_for(self, camera_id: str) -> tuple[Zone, ...]:
+        return tuple(z for z in self.zones if z.camera == camera_id)
+
+    def is_workday(self, day: date) -> bool:
+        return day.weekday() in self.schedule.workdays
+
+    def local_datetime(self, day: date, at: time) -> datetime:
+        """A site-local wall-clock time on `day`, as an aware UTC datetime."""
+        return datetime.combine(day, at, tzinfo=self.tz).astimezone(UTC)
+
+    def day_window(self, day: date) -> tuple[datetime, datetime]:
+        """[start, end) of the site-local calendar day, in UTC."""
+        return self.local_datetime(day, time(0)), self.local_datetime(day + timedelta(days=1), time(0))
+
+    def local_day(self, ts: datetime) -> date:
+        return ts.astimezone(self.tz).date()
+
+    def working_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The day's working time (work_start..work_end minus breaks) as UTC intervals; empty off workdays."""
+        if not self.is_workday(day):
+            return []
+        s = self.schedule
+        cursor = self.local_datetime(day, s.work_start)
+        intervals = []
+        for brk in sorted(s.breaks, key=lambda b: b.start):
+            b_start = self.local_datetime(day, brk.start)
+            intervals.append((cursor, b_start))
+            cursor = b_start + timedelta(minutes=brk.minutes)
+        intervals.append((cursor, self.local_datetime(day, s.work_end)))
+        return [(a, b) for a, b in intervals if b > a]
+
+    def index_timeline(self, day: date) -> list[IndexBlock]:
+        """Cut the day's working time into `indices` blocks of equal working time.
+
+        Boundaries are placed on a microsecond grid of working time; a block that meets a break is
+        extended by it (it ends after the break). A boundary that lands exactly on a break start ends the
+        block there and starts the next one when work resumes, so no block starts or ends inside a break.
+        """
+        intervals = self.working_intervals(day)
+        if not intervals:
+            return []
+        us = [int((b - a) / timedelta(microseconds=1)) for a, b in intervals]
+        total_us = sum(us)
+        n = self.schedule.indices
+        offsets = [round(k * total_us / n) for k in range(n + 1)]
+
+        def to_wall(offset_us: int, *, as_end: bool) -> datetime:
+            remaining = offset_us
+            for (a, b), length in zip(intervals, us, strict=True):
+                # An end boundary exactly at an interval's end belongs to that interval (before the break);
+                # a start boundary there belongs to the next interval (after the break).
+                if remaining < length or (as_end and remaining == length):
+                    return a + timedelta(microseconds=remaining)
+                remaining -= length
+            return intervals[-1][1]
+
+        blocks = []
+        for k in range(n):
+            start = to_wall(offsets[k], as_end=False)
+            end = to_wall(offsets[k + 1], as_end=True)
+            blocks.append(IndexBlock(day, k + 1, start, end, (offsets[k + 1] - offsets[k]) / 1e6))
+        return blocks
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def site_path(path: str | Path | None = None) -> Path:
+    """The site file to use: the argument, else $SIGHTLINE_SITE, else the repository's site.yaml."""
+    return Path(path or os.environ.get("SIGHTLINE_SITE") or DEFAULT_SITE_FILE)
+
+
+def load_site(path: str | Path | None = None) -> Site:
+    """Load and validate a site file. Raises SiteConfigError naming file, key and fix."""
+    p = site_path(path)
+    if not p.is_file():
+        raise SiteConfigError(p, "<file>", "the site file does not exist",
+                              "create it (see site.yaml in the repository) or point SIGHTLINE_SITE at one")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise SiteConfigError(p, "<file>", f"not valid YAML ({exc})", "correct the YAML syntax") from exc
+    return parse_site(doc, p)
+
+
+def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
+    v = _Validator(path)
+    doc = v.mapping(doc, "<root>")
+    site_doc = v.mapping(v.required(doc, "site"), "site")
+    name = v.string(v.required(site_doc, "name", "site"), "site.name")
+    tz_name = v.string(v.required(site_doc, "timezone", "site"), "site.timezone")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise v.error("site.timezone", f"unknown timezone {tz_name!r}",
+                      "use an IANA name such as Asia/Bangkok or Europe/Berlin") from exc
+
+    cameras = tuple(v.camera(c, f"cameras[{i}]") for i, c in enumerate(v.sequence(v.required(doc, "cameras"),
+                                                                                 "cameras", min_len=1)))
+    v.unique([c.id for c in cameras], "cameras", "id")
+    by_id = {c.id: c for c in cameras}
+    zones = tuple(v.zone(z, f"zones[{i}]", by_id) for i, z in enumerate(v.sequence(doc.get("zones", []), "zones")))
+    v.unique([z.id for z in zones], "zones", "id")
+    schedule = v.schedule(v.mapping(v.required(doc, "schedule"), "schedule"))
+    thresholds = v.thresholds(v.mapping(doc.get("thresholds", {}) or {}, "thresholds"))
+    warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
+    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse"}
+    if unknown:
+        raise v.error(sorted(unknown)[0], "unknown top-level key",
+                      "use only site, cameras, zones, schedule, thresholds and warehouse")
+    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path))
+
+
+class _Validator:
+    def __init__(self, path: str | Path):
+        self.path = path
+
+    def error(self, key: str, problem: str, fix: str) -> SiteConfigError:
+        return SiteConfigError(self.path, key, problem, fix)
+
+    def required(self, doc: dict, key: str, parent: str = "") -> Any:
+        if key not in doc or doc[key] is None:
+            full = f"{parent}.{key}" if parent else key
+            raise self.error(full, "missing", f"add `{key}` (see site.yaml in the repository for an example)")
+        return doc[key]
+
+    def mapping(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping, got {type(value).__name__}", "write it as `key: value` pairs")
+        return value
+
+    def sequence(self, value: Any, key: str, min_len: int = 0) -> list:
+        if not isinstance(value, list):
+            raise self.error(key, f"expected a list, got {type(value).__name__}", "write it as a YAML list")
+        if len(value) < min_len:
+            raise self.error(key, f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}", "add entries")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty string, got {value!r}", "give a text value")
+        return value
+
+    def ident(self, value: Any, key: str) -> str:
+        value = self.string(value, key)
+        if not _ID_PATTERN.match(value):
+            raise self.error(key, f"{value!r} is not a valid id",
+                             "use 1-64 letters, digits, '_' or '-' (ids end up in table rows and file names)")
+        return value
+
+    def number(self, value: Any, key: str, *, low: float | None = None, high: float | None = None,
+               integer: bool = False) -> float:
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            kind = "an integer" if integer else "a number"
+            raise self.error(key, f"expected {kind}, got {value!r}", f"give {kind}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise self.error(key, f"{value} is out of range", f"use a value {bounds}")
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}", "write true or false")
+        return value
+
+    def clock(self, value: Any, key: str) -> time:
+        if not isinstance(value, str) or not _TIME_PATTERN.match(value):
+            raise self.error(key, f"bad time {value!r}", 'write a 24-hour time in quotes, such as "08:00"')
+        hh, mm = value.split(":")
+        return time(int(hh), int(mm))
+
+    def unique(self, ids: list[str], key: str, attr: str) -> None:
+        seen = set()
+        for i, x in enumerate(ids):
+            if x in seen:
+                raise self.error(f"{key}[{i}].{attr}", f"duplicate id {x!r}", "give every entry its own id")
+            seen.add(x)
+
+    def camera(self, doc: Any, key: str) -> Camera:
+        doc = self.mapping(doc, key)
+        return Camera(
+            id=self.ident(self.required(doc, "id", key), f"{key}.id"),
+            name=self.string(doc.get("name", doc.get("id")), f"{key}.name"),
+            source=self.string(doc.get("source", f"sim://{doc.get('id')}"), f"{key}.source"),
+            width=int(self.number(self.required(doc, "width", key), f"{key}.width", low=16, integer=True)),
+            height=int(self.number(self.required(doc, "height", key), f"{key}.height", low=16, integer=True)),
+            fps=float(self.number(doc.get("fps", 30), f"{key}.fps", low=0.1, high=240)),
+        )
+
+    def zone(self, doc: Any, key: str, cameras: dict[str, Camera]) -> Zone:
+        doc = self.mapping(doc, key)
+        zid = self.ident(self.required(doc, "id", key), f"{key}.id")
+        cam_id = self.string(self.required(doc, "camera", key), f"{key}.camera")
+        if cam_id not in cameras:
+            raise self.error(f"{key}.camera", f"zone {zid} names unknown camera {cam_id!r}",
+                             f"use one of the cameras defined under `cameras`: {', '.join(cameras)}")
+        ztype = self.string(self.required(doc, "type", key), f"{key}.type")
+        if ztype not in ZONE_TYPES:
+            raise self.error(f"{key}.type", f"unknown zone type {ztype!r}", f"use one of {', '.join(ZONE_TYPES)}")
+        polygon = self.polygon(self.required(doc, "polygon", key), f"{key}.polygon", cameras[cam_id])
+        min_w = int(self.number(doc.get("min_workers", 0), f"{key}.min_workers", low=0, integer=True))
+        max_w = int(self.number(doc.get("max_workers", max(min_w, 1)), f"{key}.max_workers", low=0, integer=True))
+        if max_w < min_w:
+            raise self.error(f"{key}.max_workers", f"max_workers {max_w} is below min_workers {min_w}",
+                             "make max_workers at least min_workers")
+        return Zone(
+            id=zid, camera=cam_id, name=self.string(doc.get("name", zid), f"{key}.name"), type=ztype,
+            polygon=polygon, min_workers=min_w, max_workers=max_w,
+            alert_on_empty=self.boolean(doc.get("alert_on_empty", True), f"{key}.alert_on_empty"),
+            alert_on_overflow=self.boolean(doc.get("alert_on_overflow", True), f"{key}.alert_on_overflow"),
+        )
+
+    def polygon(self, value: Any, key: str, camera: Camera) -> tuple[tuple[float, float], ...]:
+        pts = self.sequence(value, key)
+        if len(pts) < 3:
+            raise self.error(key, f"a polygon needs at least 3 points, got {len(pts)}",
+                             "list the zone's corners as [[x, y], ...] with 3 or more points")
+        out = []
+        for i, pt in enumerate(pts):
+            if (not isinstance(pt, list | tuple) or len(pt) != 2
+                    or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in pt)):
+                raise self.error(f"{key}[{i}]", f"expected an [x, y] pair of numbers, got {pt!r}",
+                                 "write each corner as [x, y] in pixels")
+            x, y = float(pt[0]), float(pt[1])
+            if not (0 <= x <= camera.width and 0 <= y <= camera.height):
+                raise self.error(f"{key}[{i}]", f"point ({x:g}, {y:g}) lies outside camera {camera.id}'s "
+                                 f"{camera.width}x{camera.height} frame", "use pixel coordinates inside the frame")
+            out.append((x, y))
+        if _polygon_area(out) == 0:
+            raise self.error(key, "the polygon has zero area (its points are collinear)", "use distinct corners")
+        crossing = _self_intersection(out)
+        if crossing is not None:
+            i, j = crossing
+            raise self.error(key, f"the polygon intersects itself (edge {i} crosses edge {j})",
+                             "list the corners in order around the zone, clockwise or anticlockwise")
+        return tuple(out)
+
+    def schedule(self, doc: dict) -> Schedule:
+        days = self.sequence(self.required(doc, "workdays", "schedule"), "schedule.workdays", min_len=1)
+        workdays = []
+        for i, d in enumerate(days):
+            if not isinstance(d, str) or d.lower()[:3] not in WEEKDAYS:
+                raise self.error(f"schedule.workdays[{i}]", f"unknown weekday {d!r}", f"use {', '.join(WEEKDAYS)}")
+            workdays.append(WEEKDAYS.index(d.lower()[:3]))
+        start = self.clock(self.required(doc, "work_start", "schedule"), "schedule.work_start")
+        end = self.clock(self.required(doc, "work_end", "schedule"), "schedule.work_end")
+        if end <= start:
+            raise self.error("schedule.work_end", f"work_end {end:%H:%M} is not after work_start {start:%H:%M}",
+                             "shifts that cross midnight are not supported; end the day after it starts")
+        breaks = []
+        for i, b in enumerate(self.sequence(doc.get("breaks", []) or [], "schedule.breaks")):
+            key = f"schedule.breaks[{i}]"
+            b = self.mapping(b, key)
+            b_start = self.clock(self.required(b, "start", key), f"{key}.start")
+            minutes = int(self.number(self.required(b, "minutes", key), f"{key}.minutes", low=1, integer=True))
+            b_end_min = b_start.hour * 60 + b_start.minute + minutes
+            if b_start <= start or b_end_min >= end.hour * 60 + end.minute:
+                raise self.error(key, f"the break {b_start:%H:%M}+{minutes}min is outside working hours "
+                                 f"{start:%H:%M}-{end:%H:%M}", "move the break strictly inside working hours")
+            breaks.append(Break(b_start, minutes))
+        breaks.sort(key=lambda b: b.start)
+        for prev, nxt in zip(breaks, breaks[1:], strict=False):
+            if prev.start.hour * 60 + prev.start.minute + prev.minutes >= nxt.start.hour * 60 + nxt.start.minute:
+                raise self.error("schedule.breaks", f"breaks at {prev.start:%H:%M} and {nxt.start:%H:%M} overlap "
+                                 "or touch", "merge them into one break or move one")
+        indices = int(self.number(doc.get("indices", 1), "schedule.indices", low=1, high=1000, integer=True))
+        return Schedule(tuple(sorted(set(workdays))), start, end, tuple(breaks), indices)
+
+    def thresholds(self, doc: dict) -> Thresholds:
+        defaults = Thresholds()
+        values = {}
+        for name in defaults.__dataclass_fields__:
+            high = 1.0 if name == "idle_motion_score" else None
+            values[name] = float(self.number(doc.get(name, getattr(defaults, name)), f"thresholds.{name}",
+                                             low=0, high=high))
+        unknown = set(doc) - set(values)
+        if unknown:
+            raise self.error(f"thresholds.{sorted(unknown)[0]}", "unknown threshold",
+                             f"use only {', '.join(values)}")
+        if values["session_gap_seconds"] <= 0:
+            raise self.error("thresholds.session_gap_seconds", "must be above 0", "use a positive number of seconds")
+        return Thresholds(**values)
+
+    def warehouse(self, doc: dict) -> WarehouseSettings:
+        retention = doc.get("retention_days", 365)
+        if retention is not None:
+            retention = int(self.number(retention, "warehouse.retention_days", low=1, integer=True))
+        compress = int(self.number(doc.get("compress_after_days", 7), "warehouse.compress_after_days", low=1,
+                                   integer=True))
+        return WarehouseSettings(retention, compress)
+
+
+def _polygon_area(pts: list[tuple[float, float]]) -> float:
+    return 0.5 * abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1], strict=True)))
+
+
+def _self_intersection(pts: list[tuple[float, float]]) -> tuple[int, int] | None:
+    """The first pair of non-adjacent edges that touch or cross, or None for a simple polygon."""
+    n = len(pts)
+    edges = [(pts[i], pts[(i + 1) % n]) for i in range(n)]
+
+    def orient(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    def on_segment(a, b, c) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+    def touch(p1, p2, q1, q2) -> bool:
+        d1, d2, d3, d4 = orient(q1, q2, p1), orient(q1, q2, p2), orient(p1, p2, q1), orient(p1, p2, q2)
+        if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
+            return True
+        return ((d1 == 0 and on_segment(q1, q2, p1)) or (d2 == 0 and on_segment(q1, q2, p2))
+                or (d3 == 0 and on_segment(p1, p2, q1)) or (d4 == 0 and on_segment(p1, p2, q2)))
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # adjacent edges share a corner by construction
+            if touch(*edges[i], *edges[j]):
+                return i, j
+    return None
