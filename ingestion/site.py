@@ -144,13 +144,17 @@ class Site:
         if not self.is_workday(day):
             return []
         s = self.schedule
-        cursor = self.local_datetime(day, s.work_start)
-        intervals = []
-        for brk in sorted(s.breaks, key=lambda b: b.start):
-            b_start = self.local_datetime(day, brk.start)
-            intervals.append((cursor, b_start))
-            cursor = b_start + timedelta(minutes=brk.minutes)
-        intervals.append((cursor, self.local_datetime(day, s.work_end)))
+        wall = [s.work_start]
+        for brk in s.breaks:  # sorted at load
+            wall += [brk.start, (datetime.combine(day, brk.start) + timedelta(minutes=brk.minutes)).time()]
+        wall.append(s.work_end)
+        # On a DST day a wall time can be skipped (mapped past a later one) or repeated; a running maximum
+        # keeps the boundaries in order, so such a day just has less (or more) working time.
+        bounds: list[datetime] = []
+        for at in wall:
+            utc = self.local_datetime(day, at)
+            bounds.append(max(utc, bounds[-1]) if bounds else utc)
+        intervals = list(zip(bounds[::2], bounds[1::2], strict=True))
         return [(a, b) for a, b in intervals if b > a]
 
     def index_timeline(self, day: date) -> list[IndexBlock]:
@@ -170,7 +174,7 @@ class Site:
 
         def to_wall(offset_us: int, *, as_end: bool) -> datetime:
             remaining = offset_us
-            for (a, b), length in zip(intervals, us, strict=True):
+            for (a, _end), length in zip(intervals, us, strict=True):
                 # An end boundary exactly at an interval's end belongs to that interval (before the break);
                 # a start boundary there belongs to the next interval (after the break).
                 if remaining < length or (as_end and remaining == length):
@@ -198,8 +202,12 @@ def load_site(path: str | Path | None = None) -> Site:
     """Load and validate a site file. Raises SiteConfigError naming file, key and fix."""
     p = site_path(path)
     if not p.is_file():
-        raise SiteConfigError(p, "<file>", "the site file does not exist",
-                              "create it (see site.yaml in the repository) or point SIGHTLINE_SITE at one")
+        raise SiteConfigError(
+            p,
+            "<file>",
+            "the site file does not exist",
+            "create it (see site.yaml in the repository) or point SIGHTLINE_SITE at one",
+        )
     try:
         doc = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
@@ -216,22 +224,32 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise v.error("site.timezone", f"unknown timezone {tz_name!r}",
-                      "use an IANA name such as Asia/Bangkok or Europe/Berlin") from exc
+        raise v.error(
+            "site.timezone",
+            f"unknown timezone {tz_name!r}",
+            "use an IANA name such as Asia/Bangkok or Europe/Berlin",
+        ) from exc
 
-    cameras = tuple(v.camera(c, f"cameras[{i}]") for i, c in enumerate(v.sequence(v.required(doc, "cameras"),
-                                                                                 "cameras", min_len=1)))
+    cameras = tuple(
+        v.camera(c, f"cameras[{i}]")
+        for i, c in enumerate(v.sequence(v.required(doc, "cameras"), "cameras", min_len=1))
+    )
     v.unique([c.id for c in cameras], "cameras", "id")
     by_id = {c.id: c for c in cameras}
-    zones = tuple(v.zone(z, f"zones[{i}]", by_id) for i, z in enumerate(v.sequence(doc.get("zones", []), "zones")))
+    zones = tuple(
+        v.zone(z, f"zones[{i}]", by_id) for i, z in enumerate(v.sequence(doc.get("zones", []), "zones"))
+    )
     v.unique([z.id for z in zones], "zones", "id")
     schedule = v.schedule(v.mapping(v.required(doc, "schedule"), "schedule"))
     thresholds = v.thresholds(v.mapping(doc.get("thresholds", {}) or {}, "thresholds"))
     warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
     unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse"}
     if unknown:
-        raise v.error(sorted(unknown)[0], "unknown top-level key",
-                      "use only site, cameras, zones, schedule, thresholds and warehouse")
+        raise v.error(
+            sorted(unknown)[0],
+            "unknown top-level key",
+            "use only site, cameras, zones, schedule, thresholds and warehouse",
+        )
     return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path))
 
 
@@ -250,14 +268,18 @@ class _Validator:
 
     def mapping(self, value: Any, key: str) -> dict:
         if not isinstance(value, dict):
-            raise self.error(key, f"expected a mapping, got {type(value).__name__}", "write it as `key: value` pairs")
+            raise self.error(
+                key, f"expected a mapping, got {type(value).__name__}", "write it as `key: value` pairs"
+            )
         return value
 
     def sequence(self, value: Any, key: str, min_len: int = 0) -> list:
         if not isinstance(value, list):
             raise self.error(key, f"expected a list, got {type(value).__name__}", "write it as a YAML list")
         if len(value) < min_len:
-            raise self.error(key, f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}", "add entries")
+            raise self.error(
+                key, f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}", "add entries"
+            )
         return value
 
     def string(self, value: Any, key: str) -> str:
@@ -268,12 +290,22 @@ class _Validator:
     def ident(self, value: Any, key: str) -> str:
         value = self.string(value, key)
         if not _ID_PATTERN.match(value):
-            raise self.error(key, f"{value!r} is not a valid id",
-                             "use 1-64 letters, digits, '_' or '-' (ids end up in table rows and file names)")
+            raise self.error(
+                key,
+                f"{value!r} is not a valid id",
+                "use 1-64 letters, digits, '_' or '-' (ids end up in table rows and file names)",
+            )
         return value
 
-    def number(self, value: Any, key: str, *, low: float | None = None, high: float | None = None,
-               integer: bool = False) -> float:
+    def number(
+        self,
+        value: Any,
+        key: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        integer: bool = False,
+    ) -> float:
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
@@ -317,20 +349,35 @@ class _Validator:
         zid = self.ident(self.required(doc, "id", key), f"{key}.id")
         cam_id = self.string(self.required(doc, "camera", key), f"{key}.camera")
         if cam_id not in cameras:
-            raise self.error(f"{key}.camera", f"zone {zid} names unknown camera {cam_id!r}",
-                             f"use one of the cameras defined under `cameras`: {', '.join(cameras)}")
+            raise self.error(
+                f"{key}.camera",
+                f"zone {zid} names unknown camera {cam_id!r}",
+                f"use one of the cameras defined under `cameras`: {', '.join(cameras)}",
+            )
         ztype = self.string(self.required(doc, "type", key), f"{key}.type")
         if ztype not in ZONE_TYPES:
-            raise self.error(f"{key}.type", f"unknown zone type {ztype!r}", f"use one of {', '.join(ZONE_TYPES)}")
+            raise self.error(
+                f"{key}.type", f"unknown zone type {ztype!r}", f"use one of {', '.join(ZONE_TYPES)}"
+            )
         polygon = self.polygon(self.required(doc, "polygon", key), f"{key}.polygon", cameras[cam_id])
         min_w = int(self.number(doc.get("min_workers", 0), f"{key}.min_workers", low=0, integer=True))
-        max_w = int(self.number(doc.get("max_workers", max(min_w, 1)), f"{key}.max_workers", low=0, integer=True))
+        max_w = int(
+            self.number(doc.get("max_workers", max(min_w, 1)), f"{key}.max_workers", low=0, integer=True)
+        )
         if max_w < min_w:
-            raise self.error(f"{key}.max_workers", f"max_workers {max_w} is below min_workers {min_w}",
-                             "make max_workers at least min_workers")
+            raise self.error(
+                f"{key}.max_workers",
+                f"max_workers {max_w} is below min_workers {min_w}",
+                "make max_workers at least min_workers",
+            )
         return Zone(
-            id=zid, camera=cam_id, name=self.string(doc.get("name", zid), f"{key}.name"), type=ztype,
-            polygon=polygon, min_workers=min_w, max_workers=max_w,
+            id=zid,
+            camera=cam_id,
+            name=self.string(doc.get("name", zid), f"{key}.name"),
+            type=ztype,
+            polygon=polygon,
+            min_workers=min_w,
+            max_workers=max_w,
             alert_on_empty=self.boolean(doc.get("alert_on_empty", True), f"{key}.alert_on_empty"),
             alert_on_overflow=self.boolean(doc.get("alert_on_overflow", True), f"{key}.alert_on_overflow"),
         )
@@ -338,26 +385,44 @@ class _Validator:
     def polygon(self, value: Any, key: str, camera: Camera) -> tuple[tuple[float, float], ...]:
         pts = self.sequence(value, key)
         if len(pts) < 3:
-            raise self.error(key, f"a polygon needs at least 3 points, got {len(pts)}",
-                             "list the zone's corners as [[x, y], ...] with 3 or more points")
+            raise self.error(
+                key,
+                f"a polygon needs at least 3 points, got {len(pts)}",
+                "list the zone's corners as [[x, y], ...] with 3 or more points",
+            )
         out = []
         for i, pt in enumerate(pts):
-            if (not isinstance(pt, list | tuple) or len(pt) != 2
-                    or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in pt)):
-                raise self.error(f"{key}[{i}]", f"expected an [x, y] pair of numbers, got {pt!r}",
-                                 "write each corner as [x, y] in pixels")
+            if (
+                not isinstance(pt, list | tuple)
+                or len(pt) != 2
+                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in pt)
+            ):
+                raise self.error(
+                    f"{key}[{i}]",
+                    f"expected an [x, y] pair of numbers, got {pt!r}",
+                    "write each corner as [x, y] in pixels",
+                )
             x, y = float(pt[0]), float(pt[1])
             if not (0 <= x <= camera.width and 0 <= y <= camera.height):
-                raise self.error(f"{key}[{i}]", f"point ({x:g}, {y:g}) lies outside camera {camera.id}'s "
-                                 f"{camera.width}x{camera.height} frame", "use pixel coordinates inside the frame")
+                raise self.error(
+                    f"{key}[{i}]",
+                    f"point ({x:g}, {y:g}) lies outside camera {camera.id}'s "
+                    f"{camera.width}x{camera.height} frame",
+                    "use pixel coordinates inside the frame",
+                )
             out.append((x, y))
         if _polygon_area(out) == 0:
-            raise self.error(key, "the polygon has zero area (its points are collinear)", "use distinct corners")
+            raise self.error(
+                key, "the polygon has zero area (its points are collinear)", "use distinct corners"
+            )
         crossing = _self_intersection(out)
         if crossing is not None:
             i, j = crossing
-            raise self.error(key, f"the polygon intersects itself (edge {i} crosses edge {j})",
-                             "list the corners in order around the zone, clockwise or anticlockwise")
+            raise self.error(
+                key,
+                f"the polygon intersects itself (edge {i} crosses edge {j})",
+                "list the corners in order around the zone, clockwise or anticlockwise",
+            )
         return tuple(out)
 
     def schedule(self, doc: dict) -> Schedule:
@@ -365,29 +430,46 @@ class _Validator:
         workdays = []
         for i, d in enumerate(days):
             if not isinstance(d, str) or d.lower()[:3] not in WEEKDAYS:
-                raise self.error(f"schedule.workdays[{i}]", f"unknown weekday {d!r}", f"use {', '.join(WEEKDAYS)}")
+                raise self.error(
+                    f"schedule.workdays[{i}]", f"unknown weekday {d!r}", f"use {', '.join(WEEKDAYS)}"
+                )
             workdays.append(WEEKDAYS.index(d.lower()[:3]))
         start = self.clock(self.required(doc, "work_start", "schedule"), "schedule.work_start")
         end = self.clock(self.required(doc, "work_end", "schedule"), "schedule.work_end")
         if end <= start:
-            raise self.error("schedule.work_end", f"work_end {end:%H:%M} is not after work_start {start:%H:%M}",
-                             "shifts that cross midnight are not supported; end the day after it starts")
+            raise self.error(
+                "schedule.work_end",
+                f"work_end {end:%H:%M} is not after work_start {start:%H:%M}",
+                "shifts that cross midnight are not supported; end the day after it starts",
+            )
         breaks = []
         for i, b in enumerate(self.sequence(doc.get("breaks", []) or [], "schedule.breaks")):
             key = f"schedule.breaks[{i}]"
             b = self.mapping(b, key)
             b_start = self.clock(self.required(b, "start", key), f"{key}.start")
-            minutes = int(self.number(self.required(b, "minutes", key), f"{key}.minutes", low=1, integer=True))
+            minutes = int(
+                self.number(self.required(b, "minutes", key), f"{key}.minutes", low=1, integer=True)
+            )
             b_end_min = b_start.hour * 60 + b_start.minute + minutes
             if b_start <= start or b_end_min >= end.hour * 60 + end.minute:
-                raise self.error(key, f"the break {b_start:%H:%M}+{minutes}min is outside working hours "
-                                 f"{start:%H:%M}-{end:%H:%M}", "move the break strictly inside working hours")
+                raise self.error(
+                    key,
+                    f"the break {b_start:%H:%M}+{minutes}min is outside working hours "
+                    f"{start:%H:%M}-{end:%H:%M}",
+                    "move the break strictly inside working hours",
+                )
             breaks.append(Break(b_start, minutes))
         breaks.sort(key=lambda b: b.start)
         for prev, nxt in zip(breaks, breaks[1:], strict=False):
-            if prev.start.hour * 60 + prev.start.minute + prev.minutes >= nxt.start.hour * 60 + nxt.start.minute:
-                raise self.error("schedule.breaks", f"breaks at {prev.start:%H:%M} and {nxt.start:%H:%M} overlap "
-                                 "or touch", "merge them into one break or move one")
+            if (
+                prev.start.hour * 60 + prev.start.minute + prev.minutes
+                >= nxt.start.hour * 60 + nxt.start.minute
+            ):
+                raise self.error(
+                    "schedule.breaks",
+                    f"breaks at {prev.start:%H:%M} and {nxt.start:%H:%M} overlap or touch",
+                    "merge them into one break or move one",
+                )
         indices = int(self.number(doc.get("indices", 1), "schedule.indices", low=1, high=1000, integer=True))
         return Schedule(tuple(sorted(set(workdays))), start, end, tuple(breaks), indices)
 
@@ -396,27 +478,36 @@ class _Validator:
         values = {}
         for name in defaults.__dataclass_fields__:
             high = 1.0 if name == "idle_motion_score" else None
-            values[name] = float(self.number(doc.get(name, getattr(defaults, name)), f"thresholds.{name}",
-                                             low=0, high=high))
+            values[name] = float(
+                self.number(doc.get(name, getattr(defaults, name)), f"thresholds.{name}", low=0, high=high)
+            )
         unknown = set(doc) - set(values)
         if unknown:
-            raise self.error(f"thresholds.{sorted(unknown)[0]}", "unknown threshold",
-                             f"use only {', '.join(values)}")
+            raise self.error(
+                f"thresholds.{sorted(unknown)[0]}", "unknown threshold", f"use only {', '.join(values)}"
+            )
         if values["session_gap_seconds"] <= 0:
-            raise self.error("thresholds.session_gap_seconds", "must be above 0", "use a positive number of seconds")
+            raise self.error(
+                "thresholds.session_gap_seconds", "must be above 0", "use a positive number of seconds"
+            )
         return Thresholds(**values)
 
     def warehouse(self, doc: dict) -> WarehouseSettings:
         retention = doc.get("retention_days", 365)
         if retention is not None:
             retention = int(self.number(retention, "warehouse.retention_days", low=1, integer=True))
-        compress = int(self.number(doc.get("compress_after_days", 7), "warehouse.compress_after_days", low=1,
-                                   integer=True))
+        compress = int(
+            self.number(
+                doc.get("compress_after_days", 7), "warehouse.compress_after_days", low=1, integer=True
+            )
+        )
         return WarehouseSettings(retention, compress)
 
 
 def _polygon_area(pts: list[tuple[float, float]]) -> float:
-    return 0.5 * abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1], strict=True)))
+    return 0.5 * abs(
+        sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1], strict=True))
+    )
 
 
 def _self_intersection(pts: list[tuple[float, float]]) -> tuple[int, int] | None:
@@ -434,8 +525,12 @@ def _self_intersection(pts: list[tuple[float, float]]) -> tuple[int, int] | None
         d1, d2, d3, d4 = orient(q1, q2, p1), orient(q1, q2, p2), orient(p1, p2, q1), orient(p1, p2, q2)
         if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 and d2 and d3 and d4:
             return True
-        return ((d1 == 0 and on_segment(q1, q2, p1)) or (d2 == 0 and on_segment(q1, q2, p2))
-                or (d3 == 0 and on_segment(p1, p2, q1)) or (d4 == 0 and on_segment(p1, p2, q2)))
+        return (
+            (d1 == 0 and on_segment(q1, q2, p1))
+            or (d2 == 0 and on_segment(q1, q2, p2))
+            or (d3 == 0 and on_segment(p1, p2, q1))
+            or (d4 == 0 and on_segment(p1, p2, q2))
+        )
 
     for i in range(n):
         for j in range(i + 1, n):

@@ -23,8 +23,10 @@ def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: Sequence[tuple[fl
     return inside
 
 
-def assign_zones(zones: Sequence[Zone], x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Zone id (or None) per bbox given as top-left x, y and size w, h. Overlaps go to the first zone listed."""
+def assign_zones(
+    zones: Sequence[Zone], x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray
+) -> np.ndarray:
+    """Zone id (or None) per bbox given as top-left x, y and size w, h; overlaps go to the first zone."""
     px = np.asarray(x, dtype=np.float64) + np.asarray(w, dtype=np.float64) / 2.0
     py = np.asarray(y, dtype=np.float64) + np.asarray(h, dtype=np.float64)
     out = np.full(px.shape, None, dtype=object)

@@ -7,6 +7,7 @@ user postgres; set SIGHTLINE_TEST_PG_ADMIN_URL to use another.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ from ingestion.site import Site, load_site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# A server with timescaledb preloaded (e.g. a second local cluster: see README, "TimescaleDB").
+TIMESCALE_URL = os.environ.get(
+    "SIGHTLINE_TEST_TIMESCALE_URL", "postgresql://postgres@127.0.0.1:5433/postgres"
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,28 +31,58 @@ def site() -> Site:
     return load_site(REPO_ROOT / "site.yaml")
 
 
-def _admin() -> psycopg.Connection:
+def _admin(admin_url: str = ADMIN_URL) -> psycopg.Connection:
     try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+        return psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # a missing server is a failure, not a skip: CI must start it
         raise RuntimeError(
-            f"cannot reach PostgreSQL at {ADMIN_URL} ({exc}); start it (`.ci/run` does) "
+            f"cannot reach PostgreSQL at {admin_url} ({exc}); start it (`.ci/run` does) "
             "or set SIGHTLINE_TEST_PG_ADMIN_URL"
         ) from exc
 
 
-def create_database(prefix: str = "sightline_test") -> str:
+def create_database(prefix: str = "sightline_test", admin_url: str = ADMIN_URL) -> str:
     """Create an empty database and return its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with _admin() as conn:
+    with _admin(admin_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def drop_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with _admin() as conn:
+    server, name = url.rsplit("/", 1)
+    with _admin(f"{server}/postgres") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@functools.cache
+def timescale_missing_reason() -> str | None:
+    """Why the TimescaleDB tests cannot run here, or None when a server with the extension answers."""
+    try:
+        with psycopg.connect(TIMESCALE_URL, autocommit=True, connect_timeout=3) as conn:
+            preloaded = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+            if "timescaledb" not in preloaded:
+                return f"the server at {TIMESCALE_URL} does not preload timescaledb"
+    except psycopg.OperationalError as exc:
+        return (
+            f"no TimescaleDB server at {TIMESCALE_URL} ({str(exc).strip().splitlines()[0]}); "
+            "build the extension and start a cluster with it (README, 'TimescaleDB'), "
+            "or set SIGHTLINE_TEST_TIMESCALE_URL"
+        )
+    return None
+
+
+@pytest.fixture
+def timescale_url() -> Iterator[str]:
+    """A fresh database on the TimescaleDB server; skips with the reason where there is none."""
+    reason = timescale_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    url = create_database("sightline_tsdb", TIMESCALE_URL)
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 @pytest.fixture
@@ -65,14 +100,27 @@ def duckdb_url(tmp_path: Path) -> str:
     return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
+def _warehouse(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "duckdb":
+        yield f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+        return
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Both backends, one test each."""
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    yield from _warehouse(request.param, tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "postgres", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
+def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every landing path: DuckDB, partitioned PostgreSQL and (where available) the TimescaleDB hypertable."""
+    if request.param == "timescaledb":
+        yield request.getfixturevalue("timescale_url")
     else:
-        url = create_database()
-        try:
-            yield url
-        finally:
-            drop_database(url)
+        yield from _warehouse(request.param, tmp_path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
@@ -51,8 +51,12 @@ class Warehouse(ABC):
         camera_id: str | None = None,
         window: tuple[datetime, datetime] | None = None,
         camera_health: pl.DataFrame | None = None,
+        allowed_lateness: timedelta | None = None,
     ) -> LandingResult:
-        """Land one batch exactly once. `window` [start, end) bounds the rows' ts (outside: rejected)."""
+        """Land one batch exactly once. `window` [start, end) bounds the rows' ts (outside: rejected).
+
+        With `allowed_lateness`, rows older than the camera's watermark minus it still land, and their
+        (camera_id, local day) is recorded in raw.days_to_rebuild."""
 
     @abstractmethod
     def replace_partition(

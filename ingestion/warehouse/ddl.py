@@ -1,0 +1,256 @@
+"""Table definitions of the `raw` and `ref` schemas, in one place, rendered for PostgreSQL or DuckDB.
+
+The detection and camera-health columns come from `ingestion.schema`; the ledger, dead letters,
+watermarks and reference tables are declared here. Types are written as PostgreSQL types and mapped to
+DuckDB's names. Every table and its key columns carry a comment a BI or data engineer can read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingestion.schema import CAMERA_HEALTH_COLUMNS, CAMERA_HEALTH_KEY, DETECTION_COLUMNS, DETECTION_KEY
+
+SCHEMAS = ("raw", "ref", "analytics")
+
+_DUCKDB_TYPES = {
+    "timestamptz": "TIMESTAMPTZ",
+    "text": "VARCHAR",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "real": "REAL",
+    "double precision": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str
+    nullable: bool = False
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    comment: str = ""
+    column_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_names", tuple(c.name for c in self.columns))
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def create_sql(self, backend: str, *, unique_key: bool = True, suffix: str = "") -> str:
+        """CREATE TABLE IF NOT EXISTS; `unique_key=False` leaves out the primary key (see DETECTIONS)."""
+        lines = []
+        for c in self.columns:
+            sql_type = c.pg_type if backend == "postgres" else _DUCKDB_TYPES[c.pg_type]
+            lines.append(f"{c.name} {sql_type}{'' if c.nullable else ' NOT NULL'}")
+        if self.primary_key and unique_key:
+            lines.append(f"PRIMARY KEY ({', '.join(self.primary_key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n    " + ",\n    ".join(lines) + f"\n){suffix}"
+
+    def comment_sql(self) -> list[str]:
+        """COMMENT ON statements (same syntax on both backends). Literals are our own constants."""
+        out = [f"COMMENT ON TABLE {self.qualified} IS '{_quote(self.comment)}'"]
+        out += [
+            f"COMMENT ON COLUMN {self.qualified}.{c.name} IS '{_quote(c.comment)}'"
+            for c in self.columns
+            if c.comment
+        ]
+        return out
+
+    def pg_copy_columns(self) -> list[tuple[str, str]]:
+        return [(c.name, c.pg_type) for c in self.columns]
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+_DETECTION_COMMENTS = {
+    "ts": "frame capture time (UTC)",
+    "camera_id": "camera that saw it; one of ref.cameras",
+    "frame_idx": "frame number within the source",
+    "track_id": "tracker id, unique per camera per day at least",
+    "class_id": "COCO class id; 0 = person",
+    "confidence": "detector confidence 0..1",
+    "x": "bbox left, pixels",
+    "y": "bbox top, pixels",
+    "w": "bbox width, pixels",
+    "h": "bbox height, pixels",
+    "zone_id": "zone (ref.zones) holding the bbox bottom-centre; null outside all zones",
+    "motion_score": "share of moving pixels inside the bbox, 0..1",
+    "worker_id": "identity from upstream when known",
+    "batch_id": "ingest batch (raw.ingest_batches) that landed the row",
+}
+
+DETECTIONS = Table(
+    "raw",
+    "detections",
+    tuple(
+        Column(name, spec[1], spec[3], _DETECTION_COMMENTS.get(name, ""))
+        for name, spec in DETECTION_COLUMNS.items()
+    ),
+    DETECTION_KEY,
+    "One row per tracked object per processed frame, landed exactly once per ingest batch. "
+    "Unique on (camera_id, ts, track_id). Timestamps UTC; days are site-local.",
+)
+
+CAMERA_HEALTH = Table(
+    "raw",
+    "camera_health",
+    tuple(Column(name, spec[1], spec[3]) for name, spec in CAMERA_HEALTH_COLUMNS.items()),
+    CAMERA_HEALTH_KEY,
+    "What each camera delivered per 10 s window (frames read/processed/dropped, decode errors, latency). "
+    "Zero detections is not zero health: a missing window is downtime.",
+)
+
+INGEST_BATCHES = Table(
+    "raw",
+    "ingest_batches",
+    (
+        Column("batch_id", "text", comment="producer-chosen id; a replayed id is skipped"),
+        Column("source", "text", comment="simulator, detection_log, video, stream, ..."),
+        Column("camera_id", "text", True),
+        Column("window_start", "timestamptz", True, "the batch's [start, end) bound on ts"),
+        Column("window_end", "timestamptz", True),
+        Column("row_count", "bigint", comment="detection rows landed by this batch"),
+        Column("rejected_count", "bigint", comment="rows of this batch sent to raw.rejected_detections"),
+        Column("health_rows", "bigint", comment="camera_health rows landed by this batch"),
+        Column("status", "text", comment="committed, or replaced once replace_partition took over its rows"),
+        Column("committed_at", "timestamptz"),
+    ),
+    ("batch_id",),
+    "The landing ledger: one row per committed batch, written in the same transaction as its rows, "
+    "which makes landing exactly-once.",
+)
+
+REJECTED_DETECTIONS = Table(
+    "raw",
+    "rejected_detections",
+    (
+        Column("received_at", "timestamptz"),
+        Column("source", "text"),
+        Column("camera_id", "text", True),
+        Column("batch_id", "text", True),
+        Column("payload", "text", comment="the rejected row or message as received (JSON for rows)"),
+        Column("reason", "text", comment="the rule(s) it broke"),
+    ),
+    (),
+    "Dead letters: input that did not become rows, with the reason. Nothing is dropped silently.",
+)
+
+CAMERA_WATERMARKS = Table(
+    "raw",
+    "camera_watermarks",
+    (
+        Column("camera_id", "text"),
+        Column("max_event_ts", "timestamptz", comment="latest detection ts landed for the camera"),
+        Column("updated_at", "timestamptz"),
+    ),
+    ("camera_id",),
+    "Event-time watermark per camera, advanced in the same transaction as each landing.",
+)
+
+DAYS_TO_REBUILD = Table(
+    "raw",
+    "days_to_rebuild",
+    (
+        Column("camera_id", "text"),
+        Column("day", "date", comment="site-local day whose derived tables are stale"),
+        Column("reason", "text"),
+        Column("marked_at", "timestamptz"),
+    ),
+    ("camera_id", "day"),
+    "Camera-days that received late data (older than watermark - allowed lateness) after they were "
+    "built; orchestration rebuilds them and clears the row.",
+)
+
+CAMERAS = Table(
+    "ref",
+    "cameras",
+    (
+        Column("camera_id", "text"),
+        Column("name", "text"),
+        Column("source", "text"),
+        Column("width", "integer"),
+        Column("height", "integer"),
+        Column("fps", "double precision"),
+    ),
+    ("camera_id",),
+    "Cameras of the site, loaded from the site config by `sightline db setup`.",
+)
+
+ZONES = Table(
+    "ref",
+    "zones",
+    (
+        Column("zone_id", "text"),
+        Column("camera_id", "text"),
+        Column("name", "text"),
+        Column("zone_type", "text", comment="work_area | inspection | break_area | restricted"),
+        Column("polygon", "text", comment="JSON [[x, y], ...] in the camera's pixels"),
+        Column("min_workers", "integer"),
+        Column("max_workers", "integer"),
+        Column("alert_on_empty", "boolean"),
+        Column("alert_on_overflow", "boolean"),
+    ),
+    ("zone_id",),
+    "Zones of each camera, loaded from the site config.",
+)
+
+INDEX_TIMELINE = Table(
+    "ref",
+    "index_timeline",
+    (
+        Column("date", "date", comment="site-local day"),
+        Column("index_number", "integer", comment="1..schedule.indices"),
+        Column("scheduled_start", "timestamptz"),
+        Column("scheduled_end", "timestamptz", comment="exclusive; includes any break the block meets"),
+        Column("working_seconds", "double precision", comment="equal for every block of a day"),
+    ),
+    ("date", "index_number"),
+    "The working time of each workday cut into equal index blocks. Filled for every day that has landed "
+    "data (and on demand); regenerated for existing days by setup when the schedule changes.",
+)
+
+SITE = Table(
+    "ref",
+    "site",
+    (
+        Column("name", "text"),
+        Column("timezone", "text"),
+        Column("work_start", "text", comment="local HH:MM"),
+        Column("work_end", "text"),
+        Column("indices", "integer"),
+        Column("idle_motion_score", "double precision"),
+        Column("session_gap_seconds", "double precision"),
+        Column("min_session_seconds", "double precision"),
+        Column("excessive_idle_seconds", "double precision"),
+        Column("overflow_seconds", "double precision"),
+        Column("empty_seconds", "double precision"),
+    ),
+    (),
+    "One row: the site's name, timezone, schedule and thresholds, for SQL models to join.",
+)
+
+RAW_TABLES = (
+    DETECTIONS,
+    CAMERA_HEALTH,
+    INGEST_BATCHES,
+    REJECTED_DETECTIONS,
+    CAMERA_WATERMARKS,
+    DAYS_TO_REBUILD,
+)
+REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE)

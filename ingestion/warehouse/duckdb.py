@@ -1,0 +1,114 @@
+"""DuckDB backend: the embedded default (`duckdb:///path/to/file.duckdb`, `duckdb:///:memory:`).
+
+Frames land through Arrow: the polars frame is registered as a view (zero copy) and inserted with one
+INSERT ... SELECT. raw.detections has no unique index here (an ART index over every detection costs more
+than it protects in a single-writer embedded file); the unique key is enforced by the landing layer
+instead, with an anti-join against the rows already stored in the batch's time range.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ingestion.site import Site
+from ingestion.warehouse import ddl
+from ingestion.warehouse.landing import SqlWarehouse
+
+_view_ids = itertools.count()
+
+
+class DuckDBWarehouse(SqlWarehouse):
+    backend = "duckdb"
+    placeholder = "?"
+
+    def __init__(self, url: str, site: Site):
+        super().__init__(url, site)
+        if not url.startswith("duckdb:///"):
+            raise ValueError(f"DuckDB URL must look like duckdb:///path/to/file.duckdb, got {url!r}")
+        path = url[len("duckdb:///") :]
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.con = duckdb.connect(path)
+        self.con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back as UTC datetimes
+
+    # ------------------------------------------------------------------ primitives
+
+    def _execute(self, sql: str, params: tuple | list | None = None) -> None:
+        self.con.execute(sql, params)
+
+    def _fetch(self, sql: str, params: tuple | list | None = None) -> list[tuple]:
+        return self.con.execute(sql, params).fetchall()
+
+    def _begin(self) -> None:
+        self.con.begin()
+
+    def _commit(self) -> None:
+        self.con.commit()
+
+    def _rollback(self) -> None:
+        self.con.rollback()
+
+    def _with_view(self, frame: pl.DataFrame, sql: str, params: tuple | list | None = None) -> list[tuple]:
+        """Run `sql` with `{view}` naming the frame, registered through Arrow (no copy, no row loop)."""
+        name = f"__sightline_frame_{next(_view_ids)}"
+        self.con.register(name, frame.to_arrow())
+        try:
+            return self.con.execute(sql.replace("{view}", name), params).fetchall()
+        finally:
+            self.con.unregister(name)
+
+    def _insert_frame(self, table: ddl.Table, frame: pl.DataFrame) -> None:
+        cols = ", ".join(table.column_names)
+        self._with_view(
+            frame.select(table.column_names),
+            f"INSERT INTO {table.qualified} ({cols}) SELECT {cols} FROM {{view}}",
+        )
+
+    def _upsert_frame(self, table: ddl.Table, frame: pl.DataFrame) -> None:
+        cols = ", ".join(table.column_names)
+        self._with_view(
+            frame.select(table.column_names),
+            f"INSERT OR REPLACE INTO {table.qualified} ({cols}) SELECT {cols} FROM {{view}}",
+        )
+
+    def _insert_detections(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.height == 0:
+            return frame
+        # Rows whose key is already stored; the ts bounds let DuckDB skip row groups outside the batch.
+        indexed = frame.with_row_index("__row")
+        lo, hi = frame["ts"].min(), frame["ts"].max()
+        hits = self._with_view(
+            indexed.select("__row", "camera_id", "ts", "track_id"),
+            "SELECT b.__row FROM {view} b JOIN raw.detections d "
+            "ON d.camera_id = b.camera_id AND d.ts = b.ts AND d.track_id = b.track_id "
+            "WHERE d.ts BETWEEN ? AND ?",
+            (lo, hi),
+        )
+        if hits:
+            landed = pl.Series("__row", [r[0] for r in hits], dtype=pl.UInt32)
+            already = indexed.filter(pl.col("__row").is_in(landed.implode())).drop("__row")
+            frame = indexed.filter(~pl.col("__row").is_in(landed.implode())).drop("__row")
+        else:
+            already = frame.clear()
+        self._insert_frame(ddl.DETECTIONS, frame)
+        return already
+
+    def _create_tables(self) -> None:
+        with self._transaction():
+            for schema in ddl.SCHEMAS:
+                self._execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for table in ddl.RAW_TABLES + ddl.REF_TABLES:
+                self._execute(table.create_sql("duckdb", unique_key=table is not ddl.DETECTIONS))
+                for statement in table.comment_sql():
+                    self._execute(statement)
+
+    def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
+        return self.con.execute(sql, params).pl()
+
+    def close(self) -> None:
+        self.con.close()
