@@ -1,0 +1,336 @@
+"""Run the SQLMesh project in `transforms/` against the warehouse: the Python API behind
+`sightline transform` and the Dagster assets.
+
+    result = build_marts("duckdb:///data/warehouse.duckdb", date(2025, 1, 15), date(2025, 1, 16))
+
+Days are site-local and `end` is exclusive. SQLMesh keeps hourly intervals in UTC; a site-local day is
+the 24 (23/25 across DST) hourly intervals between two local midnights, always planned and restated as
+a whole (see transforms/README.md). Thresholds, the timezone and the working schedule reach the models
+as SQLMesh variables built from the site config, so no model holds a literal threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingestion.schema import HEALTH_WINDOW_SECONDS
+from ingestion.site import Site, load_site
+from ingestion.warehouse import resolve_url
+
+if TYPE_CHECKING:  # sqlmesh is heavy: imported inside the functions that need it
+    from sqlmesh import Context
+    from sqlmesh.core.config import Config
+
+TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
+# The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
+MART_MODELS = (
+    "analytics.stg_detections",
+    "analytics.sessions",
+    "analytics.zone_presence",
+    "analytics.zone_occupancy_minutely",
+    "analytics.anomalies",
+    "analytics.index_records",
+    "analytics.performance_metrics",
+    "analytics.daily_zone_stats",
+    "analytics.daily_camera_stats",
+    "analytics.heatmap_hourly",
+    "analytics.dashboard",
+)
+# Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
+TIME_COLUMNS = {
+    "analytics.sessions": "entry_time",
+    "analytics.zone_presence": "segment_start",
+    "analytics.zone_occupancy_minutely": "minute_start",
+    "analytics.anomalies": "ts",
+    "analytics.index_records": "scheduled_start",
+    "analytics.performance_metrics": "period_start",
+    "analytics.daily_zone_stats": "day_start",
+    "analytics.daily_camera_stats": "day_start",
+    "analytics.heatmap_hourly": "hour_start",
+}
+# Project defaults that are not site thresholds (overridable with SIGHTLINE_TRANSFORM_<NAME> variables).
+DEFAULT_SETTINGS = {
+    "session_lookahead_hours": 12,  # how far past a day's end a visit that started in the day is followed
+    "heatmap_cell_px": 40,  # heatmap grid cell size in pixels
+    "camera_down_seconds": 60,  # a camera delivering no frames this long in working time is an anomaly
+    "index_start_grace_seconds": 300,  # an index block whose first activity is later than this is delayed
+    "health_window_seconds": HEALTH_WINDOW_SECONDS,  # raw.camera_health window length
+}
+
+# Every incremental model declares `lookback 24` (hours): a run also recomputes the day before the first
+# day it builds.
+LOOKBACK_HOURS = 24
+
+log = logging.getLogger(__name__)
+# sqlglot warns on every EXTRACT(EPOCH FROM timestamptz) it transpiles; the models use it only in UTC.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+# SQLMesh logs every statement at INFO; its console already shows progress. Keep its warnings and errors.
+if logging.getLogger("sqlmesh").level == logging.NOTSET:
+    logging.getLogger("sqlmesh").setLevel(logging.WARNING)
+
+
+class _PlannedSkipFilter(logging.Filter):
+    """build_marts applies model changes with skip_backfill and then fills exactly the requested days;
+    SQLMesh's generic warning about skipping the backfill does not apply to that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Skipping the backfill stage")
+
+
+logging.getLogger("sqlmesh.core.console").addFilter(_PlannedSkipFilter())
+
+
+class TransformError(RuntimeError):
+    """A model or a blocking audit failed."""
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    model: str
+    audit: str
+    passed: bool
+    failures: int  # rows the audit query returned
+    blocking: bool = True
+
+
+@dataclass
+class TransformResult:
+    backend: str  # duckdb | postgres
+    start: date  # first site-local day built
+    end: date  # exclusive
+    restated: bool
+    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)  # model -> rows in [start, end) after the build
+    audits: list[AuditOutcome] = field(default_factory=list)
+
+    @property
+    def audits_passed(self) -> bool:
+        return all(a.passed for a in self.audits)
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def duckdb_path(url: str) -> str:
+    """The file of a duckdb:///path URL; relative paths are relative to the working directory."""
+    path = url.removeprefix("duckdb://")
+    path = path[1:] if path.startswith("/") and not path.startswith("//") else path[1:]
+    return str(Path(path).expanduser().resolve())
+
+
+def postgres_params(url: str | None) -> dict[str, Any]:
+    """Connection fields for SQLMesh from a postgresql:// URL, completed by the PG* variables."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(url) if url else {}
+    params = {
+        "host": parts.get("host") or os.environ.get("PGHOST", "127.0.0.1"),
+        "port": int(parts.get("port") or os.environ.get("PGPORT", 5432)),
+        "user": parts.get("user") or os.environ.get("PGUSER", "postgres"),
+        "password": parts.get("password") or os.environ.get("PGPASSWORD", ""),
+        "database": parts.get("dbname") or os.environ.get("PGDATABASE", "sightline"),
+    }
+    if parts.get("sslmode") or os.environ.get("PGSSLMODE"):
+        params["sslmode"] = parts.get("sslmode") or os.environ["PGSSLMODE"]
+    return params
+
+
+def backend_of(url: str) -> str:
+    if url.startswith("duckdb://"):
+        return "duckdb"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgres"
+    raise ValueError(f"unsupported warehouse URL {url!r}: use duckdb:///path.duckdb or "
+                     "postgresql://user@host/db "
+                     "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)")
+
+
+def sqlmesh_variables(site: Site) -> dict[str, Any]:
+    """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    th = site.thresholds
+    sched = site.schedule
+    # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
+    minutes = []
+    cursor = sched.work_start.hour * 60 + sched.work_start.minute
+    for brk in sched.breaks:
+        b_start = brk.start.hour * 60 + brk.start.minute
+        minutes.append([cursor, b_start])
+        cursor = b_start + brk.minutes
+    minutes.append([cursor, sched.work_end.hour * 60 + sched.work_end.minute])
+    settings = {name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
+                for name, default in DEFAULT_SETTINGS.items()}
+    return {
+        "timezone": site.timezone,
+        "idle_motion_score": th.idle_motion_score,
+        "session_gap_seconds": th.session_gap_seconds,
+        "min_session_seconds": th.min_session_seconds,
+        "excessive_idle_seconds": th.excessive_idle_seconds,
+        "overflow_seconds": th.overflow_seconds,
+        "empty_seconds": th.empty_seconds,
+        "workdays": list(sched.workdays),
+        "working_minutes": [m for m in minutes if m[1] > m[0]],
+        **settings,
+    }
+
+
+def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -> Config:
+    """The SQLMesh Config: gateways `duckdb` and `postgres`, the default one chosen by the warehouse URL.
+
+    State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
+    database. Credentials come only from the URL/environment.
+    """
+    from sqlmesh.core.config import (
+        Config,
+        DuckDBConnectionConfig,
+        GatewayConfig,
+        ModelDefaultsConfig,
+        PostgresConnectionConfig,
+    )
+
+    url = resolve_url(warehouse_url)
+    backend = backend_of(url)
+    site = site or load_site()
+    duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
+    gateways = {
+        "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
+            database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
+        "postgres": GatewayConfig(connection=PostgresConnectionConfig(
+            **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),
+    }
+    local_midnight = datetime.combine(date(2024, 1, 1), datetime.min.time(), tzinfo=site.tz).astimezone(UTC)
+    return Config(
+        gateways=gateways,
+        default_gateway=backend,
+        model_defaults=ModelDefaultsConfig(
+            dialect="duckdb",
+            # Hourly UTC intervals; the daily cron in the site timezone makes `sqlmesh run` process whole
+            # site-local days (the cron ticks at local midnight), and the start is a local midnight.
+            interval_unit="hour",
+            cron="@daily",
+            cron_tz=site.timezone,
+            start=local_midnight.strftime("%Y-%m-%d %H:%M:%S"),
+            # PostgreSQL plans the next model from table statistics: refresh them as soon as a model is built.
+            post_statements=(["@IF(@runtime_stage = 'evaluating', ANALYZE @this_model)"]
+                             if backend == "postgres" else None),
+        ),
+        variables=sqlmesh_variables(site),
+        disable_anonymized_analytics=True,
+    )
+
+
+def sqlmesh_context(warehouse_url: str | None = None, site: Site | None = None) -> Context:
+    """A SQLMesh Context over transforms/ for this warehouse and site."""
+    from sqlmesh import Context
+
+    config = sqlmesh_config(warehouse_url, site)
+    return Context(paths=str(TRANSFORMS_DIR), config=config, gateway=config.default_gateway)
+
+
+def utc_range(site: Site, start: date, end: date) -> tuple[datetime, datetime]:
+    """[start, end) site-local days as a UTC range: local midnight to local midnight."""
+    if end <= start:
+        raise ValueError(f"end {end} must be after start {start} "
+                         "(end is exclusive: --start 2025-01-15 --end 2025-01-16 builds the 15th)")
+    return site.day_window(start)[0], site.day_window(end - timedelta(days=1))[1]
+
+
+# ------------------------------------------------------------------------------------------- build
+
+
+def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool = False,
+                site: Site | None = None, report_audits: bool = True) -> TransformResult:
+    """Build every mart for site-local days [start, end) and run the audits.
+
+    Missing intervals in the range are built; `restate=True` rebuilds the range even where it was built
+    (exactly those days: rows of other days are untouched). Intervals inside the models' lookback
+    (one day) are reprocessed too, which is how late data is picked up by the next day's run.
+    Raises TransformError (or SQLMesh's error) when a model or a blocking audit fails; with
+    `report_audits`, `result.audits` lists every audit outcome over the range (they are re-run to report).
+    """
+    url = resolve_url(warehouse_url)
+    site = site or load_site()
+    utc_start, utc_end = utc_range(site, start, end)
+    began = time.perf_counter()
+    ctx = sqlmesh_context(url, site)
+    try:
+        if ctx.engine_adapter.dialect == "postgres":
+            _analyze_sources(ctx)
+        # Apply model changes (new versions of models) without computing anything yet...
+        plan = ctx.plan("prod", skip_backfill=True, skip_tests=True, auto_apply=True, no_prompts=True)
+        changed = sorted(s.model.name for s in plan.new_snapshots
+                         if s.is_model and s.model.kind.is_incremental_by_time_range)
+        if changed:
+            # A new model version starts with empty tables; only the requested days are built below.
+            log.warning("new versions of %d models (%s): days outside %s..%s are empty in them until "
+                        "rebuilt (sightline transform --start <first day> --end <after last day>)",
+                        len(changed), ", ".join(changed), start, end)
+        if restate:
+            # ...then rebuild exactly [start, end): intervals are cleared and recomputed for every model.
+            ctx.plan("prod", start=_ts(utc_start), end=_ts(utc_end), restate_models=list(TIME_COLUMNS),
+                     skip_tests=True, auto_apply=True, no_prompts=True)
+        else:
+            # ...or fill what is missing. Starting the range one lookback earlier lets SQLMesh's lookback
+            # recompute the day before the first missing one, which is how late data gets picked up.
+            previous = utc_start - timedelta(hours=LOOKBACK_HOURS)
+            run_start = previous if _was_built(ctx, previous, utc_start) else utc_start
+            status = ctx.run("prod", start=_ts(run_start), end=_ts(utc_end), ignore_cron=True)
+            if status.is_failure:
+                raise TransformError(f"the SQLMesh run of {start}..{end} failed; see the errors above")
+        audits = _run_audits(ctx, utc_start, utc_end) if report_audits else []
+        rows = _count_rows(ctx, utc_start, utc_end)
+    finally:
+        ctx.close()
+    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits)
+
+
+def _was_built(ctx: Context, start: datetime, end: datetime) -> bool:
+    """Whether the sessions model has any interval inside [start, end) (then it is worth recomputing)."""
+    snapshot = ctx.get_snapshot("analytics.sessions", raise_if_missing=True)
+    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    return any(a < hi and b > lo for a, b in snapshot.intervals)
+
+
+def _analyze_sources(ctx: Context) -> None:
+    """Fresh statistics on the landed tables, or PostgreSQL plans the sessionization as if they were empty."""
+    for table in ("raw.detections", "raw.camera_health", "raw.camera_watermarks", "ref.index_timeline",
+                  "ref.zones", "ref.cameras"):
+        try:
+            ctx.engine_adapter.execute(f"ANALYZE {table}")
+        except Exception as exc:  # not the owner: the plans may be slower, the rows are the same
+            log.warning("could not ANALYZE %s (%s); ask the owner to analyze it after landing", table, exc)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _count_rows(ctx: Context, utc_start: datetime, utc_end: datetime) -> dict[str, int]:
+    adapter = ctx.engine_adapter
+    rows = {}
+    for model, column in TIME_COLUMNS.items():
+        sql = (f"SELECT COUNT(*) FROM {model} "
+               f"WHERE {column} >= CAST('{utc_start.isoformat()}' AS TIMESTAMPTZ) "
+               f"AND {column} < CAST('{utc_end.isoformat()}' AS TIMESTAMPTZ)")
+        rows[model] = int(adapter.fetchone(sql)[0])
+    return rows
+
+
+def _run_audits(ctx: Context, utc_start: datetime, utc_end: datetime) -> list[AuditOutcome]:
+    """Every audit of every mart over the range, as plain outcomes. The build already ran them (a failing
+    blocking audit stops it); this pass reports them all, non-blocking ones included."""
+    outcomes = []
+    for name in MART_MODELS:
+        snapshot = ctx.get_snapshot(name, raise_if_missing=True)
+        for result in ctx.snapshot_evaluator.audit(snapshot=snapshot, start=_ts(utc_start), end=_ts(utc_end),
+                                                   snapshots=ctx.snapshots):
+            if result.skipped:
+                continue
+            outcomes.append(AuditOutcome(name, result.audit.name, not result.count, int(result.count or 0),
+                                         result.blocking))
+    return outcomes

@@ -1,0 +1,244 @@
+"""The SQLMesh marts against the simulator's ground truth, on DuckDB and PostgreSQL.
+
+One simulated camera-day at 1 fps is landed in both warehouses and built once per module (the builds are
+the slow part); every test reads those builds. Expected values come from the simulator (its own numpy
+sessionization) or are computed here from its rows, never from the SQL under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+import duckdb
+import polars as pl
+import psycopg
+import psycopg.types.json
+import pytest
+from conftest import create_database, drop_database
+
+from ingestion.simulate import simulate
+from ingestion.transform import MART_MODELS, build_marts, duckdb_path
+from ingestion.warehouse import connect
+
+DAY = date(2025, 1, 15)  # a Wednesday
+
+
+def land(url: str, site, result) -> None:
+    with connect(url, site) as wh:
+        wh.setup()
+        for camera_id, day, detections, health in result.camera_days():
+            wh.replace_partition(camera_id, day, detections, source="simulator", camera_health=health)
+
+
+def read(url: str, sql: str) -> pl.DataFrame:
+    """Rows of a query on either engine; timestamps in UTC, JSON as text."""
+    if url.startswith("duckdb"):
+        with duckdb.connect(duckdb_path(url), read_only=True) as conn:
+            frame = conn.sql(sql).pl()
+    else:
+        with psycopg.connect(url) as conn:
+            psycopg.types.json.set_json_loads(lambda raw: bytes(raw).decode(), conn)
+            cur = conn.execute(sql)
+            rows = cur.fetchall()
+            frame = pl.DataFrame([list(r) for r in rows], schema=[d.name for d in cur.description],
+                                 orient="row", infer_schema_length=None)
+    return frame.with_columns(pl.col(pl.Datetime(time_zone="*")).dt.convert_time_zone("UTC"))
+
+
+@pytest.fixture(scope="module")
+def clean(site, tmp_path_factory):
+    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL."""
+    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=1.0, noise="none", seed=11)
+    duck = f"duckdb:///{tmp_path_factory.mktemp('clean') / 'warehouse.duckdb'}"
+    pg = create_database()
+    try:
+        land(duck, site, sim)
+        land(pg, site, sim)
+        built = {"duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
+                 "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site)}
+        yield sim, duck, pg, built
+    finally:
+        drop_database(pg)
+
+
+def test_every_mart_is_built_and_audited(clean):
+    _, _, _, built = clean
+    for backend, result in built.items():
+        assert result.rows["analytics.sessions"] > 100, backend
+        assert all(n > 0 for n in result.rows.values()), (backend, result.rows)
+        assert result.audits and result.audits_passed, [a for a in result.audits if not a.passed]
+        audited = {a.model for a in result.audits}
+        assert audited >= set(result.rows), set(result.rows) - audited
+
+
+def test_no_noise_sessions_equal_ground_truth(clean, site):
+    sim, duck, _, _ = clean
+    got = read(duck, "SELECT * FROM analytics.sessions")
+    truth = sim.sessions
+    per_zone = got.group_by("zone_id").len().join(truth.group_by("zone_id").len(), on="zone_id", how="full",
+                                                  suffix="_truth")
+    assert per_zone.filter(pl.col("len").ne_missing(pl.col("len_truth"))).is_empty(), per_zone
+
+    frame = 1.0  # seconds between frames at 1 fps
+    both = got.join(truth, on=["camera_id", "track_id", "zone_id", "entry_time"], how="full", suffix="_t",
+                    coalesce=True)
+    assert both.filter(pl.col("session_id").is_null() | pl.col("session_id_t").is_null()).is_empty()
+    assert (both["session_id"] == both["session_id_t"]).all()
+    exit_diff = (both["exit_time"] - both["exit_time_t"]).dt.total_microseconds().abs() / 1e6
+    assert exit_diff.max() <= frame
+    for col in ("total_active_seconds", "total_idle_seconds"):
+        tolerance = 0.01 * both[f"{col}_t"] + 1e-6
+        assert ((both[col] - both[f"{col}_t"]).abs() <= tolerance).all(), col
+    assert (both["status"] == both["status_t"]).all()
+    assert both["index_number"].cast(pl.Int32).eq_missing(both["index_number_t"]).all()
+    assert both["worker_id"].eq_missing(both["worker_id_t"]).all()
+
+
+def test_index_records_equal_sessions_clipped_to_blocks(clean, site):
+    sim, duck, _, _ = clean
+    got = read(duck, "SELECT * FROM analytics.index_records ORDER BY index_number")
+    blocks = site.index_timeline(DAY)
+    assert got["index_number"].to_list() == [b.index_number for b in blocks]
+    truth = sim.sessions
+    for block, row in zip(blocks, got.iter_rows(named=True), strict=True):
+        start, end = block.scheduled_start, block.scheduled_end
+        inside = truth.filter((pl.col("entry_time") < end) & (pl.col("exit_time") > start))
+        overlap = inside.select(
+            (pl.min_horizontal(pl.col("exit_time"), pl.lit(end)) - pl.max_horizontal(pl.col("entry_time"),
+                                                                                        pl.lit(start)))
+            .dt.total_microseconds() / 1e6 / pl.col("duration_seconds")
+        ).to_series()
+        active = float((inside["total_active_seconds"] * overlap).sum())
+        idle = float((inside["total_idle_seconds"] * overlap).sum())
+        assert row["total_active_seconds"] == pytest.approx(active, rel=1e-6, abs=1e-6)
+        assert row["total_idle_seconds"] == pytest.approx(idle, rel=1e-6, abs=1e-6)
+        if active + idle:
+            assert 0 <= row["productivity_score"] <= 1
+            assert row["productivity_score"] == pytest.approx(active / (active + idle), rel=1e-9)
+        zones = row["zone_metrics"]
+        zones = json.loads(zones) if isinstance(zones, str) else zones
+        assert sum(z["active_seconds"] for z in zones.values()) == pytest.approx(active, abs=0.01)
+        track = pl.concat_str("camera_id", pl.lit(":"), pl.col("track_id").cast(pl.String))
+        person = pl.coalesce("worker_id", track)
+        workers = inside.select(person.n_unique()).item() if len(inside) else 0
+        assert row["total_workers"] == workers
+
+
+def _normal(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, str) and value[:1] in "{[":
+        return json.loads(value)
+    return value
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple((v is None, round(v, 4) if isinstance(v, float) else str(v)) for v in row)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@pytest.mark.parametrize("model", [m for m in MART_MODELS if m != "analytics.stg_detections"])
+def test_duckdb_and_postgres_give_the_same_rows(clean, model):
+    _, duck, pg, _ = clean
+    frames = {name: read(url, f"SELECT * FROM {model}") for name, url in (("duckdb", duck), ("postgres", pg))}
+    assert frames["duckdb"].columns == frames["postgres"].columns
+    rows = {name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
+            for name, f in frames.items()}
+    assert len(rows["duckdb"]) == len(rows["postgres"]) > 0
+    columns = frames["duckdb"].columns
+    for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
+        diffs = [(c, x, y) for c, x, y in zip(columns, a, b, strict=True) if not _same(x, y)]
+        assert not diffs, diffs
+
+
+def test_bi_sees_a_comment_on_every_table_and_column(clean):
+    _, _, pg, _ = clean
+    missing = read(pg, """
+        SELECT c.relname, a.attname
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = 'analytics' AND col_description(c.oid, a.attnum) IS NULL
+        UNION ALL
+        SELECT c.relname, NULL
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'analytics' AND c.relkind IN ('r', 'v') AND obj_description(c.oid) IS NULL
+    """)
+    assert missing.is_empty(), missing
+    views = read(pg, "SELECT table_name FROM information_schema.views WHERE table_schema = 'analytics'")
+    assert {f"analytics.{v}" for v in views["table_name"]} == set(MART_MODELS)
+
+
+@pytest.fixture(scope="module")
+def noisy(site, tmp_path_factory):
+    """Two cameras, 08:00-12:00 local, realistic noise at the detector's default 5 fps, built on DuckDB.
+    (At 1-2 fps one lost frame already pushes a 3.5 s visit under min_session_seconds.)"""
+    sim = simulate(site, start=DAY, days=1, cameras=["CAM01", "CAM02"], fps=5.0, noise="realistic", seed=5,
+                   window=(time(8), time(12)))
+    duck = f"duckdb:///{tmp_path_factory.mktemp('noisy') / 'warehouse.duckdb'}"
+    land(duck, site, sim)
+    build_marts(duck, DAY, date(2025, 1, 16), site=site, report_audits=False)
+    return sim, read(duck, "SELECT * FROM analytics.sessions")
+
+
+def test_realistic_noise_sessions_stay_close_to_ground_truth(noisy, site):
+    sim, got = noisy
+    mine = got.group_by("zone_id").agg(pl.len().alias("n"), pl.col("duration_seconds").sum().alias("dwell"))
+    truth = sim.sessions.group_by("zone_id").agg(pl.len().alias("n_t"),
+                                                 pl.col("duration_seconds").sum().alias("dwell_t"))
+    both = mine.join(truth, on="zone_id", how="full", coalesce=True).fill_null(0)
+    assert both.height >= 6
+    for row in both.iter_rows(named=True):
+        # 5% of the truth per zone-day; for a zone with few visits, one ID switch is already more than 5%.
+        assert abs(row["n"] - row["n_t"]) <= max(0.05 * row["n_t"], 1), row
+    total, total_t = both["dwell"].sum(), both["dwell_t"].sum()
+    assert abs(total - total_t) <= 0.02 * total_t
+
+
+def test_realistic_noise_sessions_obey_the_rules(noisy, site):
+    _, got = noisy
+    assert got["duration_seconds"].min() >= site.thresholds.min_session_seconds
+    ordered = got.sort("camera_id", "track_id", "entry_time").with_columns(
+        pl.col("entry_time").shift(-1).over("camera_id", "track_id").alias("next_entry"))
+    assert ordered.filter(pl.col("next_entry") <= pl.col("exit_time")).is_empty()
+    balance = got["total_active_seconds"] + got["total_idle_seconds"] - got["duration_seconds"]
+    assert balance.abs().max() < 1e-6
+
+
+def test_bi_role_reads_the_marts_through_the_views_only(clean):
+    """The read-only role (sightline db grant-bi) needs nothing on SQLMesh's physical schema: PostgreSQL
+    views read their tables with the owner's rights."""
+    import uuid
+
+    from orchestration.cli.db import grant_bi
+
+    _, _, pg, _ = clean
+    role, password = f"bi_test_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    grant_bi(pg, role, password)
+    try:
+        user_url = pg.replace("postgresql://postgres@", f"postgresql://{role}:{password}@")
+        with psycopg.connect(user_url, autocommit=True) as conn:
+            for model in MART_MODELS:
+                conn.execute(f"SELECT * FROM {model} LIMIT 1").fetchall()
+            physical = conn.execute("SELECT table_name FROM information_schema.tables "
+                                    "WHERE table_schema = 'sqlmesh__analytics'").fetchall()
+            for table in ("raw.detections", "ref.zones"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        assert physical == []  # not even visible to the role
+    finally:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

@@ -1,0 +1,11 @@
+AUDIT (name session_times_consistent);
+/* A session's times add up: exit after entry, at least the minimum duration, active + idle = duration,
+   and no part negative. */
+SELECT *
+FROM @this_model
+WHERE exit_time < entry_time
+  OR duration_seconds < @min_session_seconds - 1e-6
+  OR total_active_seconds < 0
+  OR total_idle_seconds < 0
+  OR ABS(total_active_seconds + total_idle_seconds - duration_seconds) > 1e-3
+  OR max_idle_streak_seconds > total_idle_seconds + 1e-6

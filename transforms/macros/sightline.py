@@ -1,0 +1,119 @@
+"""Macros shared by the Sightline models: the batch's dt.UTC bounds, site-local days and the working schedule.
+
+Everything here renders plain SQL that runs unchanged on DuckDB and PostgreSQL. The schedule (timezone,
+workdays, working minutes) comes from SQLMesh variables built from the site config.
+"""
+
+import datetime as dt
+import zoneinfo
+
+from sqlglot import exp
+from sqlmesh import macro
+
+
+def _ts_literal(value: dt.datetime) -> str:
+    return f"CAST('{value.astimezone(dt.UTC).isoformat(sep=' ')}' AS TIMESTAMPTZ)"
+
+
+def _bounds(evaluator) -> tuple:
+    """The batch's [start, end) in dt.UTC (SQLMesh passes an inclusive end)."""
+    start = evaluator.locals.get("start_dt") or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    end = evaluator.locals.get("end_dt") or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return start.replace(tzinfo=dt.UTC), end.replace(tzinfo=dt.UTC) + dt.timedelta(microseconds=1)
+
+
+@macro()
+def batch_start(evaluator) -> exp.Expr:
+    """Start of the interval being built, as a TIMESTAMPTZ literal."""
+    return exp.maybe_parse(_ts_literal(_bounds(evaluator)[0]), dialect="duckdb")
+
+
+@macro()
+def batch_end(evaluator) -> exp.Expr:
+    """Exclusive end of the interval being built, as a TIMESTAMPTZ literal."""
+    return exp.maybe_parse(_ts_literal(_bounds(evaluator)[1]), dialect="duckdb")
+
+
+@macro()
+def epoch_us(evaluator, ts: exp.Expr) -> exp.Expr:
+    """Microseconds since the epoch as BIGINT (exact on both engines)."""
+    return exp.maybe_parse(f"CAST(ROUND(EXTRACT(EPOCH FROM {ts.sql('duckdb')}) * 1000000) AS BIGINT)",
+                           dialect="duckdb")
+
+
+@macro()
+def utc_trunc(evaluator, unit: exp.Expr, ts: exp.Expr) -> exp.Expr:
+    """date_trunc in dt.UTC whatever the session time zone, back as TIMESTAMPTZ."""
+    return exp.maybe_parse(
+        f"(DATE_TRUNC('{unit.name}', {ts.sql('duckdb')} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')",
+        dialect="duckdb")
+
+
+@macro()
+def local_date(evaluator, ts: exp.Expr) -> exp.Expr:
+    """The site-local calendar day of a dt.UTC timestamp."""
+    tz = evaluator.var("timezone")
+    return exp.maybe_parse(f"CAST({ts.sql('duckdb')} AT TIME ZONE '{tz}' AS DATE)", dialect="duckdb")
+
+
+def _local_days(evaluator, pad_days: int) -> list:
+    tz = zoneinfo.ZoneInfo(evaluator.var("timezone"))
+    start, end = _bounds(evaluator)
+    first = start.astimezone(tz).date() - dt.timedelta(days=pad_days)
+    last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date() + dt.timedelta(days=pad_days)
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _table(columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> exp.Expr:
+    """A typed inline table: SELECT ... UNION ALL SELECT ..., or an empty typed one."""
+    first = "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns) + " WHERE 1 = 0"
+    parts = [first] + ["SELECT " + ", ".join(f"{v} AS {n}" for v, (n, _) in zip(row, columns, strict=True))
+                        for row in rows]
+    return exp.maybe_parse("(" + " UNION ALL ".join(parts) + ")", dialect="duckdb")
+
+
+@macro()
+def working_intervals(evaluator) -> exp.Expr:
+    """Inline table (local_date, work_start, work_end): the schedule's working time, breaks excluded, in
+    UTC, for every site-local day touching the batch (one day of padding each side). Same rule as
+    ingestion.site.Site.working_intervals: on a DST day the boundaries keep their order (running maximum)."""
+    tz = zoneinfo.ZoneInfo(evaluator.var("timezone"))
+    workdays = set(evaluator.var("workdays") or [])
+    rows = []
+    for day in _local_days(evaluator, 1):
+        if day.weekday() not in workdays:
+            continue
+        midnight = dt.datetime.combine(day, dt.datetime.min.time())
+        bounds = []
+        for a, b in evaluator.var("working_minutes") or []:
+            for minute in (a, b):
+                utc = (midnight + dt.timedelta(minutes=minute)).replace(tzinfo=tz).astimezone(dt.UTC)
+                bounds.append(max(utc, bounds[-1]) if bounds else utc)
+        for start, end in zip(bounds[::2], bounds[1::2], strict=True):
+            if end > start:
+                rows.append((f"CAST('{day.isoformat()}' AS DATE)", _ts_literal(start), _ts_literal(end)))
+    return _table([("local_date", "DATE"), ("work_start", "TIMESTAMPTZ"), ("work_end", "TIMESTAMPTZ")], rows)
+
+
+@macro()
+def periods(evaluator) -> exp.Expr:
+    """Inline table (grain, local_date, period_start, period_end): every hour and every site-local day
+    that starts inside the batch."""
+    tz = zoneinfo.ZoneInfo(evaluator.var("timezone"))
+    start, end = _bounds(evaluator)
+    rows = []
+    for day in _local_days(evaluator, 0):
+        day_start = dt.datetime.combine(day, dt.datetime.min.time()).replace(tzinfo=tz)
+        day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.datetime.min.time()).replace(tzinfo=tz)
+        if start <= day_start < end:
+            day_literal = f"CAST('{day.isoformat()}' AS DATE)"
+            rows.append(("'day'", day_literal, _ts_literal(day_start), _ts_literal(day_end)))
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    hour = hour if hour >= start else hour + dt.timedelta(hours=1)
+    while hour < end:
+        local = hour.astimezone(tz).date()
+        rows.append(("'hour'", f"CAST('{local.isoformat()}' AS DATE)", _ts_literal(hour),
+                     _ts_literal(hour + dt.timedelta(hours=1))))
+        hour += dt.timedelta(hours=1)
+    return _table([("grain", "VARCHAR"), ("local_date", "DATE"), ("period_start", "TIMESTAMPTZ"),
+                   ("period_end", "TIMESTAMPTZ")], rows)

@@ -1,0 +1,175 @@
+MODEL (
+  name analytics.anomalies,
+  kind INCREMENTAL_BY_TIME_RANGE (time_column ts, batch_size 24, lookback 24),
+  grain anomaly_id,
+  audits (
+    unique_values(columns := (anomaly_id)),
+    not_null(columns := (anomaly_id, anomaly_type, severity, ts, camera_id, description, metadata)),
+    accepted_values(column := anomaly_type, is_in := ('excessive_idle', 'zone_overflow', 'zone_empty', 'restricted_zone_entry', 'after_hours_presence', 'camera_down')),
+    accepted_values(column := severity, is_in := ('low', 'medium', 'high', 'critical'))
+  ),
+  description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
+  column_descriptions (
+    anomaly_id = 'md5 of type|camera|zone|track|start epoch microseconds',
+    anomaly_type = 'excessive_idle | zone_overflow | zone_empty | restricted_zone_entry | after_hours_presence | camera_down',
+    severity = 'low | medium | high | critical',
+    ts = 'when it started (UTC)',
+    ts_end = 'when it ended (UTC)',
+    duration_seconds = 'ts_end - ts',
+    camera_id = 'camera (ref.cameras)',
+    zone_id = 'zone concerned, when there is one',
+    track_id = 'track concerned, when there is one',
+    session_id = 'session concerned (analytics.sessions), when there is one',
+    index_number = 'index block holding ts; null outside working time',
+    local_date = 'site-local day of ts',
+    description = 'one readable sentence',
+    metadata = 'JSON with the measured values and the threshold applied'
+  )
+);
+
+WITH expected_windows AS (
+  /* Every health window of working time, per camera. */
+  SELECT c.camera_id, w.first_window + g.k AS window_no
+  FROM ref.cameras AS c
+  CROSS JOIN (
+    SELECT
+      CAST(CEIL(@epoch_us(work_start) / (@health_window_seconds * 1000000)) AS BIGINT) AS first_window,
+      CAST(FLOOR(@epoch_us(work_end) / (@health_window_seconds * 1000000)) AS BIGINT) AS end_window
+    FROM @working_intervals() AS wi
+    WHERE work_start >= @batch_start() AND work_start < @batch_end()
+  ) AS w
+  CROSS JOIN LATERAL (SELECT k FROM GENERATE_SERIES(0, w.end_window - w.first_window - 1) AS gs(k)) AS g
+), delivered AS (
+  SELECT camera_id, CAST(FLOOR(@epoch_us(window_start) / (@health_window_seconds * 1000000)) AS BIGINT) AS window_no,
+         SUM(frames_read) AS frames_read
+  FROM raw.camera_health
+  WHERE window_start >= @batch_start() AND window_start < @batch_end()
+  GROUP BY 1, 2
+), day_sessions AS (
+  SELECT s.*, z.zone_type
+  FROM analytics.sessions AS s
+  JOIN ref.zones AS z ON s.zone_id = z.zone_id
+  WHERE s.entry_time < @batch_end()
+    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+), session_anomalies AS (
+  SELECT
+    'excessive_idle' AS anomaly_type, 'medium' AS severity,
+    max_idle_streak_start AS ts,
+    max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS ts_end,
+    camera_id, zone_id, track_id, session_id,
+    'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
+      || ' s in zone ' || zone_id AS description,
+    '{"idle_seconds": ' || CAST(ROUND(CAST(max_idle_streak_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
+      || ', "threshold_seconds": ' || CAST(@excessive_idle_seconds AS VARCHAR) || '}' AS metadata
+  FROM day_sessions
+  WHERE max_idle_streak_seconds >= @excessive_idle_seconds
+  UNION ALL
+  SELECT
+    'restricted_zone_entry', 'high', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
+    'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_id,
+    '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
+  FROM day_sessions
+  WHERE zone_type = 'restricted'
+  UNION ALL
+  SELECT
+    'after_hours_presence', 'medium', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
+    'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_id || ' outside working time',
+    '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
+  FROM day_sessions
+  WHERE index_number IS NULL
+), flagged AS (
+  /* Presence segments that break a zone's staffing rule. */
+  SELECT
+    p.camera_id, p.zone_id, p.segment_start, p.segment_end, p.people, z.min_workers, z.max_workers,
+    CASE
+      WHEN z.alert_on_overflow AND p.people > z.max_workers THEN 'zone_overflow'
+      WHEN z.alert_on_empty AND z.min_workers > 0 AND p.in_working_time AND p.people < z.min_workers THEN 'zone_empty'
+    END AS rule
+  FROM analytics.zone_presence AS p
+  JOIN ref.zones AS z ON p.zone_id = z.zone_id
+  /* an empty zone is only news while its camera is watching: a camera that sent nothing is camera_down */
+  JOIN (SELECT DISTINCT camera_id FROM delivered WHERE frames_read > 0) AS watching ON p.camera_id = watching.camera_id
+  WHERE p.scope = 'zone' AND p.segment_start >= @batch_start() AND p.segment_start < @batch_end()
+), islands AS (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY zone_id ORDER BY segment_start)
+      - ROW_NUMBER() OVER (PARTITION BY zone_id, rule ORDER BY segment_start) AS island
+  FROM flagged
+), staffing AS (
+  SELECT
+    rule, camera_id, zone_id,
+    MIN(segment_start) AS ts, MAX(segment_end) AS ts_end,
+    MIN(people) AS min_people, MAX(people) AS max_people,
+    MIN(min_workers) AS min_workers, MIN(max_workers) AS max_workers
+  FROM islands
+  WHERE rule IS NOT NULL
+  GROUP BY rule, camera_id, zone_id, island
+), staffing_anomalies AS (
+  SELECT
+    rule AS anomaly_type, CASE WHEN rule = 'zone_overflow' THEN 'high' ELSE 'medium' END AS severity,
+    ts, ts_end, camera_id, zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
+    CASE
+      WHEN rule = 'zone_overflow' THEN 'Zone ' || zone_id || ' held up to ' || CAST(max_people AS VARCHAR)
+        || ' people (max ' || CAST(max_workers AS VARCHAR) || ')'
+      ELSE 'Zone ' || zone_id || ' had ' || CAST(min_people AS VARCHAR) || ' people (min '
+        || CAST(min_workers AS VARCHAR) || ') during working time'
+    END AS description,
+    '{"seconds": ' || CAST(ROUND(CAST(@epoch_us(ts_end) - @epoch_us(ts) AS DECIMAL(18, 0)) / 1000000, 3) AS VARCHAR)
+      || ', "min_people": ' || CAST(min_people AS VARCHAR) || ', "max_people": ' || CAST(max_people AS VARCHAR)
+      || ', "min_workers": ' || CAST(min_workers AS VARCHAR) || ', "max_workers": ' || CAST(max_workers AS VARCHAR)
+      || ', "threshold_seconds": '
+      || CAST(CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END AS VARCHAR) || '}' AS metadata
+  FROM staffing
+  WHERE @epoch_us(ts_end) - @epoch_us(ts)
+    >= CAST(ROUND(CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END * 1000000) AS BIGINT)
+), down_windows AS (
+  SELECT
+    e.camera_id, e.window_no,
+    e.window_no - ROW_NUMBER() OVER (PARTITION BY e.camera_id ORDER BY e.window_no) AS island
+  FROM expected_windows AS e
+  LEFT JOIN delivered AS d ON e.camera_id = d.camera_id AND e.window_no = d.window_no
+  WHERE COALESCE(d.frames_read, 0) = 0
+), outages AS (
+  SELECT camera_id, MIN(window_no) AS first_window, MAX(window_no) + 1 AS end_window, COUNT(*) AS windows
+  FROM down_windows
+  GROUP BY camera_id, island
+  HAVING COUNT(*) * @health_window_seconds >= @camera_down_seconds
+    -- a day with no health at all from any camera has not been landed yet: nothing to judge
+    AND EXISTS (SELECT 1 FROM delivered)
+), camera_anomalies AS (
+  SELECT
+    'camera_down' AS anomaly_type, 'critical' AS severity,
+    CAST(TO_TIMESTAMP(first_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts,
+    CAST(TO_TIMESTAMP(end_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts_end,
+    camera_id, CAST(NULL AS VARCHAR) AS zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
+    'Camera ' || camera_id || ' delivered no frames for ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR)
+      || ' s of working time' AS description,
+    '{"seconds": ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR) || ', "threshold_seconds": '
+      || CAST(@camera_down_seconds AS VARCHAR) || '}' AS metadata
+  FROM outages
+), all_anomalies AS (
+  SELECT * FROM session_anomalies
+  UNION ALL SELECT * FROM staffing_anomalies
+  UNION ALL SELECT * FROM camera_anomalies
+)
+SELECT
+  MD5(a.anomaly_type || '|' || a.camera_id || '|' || COALESCE(a.zone_id, '') || '|'
+      || COALESCE(CAST(a.track_id AS VARCHAR), '') || '|' || CAST(@epoch_us(a.ts) AS VARCHAR)) AS anomaly_id,
+  a.anomaly_type,
+  a.severity,
+  a.ts,
+  a.ts_end,
+  CAST(@epoch_us(a.ts_end) - @epoch_us(a.ts) AS DOUBLE) / 1000000 AS duration_seconds,
+  a.camera_id,
+  a.zone_id,
+  a.track_id,
+  a.session_id,
+  it.index_number,
+  @local_date(a.ts) AS local_date,
+  a.description,
+  CAST(a.metadata AS JSON) AS metadata
+FROM all_anomalies AS a
+LEFT JOIN ref.index_timeline AS it
+  ON it.date = @local_date(a.ts) AND a.ts >= it.scheduled_start AND a.ts < it.scheduled_end
+WHERE a.ts >= @batch_start() AND a.ts < @batch_end()

@@ -1,0 +1,100 @@
+MODEL (
+  name analytics.dashboard,
+  kind VIEW,
+  grain local_date,
+  description 'Headline numbers for the most recent site-local day that has been built (today while the site is working): people, sessions, productivity, utilization, anomalies and cameras up. One row.',
+  column_descriptions (
+    local_date = 'the day shown: the latest day in analytics.daily_camera_stats with any data',
+    cameras = 'cameras of the site',
+    cameras_up = 'cameras that delivered frames in the last hour with data',
+    camera_uptime = 'mean camera uptime over the day',
+    detections = 'detections landed for the day',
+    people_seen = 'distinct people present in any zone',
+    sessions = 'zone visits',
+    total_dwell_seconds = 'time spent in zones',
+    productivity = 'active / (active + idle) over all sessions',
+    utilization = 'occupied working time / scheduled working time over work zones',
+    anomalies = 'anomalies of the day',
+    critical_anomalies = 'anomalies of severity high or critical',
+    indices_on_time = 'index blocks completed on time',
+    indices_delayed = 'index blocks delayed',
+    people_now = 'people present in zones at the end of the latest data',
+    as_of = 'the latest detection of the day (UTC)'
+  )
+);
+
+WITH latest AS (
+  SELECT MAX(local_date) AS local_date FROM analytics.daily_camera_stats WHERE detections > 0
+), cams AS (
+  SELECT
+    d.local_date,
+    COUNT(*) AS cameras,
+    AVG(d.uptime) AS camera_uptime,
+    SUM(d.detections) AS detections,
+    SUM(d.sessions) AS sessions,
+    SUM(d.total_dwell_seconds) AS dwell,
+    SUM(d.total_active_seconds) AS active,
+    SUM(d.total_idle_seconds) AS idle
+  FROM analytics.daily_camera_stats AS d
+  JOIN latest AS l ON d.local_date = l.local_date
+  GROUP BY d.local_date
+), last_hour AS (
+  SELECT COUNT(DISTINCT p.camera_id) AS cameras_up
+  FROM analytics.performance_metrics AS p
+  JOIN latest AS l ON p.local_date = l.local_date
+  WHERE p.grain = 'hour' AND p.scope = 'camera' AND p.camera_uptime > 0
+    AND p.period_start = (
+      SELECT MAX(period_start) FROM analytics.performance_metrics AS q
+      JOIN latest AS l2 ON q.local_date = l2.local_date
+      WHERE q.grain = 'hour' AND q.scope = 'camera' AND q.camera_uptime > 0
+    )
+), people AS (
+  SELECT
+    COUNT(DISTINCT COALESCE(s.worker_id, s.camera_id || ':' || CAST(s.track_id AS VARCHAR))) AS people_seen,
+    MAX(s.exit_time) AS as_of
+  FROM analytics.sessions AS s
+  JOIN latest AS l ON s.local_date = l.local_date
+), now_present AS (
+  SELECT COUNT(*) AS people_now
+  FROM analytics.sessions AS s
+  JOIN latest AS l ON s.local_date = l.local_date
+  WHERE s.status = 'active'
+), util AS (
+  SELECT SUM(CASE WHEN z.zone_type = 'work_area' THEN z.scheduled_seconds END) AS scheduled,
+         SUM(CASE WHEN z.zone_type = 'work_area' THEN z.utilization * z.scheduled_seconds END) AS occupied_working
+  FROM analytics.daily_zone_stats AS z
+  JOIN latest AS l ON z.local_date = l.local_date
+), anom AS (
+  SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity IN ('high', 'critical') THEN 1 ELSE 0 END) AS critical
+  FROM analytics.anomalies AS a
+  JOIN latest AS l ON a.local_date = l.local_date
+), idx AS (
+  SELECT SUM(CASE WHEN completion_status = 'on_time' THEN 1 ELSE 0 END) AS on_time,
+         SUM(CASE WHEN completion_status = 'delayed' THEN 1 ELSE 0 END) AS delayed
+  FROM analytics.index_records AS i
+  JOIN latest AS l ON i.date = l.local_date
+)
+SELECT
+  c.local_date,
+  CAST(c.cameras AS BIGINT) AS cameras,
+  CAST(COALESCE(lh.cameras_up, 0) AS BIGINT) AS cameras_up,
+  c.camera_uptime,
+  CAST(c.detections AS BIGINT) AS detections,
+  CAST(p.people_seen AS BIGINT) AS people_seen,
+  CAST(c.sessions AS BIGINT) AS sessions,
+  c.dwell AS total_dwell_seconds,
+  c.active / NULLIF(c.active + c.idle, 0) AS productivity,
+  u.occupied_working / NULLIF(u.scheduled, 0) AS utilization,
+  CAST(COALESCE(a.anomalies, 0) AS BIGINT) AS anomalies,
+  CAST(COALESCE(a.critical, 0) AS BIGINT) AS critical_anomalies,
+  CAST(COALESCE(i.on_time, 0) AS BIGINT) AS indices_on_time,
+  CAST(COALESCE(i.delayed, 0) AS BIGINT) AS indices_delayed,
+  CAST(n.people_now AS BIGINT) AS people_now,
+  p.as_of
+FROM cams AS c
+CROSS JOIN last_hour AS lh
+CROSS JOIN people AS p
+CROSS JOIN now_present AS n
+CROSS JOIN util AS u
+CROSS JOIN anom AS a
+CROSS JOIN idx AS i

@@ -1,0 +1,38 @@
+MODEL (
+  name analytics.heatmap_hourly,
+  kind INCREMENTAL_BY_TIME_RANGE (time_column hour_start, batch_size 24, lookback 24),
+  grain (camera_id, hour_start, cell_x, cell_y),
+  audits (
+    unique_combination_of_columns(columns := (camera_id, hour_start, cell_x, cell_y)),
+    not_null(columns := (camera_id, hour_start, cell_x, cell_y, samples)),
+    accepted_range(column := samples, min_v := 1)
+  ),
+  description 'Where people stand: per camera, per hour, per grid cell of heatmap_cell_px pixels, the number of detections whose bbox bottom-centre falls in the cell. Cells without detections have no row.',
+  column_descriptions (
+    camera_id = 'camera (ref.cameras)',
+    hour_start = 'hour (UTC)',
+    local_date = 'site-local day of the hour',
+    cell_x = 'grid column: floor(bottom-centre x / heatmap_cell_px)',
+    cell_y = 'grid row: floor(bottom-centre y / heatmap_cell_px)',
+    cell_px = 'cell size in pixels',
+    samples = 'detections in the cell',
+    tracks = 'distinct tracks in the cell',
+    active_samples = 'of which moving (motion_score >= idle_motion_score)',
+    mean_motion_score = 'mean motion_score of the samples'
+  )
+);
+
+SELECT
+  camera_id,
+  @utc_trunc('hour', ts) AS hour_start,
+  MIN(local_date) AS local_date,
+  CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT) AS cell_x,
+  CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT) AS cell_y,
+  CAST(@heatmap_cell_px AS INT) AS cell_px,
+  CAST(COUNT(*) AS BIGINT) AS samples,
+  CAST(COUNT(DISTINCT track_id) AS BIGINT) AS tracks,
+  CAST(SUM(CASE WHEN is_active THEN 1 ELSE 0 END) AS BIGINT) AS active_samples,
+  AVG(CAST(motion_score AS DOUBLE)) AS mean_motion_score
+FROM analytics.stg_detections
+WHERE ts >= @batch_start() AND ts < @batch_end()
+GROUP BY camera_id, @utc_trunc('hour', ts), CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT), CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT)

@@ -1,0 +1,119 @@
+MODEL (
+  name analytics.index_records,
+  kind INCREMENTAL_BY_TIME_RANGE (time_column scheduled_start, batch_size 24, lookback 24),
+  grain (date, index_number),
+  audits (
+    unique_combination_of_columns(columns := (date, index_number)),
+    not_null(columns := (date, index_number, scheduled_start, scheduled_end, completion_status, zone_metrics)),
+    accepted_values(column := completion_status, is_in := ('on_time', 'delayed', 'incomplete')),
+    accepted_range(column := productivity_score, min_v := 0, max_v := 1),
+    accepted_range(column := total_active_seconds, min_v := 0),
+    accepted_range(column := total_idle_seconds, min_v := 0)
+  ),
+  description 'One row per workday and index block (ref.index_timeline): the scheduled and actual start and end, the workers and active/idle time per zone, and how the block went. A session counts in a block for the part of it inside the block [scheduled_start, scheduled_end) (breaks the block meets included); its active and idle seconds are split in proportion to that part.',
+  column_descriptions (
+    date = 'site-local workday',
+    index_number = 'index block 1..schedule.indices',
+    scheduled_start = 'block start (UTC)',
+    scheduled_end = 'block end (UTC, exclusive; includes any break the block meets)',
+    working_seconds = 'scheduled working time of the block',
+    actual_start = 'first presence in any zone during the block',
+    actual_end = 'last presence in any zone during the block',
+    zone_metrics = 'JSON object per zone: workers, active_seconds, idle_seconds',
+    completion_status = 'incomplete = no activity, or the data does not reach the block end; delayed = first activity later than index_start_grace_seconds after the start; else on_time',
+    total_workers = 'distinct people present (worker_id when known, else camera and track)',
+    total_active_seconds = 'active seconds of the sessions inside the block',
+    total_idle_seconds = 'idle seconds of the sessions inside the block',
+    productivity_score = 'active / (active + idle); null without presence',
+    anomalies_count = 'anomalies starting inside the block'
+  )
+);
+
+WITH blocks AS (
+  SELECT date, index_number, scheduled_start, scheduled_end, working_seconds
+  FROM ref.index_timeline
+  WHERE scheduled_start >= @batch_start() AND scheduled_start < @batch_end()
+), clipped AS (
+  SELECT
+    b.date, b.index_number, s.camera_id, s.zone_id,
+    COALESCE(s.worker_id, s.camera_id || ':' || CAST(s.track_id AS VARCHAR)) AS person,
+    GREATEST(s.entry_time, b.scheduled_start) AS part_start,
+    LEAST(s.exit_time, b.scheduled_end) AS part_end,
+    CAST(@epoch_us(LEAST(s.exit_time, b.scheduled_end)) - @epoch_us(GREATEST(s.entry_time, b.scheduled_start)) AS DOUBLE)
+      / NULLIF(CAST(@epoch_us(s.exit_time) - @epoch_us(s.entry_time) AS DOUBLE), 0) AS share,
+    s.total_active_seconds,
+    s.total_idle_seconds
+  FROM blocks AS b
+  JOIN analytics.sessions AS s
+    ON s.entry_time < b.scheduled_end AND s.exit_time > b.scheduled_start
+  WHERE s.entry_time < @batch_end()
+    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+), per_zone AS (
+  SELECT
+    b.date, b.index_number, z.zone_id,
+    COUNT(DISTINCT c.person) AS workers,
+    COALESCE(SUM(c.total_active_seconds * c.share), 0) AS active_seconds,
+    COALESCE(SUM(c.total_idle_seconds * c.share), 0) AS idle_seconds
+  FROM blocks AS b
+  CROSS JOIN ref.zones AS z
+  LEFT JOIN clipped AS c
+    ON c.date = b.date AND c.index_number = b.index_number AND c.zone_id = z.zone_id
+  GROUP BY b.date, b.index_number, z.zone_id
+), per_block AS (
+  SELECT
+    b.date, b.index_number,
+    MIN(c.part_start) AS actual_start,
+    MAX(c.part_end) AS actual_end,
+    COUNT(DISTINCT c.person) AS total_workers
+  FROM blocks AS b
+  LEFT JOIN clipped AS c ON c.date = b.date AND c.index_number = b.index_number
+  GROUP BY b.date, b.index_number
+), zone_json AS (
+  SELECT
+    date, index_number,
+    '{' || STRING_AGG(
+      '"' || zone_id || '": {"workers": ' || CAST(workers AS VARCHAR)
+      || ', "active_seconds": ' || CAST(ROUND(CAST(active_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
+      || ', "idle_seconds": ' || CAST(ROUND(CAST(idle_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}',
+      ', ' ORDER BY zone_id
+    ) || '}' AS zone_metrics,
+    SUM(active_seconds) AS active_seconds,
+    SUM(idle_seconds) AS idle_seconds
+  FROM per_zone
+  GROUP BY date, index_number
+), block_anomalies AS (
+  SELECT b.date, b.index_number, COUNT(a.anomaly_id) AS anomalies_count
+  FROM blocks AS b
+  LEFT JOIN analytics.anomalies AS a
+    ON a.ts >= b.scheduled_start AND a.ts < b.scheduled_end
+    AND a.ts >= @batch_start() AND a.ts < @batch_end()
+  GROUP BY b.date, b.index_number
+), data_end AS (
+  SELECT MAX(window_start) + INTERVAL '1 second' * @health_window_seconds AS covered_until
+  FROM raw.camera_health
+  WHERE window_start >= @batch_start() AND window_start < @batch_end()
+)
+SELECT
+  b.date,
+  b.index_number,
+  b.scheduled_start,
+  b.scheduled_end,
+  CAST(b.working_seconds AS DOUBLE) AS working_seconds,
+  pb.actual_start,
+  pb.actual_end,
+  CAST(zj.zone_metrics AS JSON) AS zone_metrics,
+  CASE
+    WHEN pb.actual_start IS NULL OR COALESCE(de.covered_until < b.scheduled_end, TRUE) THEN 'incomplete'
+    WHEN pb.actual_start > b.scheduled_start + INTERVAL '1 second' * @index_start_grace_seconds THEN 'delayed'
+    ELSE 'on_time'
+  END AS completion_status,
+  CAST(pb.total_workers AS BIGINT) AS total_workers,
+  CAST(zj.active_seconds AS DOUBLE) AS total_active_seconds,
+  CAST(zj.idle_seconds AS DOUBLE) AS total_idle_seconds,
+  CAST(zj.active_seconds AS DOUBLE) / NULLIF(CAST(zj.active_seconds + zj.idle_seconds AS DOUBLE), 0) AS productivity_score,
+  CAST(ba.anomalies_count AS BIGINT) AS anomalies_count
+FROM blocks AS b
+JOIN per_block AS pb ON pb.date = b.date AND pb.index_number = b.index_number
+JOIN zone_json AS zj ON zj.date = b.date AND zj.index_number = b.index_number
+JOIN block_anomalies AS ba ON ba.date = b.date AND ba.index_number = b.index_number
+CROSS JOIN data_end AS de

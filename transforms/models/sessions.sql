@@ -1,0 +1,160 @@
+MODEL (
+  name analytics.sessions,
+  kind INCREMENTAL_BY_TIME_RANGE (
+    time_column entry_time,
+    batch_size 24, -- one site-local day (24 hourly intervals) per query
+    lookback 24 -- re-run the previous day too: late data inside one day is picked up by the next run
+  ),
+  grain session_id,
+  audits (
+    unique_values(columns := (session_id)),
+    not_null(columns := (session_id, camera_id, zone_id, track_id, entry_time, exit_time, status)),
+    accepted_values(column := status, is_in := ('completed', 'interrupted', 'active')),
+    session_times_consistent,
+    no_overlapping_sessions
+  ),
+  description 'One row per visit of a track to a zone. A visit ends when the track enters another zone or is unseen in the zone for more than session_gap_seconds; visits shorter than min_session_seconds are dropped. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
+  column_descriptions (
+    session_id = 'md5 of camera_id|track_id|entry epoch microseconds',
+    camera_id = 'camera (ref.cameras)',
+    zone_id = 'zone visited (ref.zones)',
+    track_id = 'tracker id of the visitor',
+    worker_id = 'identity of the visitor when known upstream (from the entry sample)',
+    entry_time = 'first sample of the visit (UTC)',
+    exit_time = 'last sample of the visit (UTC)',
+    duration_seconds = 'exit_time - entry_time',
+    total_active_seconds = 'time between consecutive samples whose earlier sample moved (motion_score >= idle_motion_score), each gap capped at session_gap_seconds',
+    total_idle_seconds = 'the same for samples below idle_motion_score; active + idle = duration',
+    max_idle_streak_seconds = 'longest uninterrupted idle stretch of the visit',
+    max_idle_streak_start = 'when that stretch began (UTC)',
+    samples = 'detections in the visit',
+    index_number = 'index block holding entry_time; null outside working time',
+    local_date = 'site-local day of entry_time',
+    status = 'completed = seen after leaving; active = still inside at the end of the data; interrupted = track lost inside the zone'
+  )
+);
+
+@DEF(gap_us, CAST(ROUND(@session_gap_seconds * 1000000) AS BIGINT));
+
+WITH track_samples AS (
+  /* Every sample of the tracks that matter: the batch, session_gap_seconds before it (enough to know
+     whether a visit really starts in the batch), and the later samples of tracks still seen at its end. */
+  SELECT camera_id, track_id, ts, zone_id, is_active, worker_id
+  FROM analytics.stg_detections
+  WHERE ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
+  UNION ALL
+  SELECT s.camera_id, s.track_id, s.ts, s.zone_id, s.is_active, s.worker_id
+  FROM analytics.stg_detections AS s
+  JOIN (
+    SELECT DISTINCT camera_id, track_id
+    FROM analytics.stg_detections
+    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
+  ) AS open_tracks
+    ON s.camera_id = open_tracks.camera_id AND s.track_id = open_tracks.track_id
+  WHERE s.ts >= @batch_end() AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
+), track_last AS (
+  SELECT camera_id, track_id, MAX(ts) AS last_ts FROM track_samples GROUP BY camera_id, track_id
+), zoned AS (
+  SELECT
+    camera_id, track_id, ts, zone_id, is_active, worker_id,
+    @epoch_us(ts) AS ts_us,
+    LAG(zone_id) OVER w AS prev_zone,
+    @epoch_us(LAG(ts) OVER w) AS prev_us,
+    LAG(is_active) OVER w AS prev_active
+  FROM track_samples
+  WHERE zone_id IS NOT NULL
+  WINDOW w AS (PARTITION BY camera_id, track_id ORDER BY ts)
+), starts AS (
+  SELECT
+    *,
+    CASE WHEN prev_us IS NULL OR zone_id <> prev_zone OR ts_us - prev_us > @gap_us THEN 1 ELSE 0 END AS visit_start
+  FROM zoned
+), numbered AS (
+  SELECT
+    *,
+    SUM(visit_start) OVER w AS visit_no,
+    SUM(CASE WHEN visit_start = 1 OR is_active <> prev_active THEN 1 ELSE 0 END) OVER w AS run_no,
+    LEAD(ts_us) OVER w AS next_us,
+    LEAD(visit_start) OVER w AS next_visit_start
+  FROM starts
+  WINDOW w AS (PARTITION BY camera_id, track_id ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), steps AS (
+  /* The step from each sample to the next one of the same visit, capped at the gap. */
+  SELECT
+    *,
+    CASE WHEN next_visit_start = 0 THEN LEAST(next_us - ts_us, @gap_us) ELSE 0 END AS step_us
+  FROM numbered
+), runs AS (
+  /* Uninterrupted stretches of one state inside a visit. */
+  SELECT
+    camera_id, track_id, visit_no, run_no,
+    MIN(zone_id) AS zone_id,
+    MIN(ts) AS run_start,
+    MAX(ts) AS run_end,
+    MIN(ts_us) AS run_start_us,
+    BOOL_AND(is_active) AS is_active,
+    SUM(step_us) AS run_us,
+    COUNT(*) AS samples,
+    MAX(CASE WHEN visit_start = 1 THEN worker_id END) AS entry_worker_id
+  FROM steps
+  GROUP BY camera_id, track_id, visit_no, run_no
+), ranked_runs AS (
+  SELECT
+    *,
+    /* the longest idle stretch of the visit ranks first (the earliest on a tie) */
+    ROW_NUMBER() OVER (
+      PARTITION BY camera_id, track_id, visit_no
+      ORDER BY CASE WHEN is_active THEN -1 ELSE run_us END DESC, run_start
+    ) AS idle_rank
+  FROM runs
+), visits AS (
+  SELECT
+    camera_id, track_id, visit_no,
+    MIN(zone_id) AS zone_id,
+    MIN(run_start) AS entry_time,
+    MAX(run_end) AS exit_time,
+    MIN(run_start_us) AS entry_us,
+    SUM(CASE WHEN is_active THEN run_us ELSE 0 END) AS active_us,
+    SUM(CASE WHEN is_active THEN 0 ELSE run_us END) AS idle_us,
+    MAX(CASE WHEN is_active THEN 0 ELSE run_us END) AS max_idle_us,
+    MIN(CASE WHEN idle_rank = 1 AND NOT is_active AND run_us > 0 THEN run_start END) AS idle_streak_start,
+    MAX(entry_worker_id) AS worker_id,
+    SUM(samples) AS samples
+  FROM ranked_runs
+  GROUP BY camera_id, track_id, visit_no
+), camera_last AS (
+  SELECT camera_id, MAX(max_event_ts) AS last_ts FROM raw.camera_watermarks GROUP BY camera_id
+)
+SELECT
+  MD5(v.camera_id || '|' || CAST(v.track_id AS VARCHAR) || '|' || CAST(v.entry_us AS VARCHAR)) AS session_id,
+  v.camera_id,
+  v.zone_id,
+  v.track_id,
+  v.worker_id,
+  v.entry_time,
+  v.exit_time,
+  CAST(@epoch_us(v.exit_time) - v.entry_us AS DOUBLE) / 1000000 AS duration_seconds,
+  CAST(v.active_us AS DOUBLE) / 1000000 AS total_active_seconds,
+  CAST(v.idle_us AS DOUBLE) / 1000000 AS total_idle_seconds,
+  CAST(v.max_idle_us AS DOUBLE) / 1000000 AS max_idle_streak_seconds,
+  v.idle_streak_start AS max_idle_streak_start,
+  CAST(v.samples AS BIGINT) AS samples,
+  it.index_number,
+  @local_date(v.entry_time) AS local_date,
+  CASE
+    WHEN tl.last_ts > v.exit_time THEN 'completed'
+    WHEN @epoch_us(GREATEST(COALESCE(cl.last_ts, tl.last_ts), tl.last_ts)) - @epoch_us(v.exit_time) <= @gap_us
+      THEN 'active'
+    ELSE 'interrupted'
+  END AS status
+FROM visits AS v
+JOIN track_last AS tl
+  ON v.camera_id = tl.camera_id AND v.track_id = tl.track_id
+LEFT JOIN camera_last AS cl
+  ON v.camera_id = cl.camera_id
+LEFT JOIN ref.index_timeline AS it
+  ON it.date = @local_date(v.entry_time) AND v.entry_time >= it.scheduled_start AND v.entry_time < it.scheduled_end
+WHERE
+  v.entry_time >= @batch_start()
+  AND v.entry_time < @batch_end()
+  AND @epoch_us(v.exit_time) - v.entry_us >= CAST(ROUND(@min_session_seconds * 1000000) AS BIGINT)
