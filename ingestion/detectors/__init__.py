@@ -1,0 +1,84 @@
+"""Detectors turn frames into tracked detections, all in one shape, so the video pipeline does not care
+which one runs.
+
+- `YoloDetector`: Ultralytics YOLO with ByteTrack (`model.track(persist=True)`), for cameras with weights.
+- `MotionDetector`: OpenCV background subtraction blobs tracked with Ultralytics' `BYTETracker`, for sites
+  without weights (and for the simulator's rendered video).
+
+Both receive the frame *and* the pipeline's foreground mask: the background subtraction runs once per frame
+(`ingestion.video.motion.ForegroundModel`) and feeds both the motion detector and every box's motion score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """Tracked detections of one frame, one row per object; boxes are top-left x, y, width, height in the
+    pixels of the frame that was passed in (not the detector's input size)."""
+
+    track_id: np.ndarray  # int64 (N,)
+    class_id: np.ndarray  # int16 (N,)
+    conf: np.ndarray  # float32 (N,)
+    xywh: np.ndarray  # float32 (N, 4)
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    @staticmethod
+    def empty() -> Tracks:
+        return Tracks(
+            np.empty(0, np.int64),
+            np.empty(0, np.int16),
+            np.empty(0, np.float32),
+            np.empty((0, 4), np.float32),
+        )
+
+    @staticmethod
+    def from_xyxy(xyxy: np.ndarray, track_id: np.ndarray, class_id: np.ndarray, conf: np.ndarray) -> Tracks:
+        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        return Tracks(
+            np.asarray(track_id, dtype=np.int64),
+            np.asarray(class_id, dtype=np.int16),
+            np.asarray(conf, dtype=np.float32),
+            xywh,
+        )
+
+
+class Detector(Protocol):
+    """Anything that turns a BGR frame (plus the shared foreground mask) into tracked detections.
+
+    `update` is called once per processed frame, in order; `reset` forgets all tracks (a new source)."""
+
+    name: str
+
+    def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks: ...
+
+    def reset(self) -> None: ...
+
+
+def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **options) -> Detector:
+    """Build a detector by name: "motion" or "yolo" (YOLO needs `weights`: a .pt file or a model .yaml)."""
+    if kind == "motion":
+        from ingestion.detectors.motion import MotionDetector
+
+        return MotionDetector(fps=fps, **options)
+    if kind == "yolo":
+        from ingestion.detectors.yolo import YoloDetector
+
+        if not weights:
+            raise ValueError(
+                "the yolo detector needs weights: pass --weights PATH/TO/yolo11n.pt "
+                "(or use --detector motion where no weights exist)"
+            )
+        return YoloDetector(weights, fps=fps, **options)
+    raise ValueError(f"unknown detector {kind!r}: use 'motion' or 'yolo'")
+
+
+__all__ = ["Detector", "Tracks", "make_detector"]

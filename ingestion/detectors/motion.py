@@ -1,0 +1,144 @@
+"""Motion detector: blobs of the shared foreground mask, cleaned by morphology, boxed from contours and
+tracked with Ultralytics' BYTETracker.
+
+It sees what moves. A person who stands perfectly still fades into the background model within a few
+seconds and is only carried by the tracker's lost-track buffer; real people (and the simulator's rendered
+workers) keep moving a little, which is enough for the closed blob to stay visible.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+
+from ingestion.detectors import Tracks
+from ingestion.detectors.tracker import BoxBatch, bytetrack_config
+from ingestion.video.motion import box_foreground_share, mask_scale
+
+
+class MotionDetector:
+    name = "motion"
+
+    def __init__(
+        self,
+        *,
+        fps: float = 5.0,
+        min_area_share: float = 0.0015,
+        open_px: int = 3,
+        close_px: int = 15,
+        class_id: int = 0,
+        split_merged: bool = True,
+        lost_seconds: float = 10.0,
+        **tracker_options,
+    ):
+        """`min_area_share`: smallest blob kept, as a share of the frame area (drops speckle and leaves);
+        `open_px` / `close_px`: morphology kernel sizes at 1280 px frame width (scaled with the frame) that
+        remove single-pixel noise and merge a person's scattered moving pixels into one blob;
+        `class_id`: label for every blob (0 = person: on an overhead line camera the movers are people);
+        `split_merged`: cut blobs much larger than a typical person into person-sized parts (people standing
+        close together touch in the mask; the typical size is learnt from the blobs seen so far)."""
+        self.fps = fps
+        self.min_area_share = min_area_share
+        self.open_px = open_px
+        self.close_px = close_px
+        self.class_id = class_id
+        self.split_merged = split_merged
+        defaults = {"track_high_thresh": 0.3, "track_low_thresh": 0.05, "new_track_thresh": 0.3}
+        self._tracker_cfg = bytetrack_config(
+            fps, lost_seconds=lost_seconds, **{**defaults, **tracker_options}
+        )
+        self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        from ultralytics.trackers.byte_tracker import BYTETracker
+
+        self._tracker = BYTETracker(SimpleNamespace(**self._tracker_cfg))
+        self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
+        self._typical: tuple[float, float] | None = None
+        self._frames = 0
+
+    SIZE_HISTORY = 2000  # blobs remembered for the typical person size
+    SIZE_WARMUP = 50  # blobs seen before any splitting
+    SIZE_QUANTILE = 40  # percentile of blob widths/heights taken as one person (merged blobs are larger)
+
+    def typical_size(self) -> tuple[float, float] | None:
+        """Width and height of one person, learnt from recent blobs (re-estimated every 25 frames)."""
+        if len(self._sizes) < self.SIZE_WARMUP:
+            return None
+        if self._typical is None or self._frames % 25 == 0:
+            self._typical = tuple(np.percentile(np.asarray(self._sizes), self.SIZE_QUANTILE, axis=0))
+        return self._typical
+
+    def _split(self, xyxy: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cut each blob into about size / typical size parts per axis; keep the parts holding foreground."""
+        self._frames += 1
+        self._sizes.extend(map(tuple, xyxy[:, 2:] - xyxy[:, :2]))
+        typical = self.typical_size()
+        if typical is None or len(xyxy) == 0:
+            return xyxy, fill
+        wh = xyxy[:, 2:] - xyxy[:, :2]
+        # 1.3 typical sizes or more along an axis: two people (people behind each other overlap a lot).
+        parts = np.maximum(1, np.floor(wh / np.asarray(typical) + 0.7)).astype(np.int64)
+        single = parts.prod(axis=1) == 1
+        if single.all():
+            return xyxy, fill
+        boxes, fills = [xyxy[single]], [fill[single]]
+        for i in np.flatnonzero(~single):  # few merged blobs per frame
+            kx, ky = parts[i]
+            x0, y0 = xyxy[i, :2]
+            step = wh[i] / (kx, ky)
+            gx, gy = np.meshgrid(np.arange(kx), np.arange(ky))
+            tl = np.stack([x0 + gx.ravel() * step[0], y0 + gy.ravel() * step[1]], axis=1)
+            cand = np.concatenate([tl, tl + step], axis=1)
+            share = box_foreground_share(mask, np.concatenate([tl, np.broadcast_to(step, tl.shape)], axis=1))
+            keep = share >= 0.5 * fill[i]
+            boxes.append(cand[keep])
+            fills.append(share[keep])
+        return np.concatenate(boxes).astype(np.float32), np.concatenate(fills).astype(np.float32)
+
+    def _morphology(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        if width not in self._kernels:
+            scale = width / 1280
+            o = max(1, round(self.open_px * scale))
+            c = max(3, round(self.close_px * scale))
+            self._kernels[width] = (
+                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (o, o)),
+                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (c, c)),
+            )
+        return self._kernels[width]
+
+    def blobs(self, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (xyxy) of the foreground's blobs and each blob's fill ratio (blob pixels / box area)."""
+        h, w = foreground.shape[:2]
+        open_k, close_k = self._morphology(w)
+        mask = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, close_k)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, open_k)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        stats = stats[1:]  # label 0 is the background
+        keep = stats[:, cv2.CC_STAT_AREA] >= self.min_area_share * h * w
+        stats = stats[keep].astype(np.float32)
+        x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        xyxy = np.stack([x, y, x + bw, y + bh], axis=1)
+        fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(bw * bh, 1)
+        if self.split_merged:
+            xyxy, fill = self._split(xyxy, fill, mask)
+        return xyxy, fill
+
+    def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
+        xyxy, fill = self.blobs(foreground)
+        xyxy = xyxy / mask_scale(foreground, frame)  # the mask may be smaller than the frame
+        # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
+        conf = np.clip(fill, 0.0, 1.0)
+        boxes = BoxBatch(xyxy, conf, np.full(len(conf), self.class_id, dtype=np.float32))
+        out = self._tracker.update(boxes, frame)
+        if len(out) == 0:
+            return Tracks.empty()
+        # Report the measured blob box of each matched detection (column 7 = its index), not the Kalman
+        # estimate: zones are decided on where the person was seen.
+        idx = out[:, 7].astype(np.int64)
+        return Tracks.from_xyxy(xyxy[idx], out[:, 4], np.full(len(idx), self.class_id), out[:, 5])
