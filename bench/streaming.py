@@ -1,0 +1,165 @@
+"""Streaming end to end: MQTT publish on loopback -> parsed, checked, landed and committed -> acknowledged.
+
+    .venv/bin/python bench/streaming.py [--minutes 10] [--batch-rows 5000]
+                                        [--pg-admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+For DuckDB and PostgreSQL, with the same simulated frames (4 cameras at 5 fps, one message per frame):
+- floor: the landing layer's own `append_batch` on the same rows, in batches of --batch-rows;
+- sustained: every message published at once (a backlog), rows/s from the first publish to the last
+  commit, through a private Mosquitto and `StreamConsumer` (parse, idempotence checks, ledger, acks);
+- latency: messages paced at half the sustained message rate; publish -> commit p50 / p99.
+The publisher runs in its own process; the consumer in this one. Prints ratios to the floor measured in
+the same run (absolute numbers on a shared machine are noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date
+from datetime import time as dtime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import psycopg
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingestion.simulate import simulate  # noqa: E402
+from ingestion.site import Site, load_site  # noqa: E402
+from ingestion.stream.broker import PrivateMosquitto  # noqa: E402
+from ingestion.stream.consumer import BatchPolicy, StreamConsumer  # noqa: E402
+from ingestion.stream.encode import encode_frames  # noqa: E402
+from ingestion.stream.landing import StreamLander  # noqa: E402
+from ingestion.stream.mqtt import MqttSource  # noqa: E402
+from ingestion.stream.publish import Publisher  # noqa: E402
+from ingestion.warehouse import connect  # noqa: E402
+
+DAY = date(2025, 1, 15)
+
+
+def _publish(port: int, messages: list[tuple[str, bytes]], per_second: float | None, stamps) -> None:
+    """Child process: publish (paced or not), stamping each message's publish time."""
+    with Publisher(port=port) as pub:
+        start = time.monotonic()
+        for i, (topic, payload) in enumerate(messages):
+            if per_second:
+                delay = start + i / per_second - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            stamps[i] = time.time()
+            pub.publish([(topic, payload)])
+        pub.wait(600)
+
+
+class Warehouses:
+    """Fresh, empty warehouses of one backend, cleaned up at the end."""
+
+    def __init__(self, backend: str, admin_url: str, tmp: Path):
+        self.backend, self.admin_url, self.tmp = backend, admin_url, tmp
+        self.created: list[str] = []
+
+    def fresh(self) -> str:
+        if self.backend == "duckdb":
+            return f"duckdb:///{self.tmp / f'{uuid.uuid4().hex[:8]}.duckdb'}"
+        name = f"sightline_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def floor_rate(url: str, site: Site, rows: pl.DataFrame, batch_rows: int) -> float:
+    with connect(url, site) as wh:
+        wh.setup()
+        started = time.perf_counter()
+        for i, start in enumerate(range(0, rows.height, batch_rows)):
+            wh.append_batch(f"floor:{i}", rows.slice(start, batch_rows), source="bench")
+        return rows.height / (time.perf_counter() - started)
+
+
+def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFrame, total_rows: int,
+               batch_rows: int, per_second: float | None, label: str) -> tuple[float, np.ndarray]:
+    """Publish every frame, wait until all rows are committed; returns (rows/s, latencies in s)."""
+    prefix = frames["topic"][0].split("/")[0]
+    messages = [(t, p.encode()) for t, p in frames.select("topic", "payload").iter_rows()]
+    index = {payload: i for i, (_, payload) in enumerate(messages)}
+    committed = np.full(len(messages), np.nan)
+    bar = tqdm(total=total_rows, desc=label, unit="rows", leave=False)
+
+    def on_commit(batch, outcome, at: float) -> None:
+        committed[[index[m.payload] for m in batch]] = at  # per message of the batch, not per detection
+        bar.update(outcome.landed)
+
+    source = MqttSource(f"{broker.url}/{prefix}/+/detections", client_id=f"bench-{uuid.uuid4().hex[:8]}",
+                        receive_maximum=4000, session_expiry_seconds=0)
+    consumer = StreamConsumer(source, StreamLander(url, site), BatchPolicy(rows=batch_rows, seconds=1.0,
+                                                                            max_messages=2000),
+                              on_commit=on_commit)
+    runner = threading.Thread(target=consumer.run)
+    runner.start()
+    while not source.connected:  # subscribed before the first publish
+        time.sleep(0.05)
+    stamps = mp.get_context("fork").Array("d", len(messages), lock=False)
+    publisher = mp.get_context("fork").Process(target=_publish,
+                                               args=(broker.port, messages, per_second, stamps))
+    publisher.start()
+    while consumer.stats.landed < total_rows and publisher.exitcode in (None, 0):
+        time.sleep(0.05)
+    publisher.join()
+    consumer.stop()
+    runner.join()
+    bar.close()
+    published = np.frombuffer(stamps, dtype=np.float64)
+    rate = total_rows / (np.nanmax(committed) - published.min())
+    return rate, committed - published
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, default=10, help="simulated minutes of 4 cameras at 5 fps")
+    parser.add_argument("--batch-rows", type=int, default=5000)
+    parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+
+    site = load_site()
+    rows = simulate(site, start=DAY, fps=5.0, noise="realistic", seed=0,
+                    window=(dtime(9), dtime(9 + args.minutes // 60, args.minutes % 60))).detections
+    frames = encode_frames(rows, topic_prefix=f"bench{uuid.uuid4().hex[:6]}")
+    print(f"{rows.height:,} detections in {frames.height:,} messages "
+          f"({rows.height / frames.height:.1f} per message), batches of {args.batch_rows} rows\n")
+    print(f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} "
+          f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    with tempfile.TemporaryDirectory() as tmp, PrivateMosquitto() as broker:
+        for backend in ("duckdb", "postgres"):
+            warehouses = Warehouses(backend, args.pg_admin_url, Path(tmp))
+            try:
+                floor = floor_rate(warehouses.fresh(), site, rows.sort("ts", "camera_id"), args.batch_rows)
+                sustained, _ = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
+                                          args.batch_rows, None, f"{backend} backlog")
+                paced = 0.5 * sustained / (rows.height / frames.height)
+                _, latency = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
+                                        args.batch_rows, paced, f"{backend} paced")
+            finally:
+                warehouses.drop_all()
+            p50, p99 = np.percentile(latency, [50, 99]) * 1000
+            print(f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {sustained / floor:>6.2f} "
+                  f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The long-running stream consumer: micro-batches by size or time, commit, then acknowledge.
+
+    source (MQTT, network thread) -> bounded queue -> [this loop] parse + land batch -> commit -> ack
+
+One loop, one thread talking to the warehouse. When the warehouse fails (down, slow, restarted), the
+batch is kept and retried with backoff on a fresh connection; nothing is acknowledged meanwhile, so the
+broker stops sending at its Receive Maximum and consumption pauses instead of buffering. A retried batch
+keeps its batch id (derived from its messages), so a commit whose reply was lost is found in the ledger.
+
+SIGTERM / SIGINT: stop reading, land what was received, acknowledge it, disconnect, exit 0. If the
+warehouse is down at that moment, the received messages stay unacknowledged (the broker redelivers them
+to the next run) and the process exits with EXIT_WAREHOUSE_DOWN.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ingestion.stream.landing import BatchOutcome, StreamLander
+from ingestion.stream.mqtt import Message, MqttSource
+
+log = logging.getLogger(__name__)
+
+EXIT_WAREHOUSE_DOWN = 75  # EX_TEMPFAIL: try again later; nothing was lost
+PROGRESS_SECONDS = 30.0
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse stayed unreachable while we were asked to stop; nothing was acknowledged."""
+
+
+@dataclass
+class BatchPolicy:
+    rows: int = 5000  # land once this many detections are waiting...
+    seconds: float = 1.0  # ...or once the oldest waiting message is this old
+    max_messages: int = 1000  # and never hold more messages than this in one batch
+
+
+@dataclass
+class ConsumerStats:
+    messages: int = 0
+    batches: int = 0
+    landed: int = 0
+    duplicate_rows: int = 0
+    rejected: int = 0
+    retries: int = 0
+    max_held: int = 0  # most messages held unacknowledged at once (batch + queue)
+    started: float = field(default_factory=time.monotonic)
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the warehouse is unreachable right now", worth a retry on a new connection."""
+    import duckdb
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, duckdb.IOException, duckdb.ConnectionException,
+            ConnectionError, TimeoutError)
+
+
+class StreamConsumer:
+    def __init__(self, source: MqttSource, lander: StreamLander, policy: BatchPolicy | None = None, *,
+                 stop_when_idle: float | None = None, max_backoff: float = 5.0,
+                 on_commit: Callable[[list[Message], BatchOutcome, float], None] | None = None):
+        """`stop_when_idle`: exit after that many seconds without messages (drain a backlog and stop).
+        `on_commit(messages, outcome, commit_time)` is called after each commit (benchmarks, metrics)."""
+        self.source = source
+        self.lander = lander
+        self.policy = policy or BatchPolicy()
+        self.stop_when_idle = stop_when_idle
+        self.max_backoff = max_backoff
+        self.on_commit = on_commit
+        self.stats = ConsumerStats()
+        self._stop = threading.Event()
+        self._batch: list[Message] = []
+        self._batch_rows = 0
+        self._batch_started = 0.0
+        self._last_progress = time.monotonic()
+
+    def stop(self, *_args) -> None:
+        """Ask the loop to finish the current batch and return (signal-handler safe)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> ConsumerStats:
+        self.lander.open()  # fail fast on a bad URL or schema before touching the broker
+        self.source.start()
+        last_message = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                wait = self.policy.seconds - (now - self._batch_started) if self._batch else 0.25
+                room = self.policy.max_messages - len(self._batch)
+                chunk = self.source.poll(min(max(wait, 0.0), 0.25), room)  # wake up to notice a stop
+                now = time.monotonic()
+                if chunk:
+                    last_message = now
+                    self._add(chunk)
+                if self._batch and (self._batch_rows >= self.policy.rows
+                                    or len(self._batch) >= self.policy.max_messages
+                                    or now - self._batch_started >= self.policy.seconds):
+                    self._flush()
+                elif not self._batch and self.stop_when_idle and now - last_message >= self.stop_when_idle:
+                    log.info("no messages for %.0f s: stopping", self.stop_when_idle)
+                    break
+            # Graceful stop: land and acknowledge what was received up to now (later arrivals stay
+            # unacknowledged on the broker for the next run).
+            remaining = self.source.queued
+            while remaining > 0 and (chunk := self.source.poll(0, min(remaining, self.policy.max_messages))):
+                remaining -= len(chunk)
+                self._add(chunk)
+                if len(self._batch) >= self.policy.max_messages:
+                    self._flush()
+            if self._batch:
+                self._flush()
+        finally:
+            self.source.close()
+            self.lander.close()
+        log.info("stopped: %d messages, %d rows landed, %d duplicate rows skipped, %d messages rejected, "
+                 "%d batches, %d retries", self.stats.messages, self.stats.landed, self.stats.duplicate_rows,
+                 self.stats.rejected, self.stats.batches, self.stats.retries)
+        return self.stats
+
+    def _add(self, chunk: list[Message]) -> None:
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.extend(chunk)
+        # Row count without parsing twice: every detection of either format carries one of these markers.
+        self._batch_rows += sum(m.payload.count(b"track_id") + m.payload.count(b'|') // 5 for m in chunk)
+        self.stats.max_held = max(self.stats.max_held, len(self._batch) + self.source.queued)
+
+    def _flush(self) -> None:
+        batch, self._batch, self._batch_rows = self._batch, [], 0
+        payloads = [m.payload for m in batch]
+        backoff = 0.2
+        while True:
+            try:
+                outcome = self.lander.land(payloads)
+                break
+            except _transient_errors() as exc:
+                self.stats.retries += 1
+                self.lander.reconnect()
+                self.stats.max_held = max(self.stats.max_held, len(batch) + self.source.queued)
+                if self._stop.is_set():  # asked to stop: do not wait for the warehouse forever
+                    raise WarehouseUnavailable(
+                        f"warehouse unavailable while stopping ({exc}); {len(batch) + self.source.queued} "
+                        "messages left unacknowledged on the broker, they will be redelivered") from exc
+                log.warning("warehouse unavailable (%s); holding %d messages unacknowledged, retry in %.1f s",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                            len(batch) + self.source.queued, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+        committed = time.time()
+        self.source.ack(batch)
+        self.stats.messages += len(batch)
+        self.stats.batches += 1
+        self.stats.landed += outcome.landed
+        self.stats.duplicate_rows += outcome.duplicate_rows
+        self.stats.rejected += outcome.rejected_messages
+        log.debug("batch %s: %d messages, %d rows landed, %d duplicates skipped, %d rejected; "
+                  "%d messages in total", outcome.batch_id, len(batch), outcome.landed,
+                  outcome.duplicate_rows, outcome.rejected_messages, self.stats.messages)
+        if self.on_commit:
+            self.on_commit(batch, outcome, committed)
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_SECONDS:  # a long-running service: progress in the log
+            self._last_progress = now
+            s = self.stats
+            log.info("%d messages, %d rows landed (%.0f rows/s), %d duplicate rows skipped, %d rejected, "
+                     "%d retries", s.messages, s.landed, s.landed / max(now - s.started, 1e-9),
+                     s.duplicate_rows, s.rejected, s.retries)

@@ -1,0 +1,477 @@
+"""Stream payloads -> detection rows, vectorised per micro-batch; malformed messages become dead letters.
+
+Two payloads are accepted on the same topics, told apart by their keys:
+
+Our own JSON, `sightline.detections` (one message = one processed frame of one camera):
+
+    {"camera_id": "CAM01",                      # a camera of the site config
+     "ts": "2025-01-15T01:00:00.200000+00:00",   # frame capture time, ISO-8601 with a UTC offset (or Z)
+     "frame_idx": 1234,                           # integer >= 0
+     "detections": [                              # may be empty: the frame was processed, nobody was seen
+        {"track_id": 7, "class_id": 0, "confidence": 0.91,      # integers / 0..1
+         "x": 100.0, "y": 200.0, "w": 50.0, "h": 120.0,         # bbox top-left + size, pixels, w, h > 0
+         "motion_score": 0.4,                                   # 0..1
+         "zone_id": "Z01",                                      # optional: else assigned from site zones
+         "worker_id": null}]}                                   # optional
+
+NVIDIA DeepStream's "minimal" schema (Gst-nvmsgconv payload-type 1), one message per frame:
+
+    {"version": "4.0", "id": 1234, "@timestamp": "2025-01-15T01:00:00.200Z", "sensorId": "CAM01",
+     "objects": ["7|100|200|150|320|Person", "8|400|210|452|330|Person|#|male|35|black|none|jacket|0.87"]}
+
+where each object is `trackingId|left|top|right|bottom|label`, optionally followed by `|#|` and the
+secondary-inference attributes whose last field is the confidence. `id` is the frame number, `sensorId`
+the camera id. The minimal schema carries no motion and (without attributes) no confidence: those get
+`deepstream_defaults` (see `DeepStreamDefaults`), and the zone is always assigned from the site's zones.
+
+A message is valid only as a whole: one bad detection rejects its frame, with the reason naming the
+detection and the rule, and the raw payload is kept in the dead letter so nothing is lost silently.
+Only the loop that decodes JSON runs per message; everything per detection is columnar (Arrow/polars).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ingestion.schema import DETECTION_SCHEMA, UTC_TS
+from ingestion.site import Site
+from ingestion.zones import assign_zones
+
+SIGHTLINE_KEYS = ("camera_id", "ts", "frame_idx", "detections")
+DEEPSTREAM_KEYS = ("@timestamp", "sensorId", "objects")
+MAX_REASON_CHARS = 500
+MESSAGE_COLUMN = "_msg"  # which payload (by position) each detection row came from
+
+# Numbers arrive as float64 so that 7.5 is caught as "not an integer" instead of being truncated to 7.
+_DETECTION_STRUCT = pa.struct([
+    ("track_id", pa.float64()), ("class_id", pa.float64()), ("confidence", pa.float64()),
+    ("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()), ("h", pa.float64()),
+    ("motion_score", pa.float64()), ("zone_id", pa.string()), ("worker_id", pa.string()),
+])
+_REQUIRED = ("track_id", "class_id", "confidence", "x", "y", "w", "h", "motion_score")
+
+# COCO class names (as YOLO and DeepStream's COCO models label them) plus DeepStream's generic labels.
+COCO_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
+    "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+LABEL_TO_CLASS = {name: i for i, name in enumerate(COCO_NAMES)} | {"vehicle": 2, "roadsign": 11}
+
+
+@dataclass(frozen=True)
+class DeepStreamDefaults:
+    """Values the DeepStream minimal schema does not carry. Motion needs pixels, which only the edge box
+    has; 0.0 (idle) is the conservative default, override it if your edge box encodes motion elsewhere."""
+
+    confidence: float = 1.0
+    motion_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    message: int  # position of the payload in the batch
+    camera_id: str | None
+    payload: str
+    reason: str
+
+
+@dataclass
+class ParsedMessages:
+    """What a micro-batch of messages became: rows of the valid messages and one dead letter per bad one."""
+
+    detections: pl.DataFrame  # MESSAGE_COLUMN (index into the payloads) + DETECTION_SCHEMA, batch_id null
+    rejected: list[Rejected] = field(default_factory=list)
+    valid_messages: int = 0
+
+
+def payload_text(payload: bytes) -> str:
+    """The payload as storable text: undecodable bytes and NULs (which PostgreSQL text refuses) escaped."""
+    return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
+def parse_messages(payloads: Sequence[bytes], site: Site,
+                   deepstream_defaults: DeepStreamDefaults | None = None, *, fast: bool = True,
+                   ) -> ParsedMessages:
+    """Parse and validate a micro-batch of raw message payloads (see the module doc for the formats).
+
+    `fast`: decode our JSON for the whole batch at once in polars (Rust) when every message of it decodes;
+    messages the fast path cannot vouch for take the strict per-message path, which gives the same rows
+    and reasons (tests check both)."""
+    deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
+    known_cameras = set(site.camera_ids)
+    reasons: dict[int, tuple[str | None, str]] = {}  # message index -> (camera_id, reason)
+    frames: list[pl.DataFrame] = []
+    ours: list[tuple[int, dict]] = []
+    deepstream: list[tuple[int, dict]] = []
+
+    strict = range(len(payloads))
+    if fast:
+        fast_rows, strict = _fast_sightline_rows(payloads, known_cameras)
+        frames.append(fast_rows)
+    for i in strict:  # per message, not per detection: decode and route
+        payload = payloads[i]
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            reasons[i] = (None, f"not valid JSON: {exc}")
+            continue
+        if isinstance(doc, dict) and all(k in doc for k in SIGHTLINE_KEYS):
+            # Arrow would take a JSON boolean for a number: check those (rare) messages field by field.
+            dets = doc["detections"]
+            has_bool = b"true" in payload or b"false" in payload
+            problem = _shape_problem(dets) if has_bool and isinstance(dets, list) else None
+            if problem:
+                camera = doc["camera_id"] if isinstance(doc["camera_id"], str) else None
+                reasons[i] = (camera, f"detections: {problem}")
+                continue
+            ours.append((i, doc))
+        elif isinstance(doc, dict) and all(k in doc for k in DEEPSTREAM_KEYS):
+            deepstream.append((i, doc))
+        else:
+            keys = sorted(doc)[:10] if isinstance(doc, dict) else type(doc).__name__
+            reasons[i] = (None, f"unrecognised payload {keys}: expected our JSON with keys "
+                                f"{list(SIGHTLINE_KEYS)} or DeepStream minimal with keys "
+                                f"{list(DEEPSTREAM_KEYS)}")
+
+    if ours:
+        frames.append(_sightline_rows(ours, known_cameras, reasons))
+    if deepstream:
+        frames.append(_deepstream_rows(deepstream, known_cameras, reasons, deepstream_defaults))
+
+    rows = pl.concat([_conform(f) for f in frames], how="vertical") if frames else _empty_rows()
+    rows = _reject_invalid_rows(rows, reasons, site)
+    rows = rows.filter(~pl.col("_msg").is_in(list(reasons)))
+    detections = _assign_zones(rows, site).select(MESSAGE_COLUMN, *DETECTION_SCHEMA.names())
+    rejected = [Rejected(i, cam, payload_text(payloads[i]), reason[:MAX_REASON_CHARS])
+                for i, (cam, reason) in sorted(reasons.items())]
+    return ParsedMessages(detections, rejected, len(payloads) - len(reasons))
+
+
+# --- our JSON, whole batch at once ---------------------------------------------------------------
+
+_MESSAGE_STRUCT = pl.Struct({
+    "camera_id": pl.String, "ts": pl.String, "frame_idx": pl.Float64,
+    "detections": pl.List(pl.Struct({**{name: pl.Float64 for name in _REQUIRED},
+                                     "zone_id": pl.String, "worker_id": pl.String})),
+})
+# polars would turn these into "5" / '{"a": 1}' silently: such messages take the strict path.
+_NON_STRING_IN_STRING_FIELD = re.compile(rb'"(?:zone_id|worker_id)"\s*:\s*[-0-9\[{]')
+
+
+def _fast_sightline_rows(payloads: Sequence[bytes], known: set[str]) -> tuple[pl.DataFrame, list[int]]:
+    """Decode the batch's messages of our format in one polars call. polars coerces a few JSON types
+    (true -> 1, a number -> "5" in a string field), so messages holding a JSON boolean, and any message it
+    cannot decode as a complete frame, are returned as indices for the strict path instead."""
+    candidates = [i for i, p in enumerate(payloads)
+                  if b'"detections"' in p and b"true" not in p and b"false" not in p
+                  and not _NON_STRING_IN_STRING_FIELD.search(p)]
+    if not candidates:
+        return _empty_rows(), list(range(len(payloads)))
+    try:
+        decoded = (pl.Series([payloads[i] for i in candidates], dtype=pl.Binary).cast(pl.String)
+                   .str.json_decode(_MESSAGE_STRUCT))
+    except (pl.exceptions.PolarsError, UnicodeDecodeError):
+        return _empty_rows(), list(range(len(payloads)))  # one bad message: the strict path sorts it out
+    msgs = decoded.struct.unnest().with_columns(_msg=pl.Series(candidates, dtype=pl.Int64)).with_columns(
+        ts_parsed=pl.col("ts").str.to_datetime("%+", strict=False, time_zone="UTC", time_unit="us"))
+    c = pl.col
+    complete = (c("camera_id").is_not_null() & c("ts_parsed").is_not_null() & c("detections").is_not_null()
+                & c("camera_id").is_in(list(known)) & c("frame_idx").is_not_null()
+                & (c("frame_idx") == c("frame_idx").floor()) & c("frame_idx").is_between(0, 2**53))
+    ok = msgs.filter(complete)
+    strict = sorted(set(range(len(payloads))) - set(ok["_msg"].to_list()))
+    rows = (
+        ok.select("_msg", "camera_id", ts=c("ts_parsed").dt.epoch("us"),
+                  frame_idx=c("frame_idx").cast(pl.Int64), d=c("detections"))
+        .with_columns(_det=c("d").list.len())
+        .explode("d")
+        .filter(c("d").is_not_null())  # an empty list explodes to one null row
+        .with_columns(_det=pl.int_range(pl.len()).over("_msg"))
+        .unnest("d")
+    )
+    return rows, strict
+
+
+# --- message-level fields (per message) ---------------------------------------------------------
+
+def _parse_ts(value: object) -> int:
+    """ISO-8601 with an offset -> epoch microseconds (UTC). Raises ValueError naming the problem."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be an ISO-8601 string, got {type(value).__name__}")
+    ts = datetime.fromisoformat(value)
+    if ts.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; send e.g. {value}Z or {value}+07:00")
+    delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _frame_index(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():  # nvmsgconv versions differ: int member or string
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _message_fields(i: int, camera: object, ts: object, frame: object, known: set[str],
+                    names: tuple[str, str, str]) -> tuple[str, int, int] | tuple[str | None, str]:
+    """Validated (camera_id, ts_us, frame_idx), or (camera_id-or-None, reason)."""
+    cam_key, ts_key, frame_key = names
+    if not isinstance(camera, str):
+        return None, f"{cam_key} must be a string, got {camera!r}"
+    if camera not in known:
+        return camera, f"{cam_key} {camera!r} is not a camera of the site config; add it to site.yaml"
+    try:
+        ts_us = _parse_ts(ts)
+    except (ValueError, OverflowError) as exc:
+        return camera, f"{ts_key}: {exc}"
+    try:
+        frame_idx = _frame_index(frame)
+    except ValueError as exc:
+        return camera, f"{frame_key}: {exc}"
+    return camera, ts_us, frame_idx
+
+
+def _sightline_rows(messages: list[tuple[int, dict]], known: set[str],
+                    reasons: dict[int, tuple[str | None, str]]) -> pl.DataFrame:
+    msg_idx, cams, ts_us, frames, dets, counts = [], [], [], [], [], []
+    for i, doc in messages:
+        fields = _message_fields(i, doc["camera_id"], doc["ts"], doc["frame_idx"], known,
+                                 ("camera_id", "ts", "frame_idx"))
+        if len(fields) == 2:
+            reasons[i] = fields
+            continue
+        d = doc["detections"]
+        if not isinstance(d, list):
+            reasons[i] = (fields[0], f"detections must be a list, got {type(d).__name__}")
+            continue
+        msg_idx.append(i)
+        cams.append(fields[0])
+        ts_us.append(fields[1])
+        frames.append(fields[2])
+        counts.append(len(d))
+        dets.extend(d)
+    if not msg_idx:
+        return _empty_rows()
+    table = _detections_table(dets, counts, msg_idx, cams, reasons)
+    counts_np = np.asarray(counts)
+    return (
+        pl.from_arrow(table)
+        .with_columns(
+            _msg=pl.Series(np.repeat(msg_idx, counts_np), dtype=pl.Int64),
+            camera_id=pl.Series(np.repeat(np.asarray(cams, dtype=object), counts_np), dtype=pl.String),
+            ts=pl.Series(np.repeat(ts_us, counts_np), dtype=pl.Int64),
+            frame_idx=pl.Series(np.repeat(frames, counts_np), dtype=pl.Int64),
+            _det=pl.int_range(pl.len()).over(pl.Series(np.repeat(msg_idx, counts_np))),
+        )
+    )
+
+
+def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: list[str],
+                      reasons: dict[int, tuple[str | None, str]]) -> pa.Table:
+    """Detections of all messages as one Arrow struct array (type-checked in C++). If any detection has the
+    wrong shape, fall back to converting message by message to find the culprits (the error path only)."""
+    try:
+        return pa.Table.from_struct_array(pa.array(dets, type=_DETECTION_STRUCT))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        pass
+    parts, start = [], 0
+    for i, cam, n in zip(msg_idx, cams, counts, strict=True):
+        chunk = dets[start:start + n]
+        start += n
+        try:
+            parts.append(pa.array(chunk, type=_DETECTION_STRUCT))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+            reasons[i] = (cam, f"detections: {_shape_problem(chunk) or exc}")
+            parts.append(pa.nulls(n, type=_DETECTION_STRUCT))  # keeps row alignment; the message is rejected
+    return pa.Table.from_struct_array(pa.concat_arrays(parts) if parts else pa.array([], _DETECTION_STRUCT))
+
+
+def _shape_problem(detections: list) -> str | None:
+    """A readable description of the first wrongly typed field (error path only)."""
+    for k, det in enumerate(detections):
+        if not isinstance(det, dict):
+            return f"[{k}] must be an object, got {type(det).__name__}"
+        for name in _REQUIRED:
+            v = det.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                return f"[{k}].{name} must be a number, got {v!r}"
+        for name in ("zone_id", "worker_id"):
+            v = det.get(name)
+            if v is not None and not isinstance(v, str):
+                return f"[{k}].{name} must be a string or null, got {v!r}"
+    return None
+
+
+def _deepstream_rows(messages: list[tuple[int, dict]], known: set[str],
+                     reasons: dict[int, tuple[str | None, str]], defaults: DeepStreamDefaults,
+                     ) -> pl.DataFrame:
+    msg_idx, cams, ts_us, frames, objects, counts = [], [], [], [], [], []
+    for i, doc in messages:
+        fields = _message_fields(i, doc["sensorId"], doc["@timestamp"], doc.get("id"), known,
+                                 ("sensorId", "@timestamp", "id"))
+        if len(fields) == 2:
+            reasons[i] = fields
+            continue
+        objs = doc["objects"]
+        if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
+            reasons[i] = (fields[0], "objects must be a list of 'trackingId|left|top|right|bottom|label' "
+                                     "strings")
+            continue
+        msg_idx.append(i)
+        cams.append(fields[0])
+        ts_us.append(fields[1])
+        frames.append(fields[2])
+        counts.append(len(objs))
+        objects.extend(objs)
+    if not msg_idx:
+        return _empty_rows()
+    counts_np = np.asarray(counts)
+    parts = pl.Series("o", objects, dtype=pl.String).str.split("|")
+    n_parts = parts.list.len()
+    has_attrs = (n_parts > 7) & (parts.list.get(6, null_on_oob=True) == "#")
+
+    def num(k: int) -> pl.Expr:
+        return pl.col("p").list.get(k, null_on_oob=True).str.strip_chars().cast(pl.Float64, strict=False)
+
+    left, top, right, bottom = num(1), num(2), num(3), num(4)
+    label = pl.col("p").list.get(5, null_on_oob=True).str.strip_chars().str.to_lowercase()
+    confidence = pl.when(pl.col("attrs")).then(
+        pl.col("p").list.last().str.strip_chars().cast(pl.Float64, strict=False)
+    ).otherwise(pl.lit(defaults.confidence))
+    return (
+        pl.DataFrame({"p": parts, "attrs": has_attrs, "n": n_parts})
+        .select(
+            track_id=num(0),
+            class_id=label.replace_strict(LABEL_TO_CLASS, default=None, return_dtype=pl.Float64),
+            confidence=confidence,
+            x=left, y=top, w=right - left, h=bottom - top,
+            motion_score=pl.lit(defaults.motion_score, dtype=pl.Float64),
+            zone_id=pl.lit(None, dtype=pl.String),  # assigned from the site's zones
+            worker_id=pl.lit(None, dtype=pl.String),
+            _short=pl.col("n") < 6,
+            _label=label,
+        )
+        .with_columns(
+            _msg=pl.Series(np.repeat(msg_idx, counts_np), dtype=pl.Int64),
+            camera_id=pl.Series(np.repeat(np.asarray(cams, dtype=object), counts_np), dtype=pl.String),
+            ts=pl.Series(np.repeat(ts_us, counts_np), dtype=pl.Int64),
+            frame_idx=pl.Series(np.repeat(frames, counts_np), dtype=pl.Int64),
+            _det=pl.int_range(pl.len()).over(pl.Series(np.repeat(msg_idx, counts_np))),
+        )
+    )
+
+
+# --- row-level validation (vectorised) -------------------------------------------------------------
+
+_ROW_COLUMNS = {
+    "_msg": pl.Int64, "_det": pl.Int64, "camera_id": pl.String, "ts": pl.Int64, "frame_idx": pl.Int64,
+    "track_id": pl.Float64, "class_id": pl.Float64, "confidence": pl.Float64, "x": pl.Float64,
+    "y": pl.Float64, "w": pl.Float64, "h": pl.Float64, "motion_score": pl.Float64, "zone_id": pl.String,
+    "worker_id": pl.String, "_short": pl.Boolean, "_label": pl.String,
+}
+
+
+def _empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema=_ROW_COLUMNS)
+
+
+def _conform(rows: pl.DataFrame) -> pl.DataFrame:
+    """Both formats to the same columns (each lacks a few the other has)."""
+    missing = [pl.lit(None, dtype=t).alias(n) for n, t in _ROW_COLUMNS.items() if n not in rows.columns]
+    return rows.with_columns(missing).select([pl.col(n).cast(t) for n, t in _ROW_COLUMNS.items()])
+
+
+def _reject_invalid_rows(rows: pl.DataFrame, reasons: dict[int, tuple[str | None, str]], site: Site,
+                         ) -> pl.DataFrame:
+    """Check every rule per row at once; the first broken rule of a message's first bad row is its reason."""
+    c = pl.col
+    max_int = float(2**53)
+    zone_keys = [f"{z.camera}/{z.id}" for z in site.zones]  # float64 holds integers exactly up to here
+
+    def integer(name: str, low: float, high: float) -> pl.Expr:
+        v = c(name)
+        return v.is_null() | ~v.is_finite() | (v != v.floor()) | (v < low) | (v > high)
+
+    rules: list[tuple[pl.Expr, pl.Expr]] = [
+        (c("_short"), pl.lit("object must be 'trackingId|left|top|right|bottom|label[|#|...|confidence]'")),
+        (c("_label").is_not_null() & c("class_id").is_null(),
+         pl.format("unknown label '{}' (expected a COCO class name)", c("_label"))),
+    ]
+    for name in _REQUIRED:
+        rules.append((c(name).is_null(), pl.lit(f"{name} is missing or not a number")))
+    rules += [
+        (integer("track_id", 0, max_int), pl.format("track_id {} must be an integer >= 0", c("track_id"))),
+        (integer("class_id", 0, 32767), pl.format("class_id {} must be an integer 0..32767", c("class_id"))),
+        (~c("confidence").is_between(0, 1), pl.format("confidence {} outside [0, 1]", c("confidence"))),
+        (~c("motion_score").is_between(0, 1), pl.format("motion_score {} outside [0, 1]", c("motion_score"))),
+        (~(c("x").is_finite() & c("y").is_finite()), pl.lit("x, y must be finite")),
+        (~(c("w").is_finite() & (c("w") > 0) & c("h").is_finite() & (c("h") > 0)),
+         pl.format("bbox size w={}, h={} must be > 0", c("w"), c("h"))),
+        (~c("confidence").is_finite() | (c("x").abs() > 3.0e38), pl.lit("value out of range")),
+        (c("zone_id").is_not_null() & ~pl.concat_str("camera_id", "zone_id", separator="/").is_in(zone_keys),
+         pl.format("zone_id '{}' is not a zone of camera {}", c("zone_id"), c("camera_id"))),
+        (pl.len().over("_msg", "track_id") > 1,
+         pl.format("track_id {} appears twice in one frame", c("track_id"))),
+    ]
+    reason = pl.coalesce([pl.when(cond.fill_null(False)).then(text) for cond, text in rules])
+    bad = (
+        rows.with_columns(_reason=reason)
+        .filter(c("_reason").is_not_null())
+        .group_by("_msg", maintain_order=True)
+        .agg(c("camera_id").first(), c("_det").first(), c("_reason").first(), pl.len().alias("_n"))
+    )
+    for i, cam, det, why, n in bad.iter_rows():  # one per bad message
+        more = f" (and {n - 1} more)" if n > 1 else ""
+        reasons.setdefault(int(i), (cam, f"detection [{det}]: {why}{more}"))
+    return rows
+
+
+def _assign_zones(rows: pl.DataFrame, site: Site) -> pl.DataFrame:
+    """Cast to the warehouse types and fill zone_id from the site's zones where the producer left it out."""
+    rows = rows.select(
+        "_msg",
+        ts=pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").cast(UTC_TS),
+        camera_id=pl.col("camera_id"),
+        frame_idx=pl.col("frame_idx"),
+        track_id=pl.col("track_id").cast(pl.Int64),
+        class_id=pl.col("class_id").cast(pl.Int16),
+        confidence=pl.col("confidence").cast(pl.Float32),
+        x=pl.col("x").cast(pl.Float32),
+        y=pl.col("y").cast(pl.Float32),
+        w=pl.col("w").cast(pl.Float32),
+        h=pl.col("h").cast(pl.Float32),
+        zone_id=pl.col("zone_id"),
+        motion_score=pl.col("motion_score").cast(pl.Float32),
+        worker_id=pl.col("worker_id"),
+        batch_id=pl.lit(None, dtype=pl.String),
+    )
+    missing = rows["zone_id"].is_null()
+    if not missing.any():
+        return rows
+    assigned = np.full(rows.height, "", dtype=object)
+    cams = rows["camera_id"].to_numpy()
+    todo = missing.to_numpy()
+    x, y, w, h = (rows[k].to_numpy() for k in ("x", "y", "w", "h"))
+    for camera_id in np.unique(cams[todo]):  # per camera, vectorised within
+        sel = (cams == camera_id) & todo
+        zones = assign_zones(site.zones_for(str(camera_id)), x[sel], y[sel], w[sel], h[sel])
+        assigned[sel] = np.where(zones == None, "", zones)  # noqa: E711 - elementwise comparison
+    filled = pl.Series(assigned.astype(str), dtype=pl.String).replace("", None)
+    return rows.with_columns(zone_id=pl.when(missing).then(filled).otherwise(pl.col("zone_id")))
+
