@@ -29,8 +29,10 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
+# Embedded Dagster home (SQLite, pool limits for DuckDB); the root dagster.yaml is for deployments.
 ui: $(VENV)/.installed-base
-	$(BIN)/dagster dev
+	$(BIN)/python -m orchestration.embedded >/dev/null
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
 
 bench: $(VENV)/.installed-dev
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

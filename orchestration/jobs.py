@@ -1,0 +1,36 @@
+"""Jobs: Dagster runs one partitioning per job, so ingestion (day x camera) and marts (day) are separate."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+INGESTION_JOB = "ingestion_job"
+MARTS_JOB = "marts_job"
+REFERENCE_JOB = "site_reference_job"
+# Deployed mode limits runs carrying this tag to one at a time (dagster.yaml): one SQLMesh run per warehouse.
+SQLMESH_TAG = {"sightline/sqlmesh": "run"}
+
+
+def build_jobs(
+    raw_assets: dg.AssetsDefinition, mart_assets: dg.AssetsDefinition, quality_report: dg.AssetsDefinition
+) -> list:
+    """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts."""
+    return [
+        dg.define_asset_job(
+            INGESTION_JOB,
+            selection=dg.AssetSelection.assets(raw_assets),
+            description="Land one camera-day of detections and camera health (day x camera partitions).",
+        ),
+        dg.define_asset_job(
+            MARTS_JOB,
+            selection=dg.AssetSelection.assets(mart_assets, quality_report),
+            tags=SQLMESH_TAG,
+            description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run) "
+            "and run the audits and quality checks.",
+        ),
+        dg.define_asset_job(
+            REFERENCE_JOB,
+            selection=dg.AssetSelection.assets("site_reference"),
+            description="Reload ref.cameras, ref.zones and ref.index_timeline from the site config.",
+        ),
+    ]
