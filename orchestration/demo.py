@@ -126,29 +126,25 @@ def _collect_checks(result, report: DemoReport) -> None:
 
 def _summarise(report: DemoReport, site) -> None:
     from ingestion.warehouse import connect
-    from orchestration.resources import query
 
     with connect(report.warehouse_url, site) as wh:
         for day in report.days:
             start, end = site.day_window(day)
             window = [start, end]
             report.sessions[day] = int(
-                query(
-                    wh,
+                wh.query(
                     "SELECT count(*) AS n FROM analytics.sessions "
                     "WHERE entry_time >= {p} AND entry_time < {p}",
                     window,
                 )["n"][0]
             )
-            report.productivity[day] = query(
-                wh,
+            report.productivity[day] = wh.query(
                 "SELECT index_number, round(avg(productivity_score), 3) AS productivity "
                 "FROM analytics.index_records WHERE scheduled_start >= {p} AND scheduled_start < {p} "
                 "GROUP BY index_number ORDER BY index_number",
                 window,
             )
-            report.anomalies[day] = query(
-                wh,
+            report.anomalies[day] = wh.query(
                 "SELECT anomaly_type, count(*) AS n FROM analytics.anomalies WHERE ts >= {p} AND ts < {p} "
                 "GROUP BY anomaly_type ORDER BY n DESC, anomaly_type",
                 window,

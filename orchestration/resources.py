@@ -201,8 +201,3 @@ def _parse_window(text: str) -> tuple[time, time]:
 def env_or(name: str, default: str | None) -> str | dg.EnvVar | None:
     """EnvVar(name) when the variable is set (resolved at run time, shown as such in the UI), else default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
-
-
-def query(wh: Warehouse, sql: str, params: tuple | list | None = None):
-    """wh.query with `{p}` placeholders in the backend's style (DuckDB `?`, psycopg `%s`)."""
-    return wh.query(sql.replace("{p}", getattr(wh, "placeholder", "?")), params)

@@ -24,7 +24,7 @@ from ingestion.site import Site
 from orchestration.checks import raw_blocking_failures
 from orchestration.jobs import INGESTION_JOB, MARTS_JOB
 from orchestration.partitions import PARTITIONS_START, day_camera_key, split_day_camera_key
-from orchestration.resources import DetectionSourceResource, WarehouseResource, query
+from orchestration.resources import DetectionSourceResource, WarehouseResource
 
 LOOKBACK_DAYS = 7  # days the stream sensor looks back over
 SEGMENT_SETTLE_SECONDS = 30  # a segment file untouched this long is finished being written
@@ -103,7 +103,7 @@ def build_sensors(site: Site, marts_key: dg.AssetKey) -> list[dg.SensorDefinitio
     def marts_when_stream_passes_day(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         try:
             with warehouse.connect() as wh:
-                marks = query(wh, "SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
+                marks = wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
         except Exception as exc:
             if _warehouse_busy(exc):
                 return dg.SkipReason(f"warehouse busy ({exc}); trying again next tick")
@@ -134,9 +134,7 @@ def build_sensors(site: Site, marts_key: dg.AssetKey) -> list[dg.SensorDefinitio
     def rebuild_late_days(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         try:
             with warehouse.connect() as wh:
-                marked = query(
-                    wh,
-                    "SELECT day, max(marked_at) AS marked_at FROM raw.days_to_rebuild "
+                marked = wh.query("SELECT day, max(marked_at) AS marked_at FROM raw.days_to_rebuild "
                     "WHERE day >= {p} GROUP BY day ORDER BY day",
                     [_first_day()],
                 )

@@ -20,7 +20,6 @@ import polars as pl
 
 from ingestion.warehouse.base import Warehouse
 from quality.partition import Partition
-from quality.sql import query
 
 HOUR = timedelta(hours=1)
 # An hour counts as working time when at least this much of it is working time (not a break, not off hours).
@@ -38,9 +37,7 @@ def _seconds_since(column: str, origin) -> pl.Expr:
 
 def detections(wh: Warehouse, p: Partition) -> pl.DataFrame:
     start, end = p.window
-    return query(
-        wh,
-        f"SELECT {DETECTION_COLUMNS} FROM raw.detections "
+    return wh.query(f"SELECT {DETECTION_COLUMNS} FROM raw.detections "
         "WHERE camera_id = {p} AND ts >= {p} AND ts < {p} ORDER BY ts, track_id",
         [p.camera_id, start, end],
     )
@@ -75,16 +72,12 @@ def camera_hours(wh: Warehouse, p: Partition) -> pl.DataFrame:
     """
     start, end = p.window
     # Hour buckets from epoch seconds: the same on both backends whatever the session time zone.
-    counts = query(
-        wh,
-        "SELECT CAST(floor(extract(epoch FROM ts) / 3600) AS BIGINT) AS hour_bucket, "
+    counts = wh.query("SELECT CAST(floor(extract(epoch FROM ts) / 3600) AS BIGINT) AS hour_bucket, "
         "count(*) AS detections FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p} "
         "GROUP BY 1",
         [p.camera_id, start, end],
     )
-    health = query(
-        wh,
-        "SELECT CAST(floor(extract(epoch FROM window_start) / 3600) AS BIGINT) AS hour_bucket, "
+    health = wh.query("SELECT CAST(floor(extract(epoch FROM window_start) / 3600) AS BIGINT) AS hour_bucket, "
         "sum(frames_read) AS frames_read FROM raw.camera_health "
         "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p} GROUP BY 1",
         [p.camera_id, start, end],
@@ -125,9 +118,7 @@ def camera_coverage(wh: Warehouse, p: Partition) -> pl.DataFrame:
     if not intervals:  # no working time, nothing is expected
         return pl.DataFrame(schema=schema)
     start, end = p.window
-    seen = query(
-        wh,
-        "SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM raw.detections "
+    seen = wh.query("SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM raw.detections "
         "WHERE camera_id = {p} AND ts >= {p} AND ts < {p}",
         [p.camera_id, start, end],
     )
@@ -144,7 +135,7 @@ def camera_coverage(wh: Warehouse, p: Partition) -> pl.DataFrame:
 
 def sessions(wh: Warehouse, p: Partition) -> pl.DataFrame:
     start, _ = p.window
-    frame = query(wh, "SELECT * FROM analytics.sessions WHERE local_date = {p}", [p.day])
+    frame = wh.query("SELECT * FROM analytics.sessions WHERE local_date = {p}", [p.day])
     return frame.with_columns(
         seconds_mismatch=pl.max_horizontal(
             (
@@ -161,7 +152,7 @@ def sessions(wh: Warehouse, p: Partition) -> pl.DataFrame:
 
 
 def index_records(wh: Warehouse, p: Partition) -> pl.DataFrame:
-    frame = query(wh, "SELECT * FROM analytics.index_records WHERE date = {p}", [p.day])
+    frame = wh.query("SELECT * FROM analytics.index_records WHERE date = {p}", [p.day])
     total = pl.col("total_active_seconds") + pl.col("total_idle_seconds")
     return frame.with_columns(
         productivity_mismatch=pl.when(total > 0)
@@ -171,7 +162,7 @@ def index_records(wh: Warehouse, p: Partition) -> pl.DataFrame:
 
 
 def performance_metrics(wh: Warehouse, p: Partition) -> pl.DataFrame:
-    frame = query(wh, "SELECT * FROM analytics.performance_metrics WHERE local_date = {p}", [p.day])
+    frame = wh.query("SELECT * FROM analytics.performance_metrics WHERE local_date = {p}", [p.day])
     period = _seconds_since("period_end", p.window[0]) - _seconds_since("period_start", p.window[0])
     return frame.with_columns(
         zone_matches_scope=(pl.col("scope") == "zone") == pl.col("zone_id").is_not_null(),
@@ -181,7 +172,7 @@ def performance_metrics(wh: Warehouse, p: Partition) -> pl.DataFrame:
 
 
 def daily_zone_stats(wh: Warehouse, p: Partition) -> pl.DataFrame:
-    frame = query(wh, "SELECT * FROM analytics.daily_zone_stats WHERE local_date = {p}", [p.day])
+    frame = wh.query("SELECT * FROM analytics.daily_zone_stats WHERE local_date = {p}", [p.day])
     return frame.with_columns(
         dwell_mismatch=(
             pl.col("total_dwell_seconds")
@@ -193,7 +184,7 @@ def daily_zone_stats(wh: Warehouse, p: Partition) -> pl.DataFrame:
 
 def anomalies(wh: Warehouse, p: Partition) -> pl.DataFrame:
     start, end = p.window
-    frame = query(wh, "SELECT * FROM analytics.anomalies WHERE local_date = {p}", [p.day])
+    frame = wh.query("SELECT * FROM analytics.anomalies WHERE local_date = {p}", [p.day])
     return frame.with_columns(
         overlaps_day=(pl.col("ts") < pl.lit(end)) & (pl.coalesce("ts_end", "ts") >= pl.lit(start))
     )

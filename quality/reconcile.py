@@ -24,7 +24,6 @@ import polars as pl
 from ingestion.warehouse.base import Warehouse
 from quality.partition import Partition
 from quality.results import CRITICAL, MAX_OFFENDING_ROWS, CheckResult, jsonable
-from quality.sql import query
 
 # Seconds summed two ways differ by float rounding only; anything above this is a real disagreement.
 SECONDS_TOLERANCE = 1e-3
@@ -79,7 +78,7 @@ ORDER BY b.window_start, b.batch_id
 
 def ledger_row_counts(wh: Warehouse, p: Partition) -> tuple[pl.DataFrame, dict]:
     start, end = p.window
-    batches = query(wh, LEDGER_SQL, [p.camera_id, end, start])
+    batches = wh.query(LEDGER_SQL, [p.camera_id, end, start])
     bad = batches.filter(pl.col("ledger_rows") != pl.col("rows_found")).with_columns(
         missing=pl.col("ledger_rows") - pl.col("rows_found")
     )
@@ -129,7 +128,7 @@ ORDER BY f.index_number
 
 
 def index_seconds(wh: Warehouse, p: Partition) -> tuple[pl.DataFrame, dict]:
-    blocks = query(wh, INDEX_SQL, [p.day, p.day])
+    blocks = wh.query(INDEX_SQL, [p.day, p.day])
     bad = blocks.filter(
         pl.col("index_active_seconds").is_null()
         | ((pl.col("index_active_seconds") - pl.col("session_active_seconds")).abs() > SECONDS_TOLERANCE)
@@ -165,7 +164,7 @@ ORDER BY 1
 
 
 def zone_seconds(wh: Warehouse, p: Partition) -> tuple[pl.DataFrame, dict]:
-    zones = query(wh, ZONE_SQL, [p.day, p.day])
+    zones = wh.query(ZONE_SQL, [p.day, p.day])
     bad = zones.filter(
         pl.col("stats_active_seconds").is_null()
         | ((pl.col("stats_active_seconds") - pl.col("session_active_seconds")).abs() > SECONDS_TOLERANCE)

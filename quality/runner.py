@@ -23,7 +23,6 @@ from ingestion.warehouse.base import Warehouse
 from quality.partition import Partition
 from quality.reconcile import RECONCILIATIONS, Reconciliation
 from quality.results import CheckResult
-from quality.sql import query
 from quality.suites import SUITES, Suite
 
 if TYPE_CHECKING:
@@ -116,9 +115,7 @@ def _error_result(check: Suite | Reconciliation, partition: Partition, reason: s
 def cameras_of_day(wh: Warehouse, site: Site, day: date) -> list[str]:
     """The cameras that landed anything for the day (detections, health or a ledger batch)."""
     start, end = site.day_window(day)
-    found = query(
-        wh,
-        "SELECT DISTINCT camera_id FROM raw.detections WHERE ts >= {p} AND ts < {p} "
+    found = wh.query("SELECT DISTINCT camera_id FROM raw.detections WHERE ts >= {p} AND ts < {p} "
         "UNION SELECT DISTINCT camera_id FROM raw.camera_health "
         "WHERE window_start >= {p} AND window_start < {p} "
         "UNION SELECT DISTINCT camera_id FROM raw.ingest_batches "

@@ -25,7 +25,6 @@ from ingestion.transform import build_marts
 from ingestion.warehouse import connect
 from quality import CHECKS, CheckResult, docs_index, run_checks
 from quality.runner import cameras_of_day
-from quality.sql import query
 
 DAY = date(2025, 1, 15)  # a Wednesday
 CAMERAS = ["CAM01", "CAM02"]
@@ -68,11 +67,11 @@ def physical_table(wh, view: str) -> str:
     """The table behind a SQLMesh view (analytics.x reads sqlmesh__analytics.analytics__x__<version>)."""
     schema, name = view.split(".")
     if wh.backend == "duckdb":
-        sql = query(
-            wh, "SELECT sql FROM duckdb_views() WHERE schema_name = {p} AND view_name = {p}", [schema, name]
+        sql = wh.query(
+            "SELECT sql FROM duckdb_views() WHERE schema_name = {p} AND view_name = {p}", [schema, name]
         )["sql"][0]
     else:
-        sql = query(wh, "SELECT pg_get_viewdef(CAST({p} AS regclass)) AS sql", [view])["sql"][0]
+        sql = wh.query("SELECT pg_get_viewdef(CAST({p} AS regclass)) AS sql", [view])["sql"][0]
     return re.search(r"FROM\s+([\w.\"]+)", sql).group(1)
 
 
@@ -100,8 +99,7 @@ def test_clean_day_passes_every_check_and_builds_data_docs(duck_url: str, site: 
     )
     # The ledger reconciliation saw every landed row.
     with connect(duck_url, site) as wh:
-        landed = query(
-            wh,
+        landed = wh.query(
             "SELECT camera_id, count(*) AS n FROM raw.detections WHERE ts >= {p} AND ts < {p} "
             "GROUP BY camera_id",
             list(site.day_window(DAY)),
@@ -134,8 +132,7 @@ def inject_duplicates(url: str, site: Site, camera_id: str) -> int:
     batch = f"replay:{camera_id}"
     with connect(url, site) as wh:
         n = int(
-            query(
-                wh,
+            wh.query(
                 "SELECT count(*) AS n FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p}",
                 [camera_id, *window],
             )["n"][0]
@@ -172,7 +169,7 @@ def test_duplicate_detections_fail_only_the_grain_check(duck_url: str, site: Sit
 def test_session_with_exit_before_entry_fails_only_the_session_values_check(duck_url: str, site: Site):
     with connect(duck_url, site) as wh:
         table = physical_table(wh, "analytics.sessions")
-        columns = query(wh, "SELECT * FROM analytics.sessions LIMIT 0").columns
+        columns = wh.query("SELECT * FROM analytics.sessions LIMIT 0").columns
         swapped = {
             "session_id": "'injected-exit-before-entry'",
             "entry_time": "exit_time",
@@ -233,8 +230,7 @@ def delete_rows(url: str, site: Site, camera_id: str, window: list) -> int:
     with connect(url, site) as wh:
         params = [camera_id, *window]
         n = int(
-            query(
-                wh,
+            wh.query(
                 "SELECT count(*) AS n FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p}",
                 params,
             )["n"][0]

@@ -77,7 +77,8 @@ class Warehouse(ABC):
 
     @abstractmethod
     def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
-        """Run a read query and return its result as a polars frame."""
+        """Run a query and return its result as a polars frame. Write parameters as `{p}`: each
+        backend turns them into its driver's marker, so one SQL text serves DuckDB and PostgreSQL."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -108,7 +108,7 @@ class DuckDBWarehouse(SqlWarehouse):
                     self._execute(statement)
 
     def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
-        return self.con.execute(sql, params).pl()
+        return self.con.execute(self._sql(sql), params).pl()
 
     def close(self) -> None:
         self.con.close()

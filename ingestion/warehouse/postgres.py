@@ -233,7 +233,7 @@ class PostgresWarehouse(SqlWarehouse):
 
     def query(self, sql_text: str, params: tuple | list | None = None) -> pl.DataFrame:
         with self.conn.cursor() as cur:
-            cur.execute(sql_text, params)
+            cur.execute(self._sql(sql_text), params)
             if cur.description is None:
                 return pl.DataFrame()
             names = [d.name for d in cur.description]

@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.charts import markdown_table
 from orchestration.partitions import split_day_camera_key
-from orchestration.resources import DetectionSourceResource, SiteResource, WarehouseResource, query
+from orchestration.resources import DetectionSourceResource, SiteResource, WarehouseResource
 
 GROUP = "ingestion"
 # Every step that opens the warehouse claims a slot in this pool; embedded mode (DuckDB: one writing
@@ -25,10 +25,10 @@ def site_reference(
     with warehouse.connect() as wh:
         wh.setup()
         counts = {
-            t: int(query(wh, f"SELECT count(*) AS n FROM ref.{t}")["n"][0])  # noqa: S608 - fixed names
+            t: int(wh.query(f"SELECT count(*) AS n FROM ref.{t}")["n"][0])  # noqa: S608 - fixed names
             for t in ("cameras", "zones", "index_timeline")
         }
-        zones = query(wh, "SELECT * FROM ref.zones ORDER BY camera_id, zone_id")
+        zones = wh.query("SELECT * FROM ref.zones ORDER BY camera_id, zone_id")
     s = site.load()
     return dg.MaterializeResult(
         metadata={
@@ -78,21 +78,18 @@ def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
             wh.setup()
             landed = detection_source.land(wh, s, camera_id, day)
             window = (camera_id, start, end)
-            stats = query(
-                wh,
+            stats = wh.query(
                 "SELECT count(*) AS rows, count(DISTINCT track_id) AS tracks, "
                 "avg(CASE WHEN zone_id IS NULL THEN 0.0 ELSE 1.0 END) AS share_in_zone "
                 "FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p}",
                 window,
             )
-            preview = query(
-                wh,
+            preview = wh.query(
                 "SELECT * FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p} "
                 "ORDER BY ts, track_id LIMIT 5",
                 window,
             )
-            health = query(
-                wh,
+            health = wh.query(
                 "SELECT count(*) AS rows, coalesce(sum(frames_read), 0) AS frames_read, "
                 "coalesce(sum(frames_dropped), 0) AS frames_dropped FROM raw.camera_health "
                 "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p}",

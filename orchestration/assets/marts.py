@@ -16,7 +16,7 @@ from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.charts import heatmap_image, markdown_table, occupancy_chart, png_markdown, save_png
 from orchestration.checks import raw_blocking_failures
 from orchestration.partitions import DAY, days_of_range
-from orchestration.resources import SiteResource, SQLMeshResource, WarehouseResource, query
+from orchestration.resources import SiteResource, SQLMeshResource, WarehouseResource
 from orchestration.sqlmesh_models import (
     MartModel,
     audit_check_specs,
@@ -113,15 +113,15 @@ def mart_metadata(wh: Warehouse, site: Site, m: MartModel, days: list[date]) -> 
     if m.kind == "VIEW":  # computed when read, over all days: nothing of its own to count or preview per day
         return meta
     where, params = _window_filter(m, site, days)
-    preview = query(wh, f"SELECT * FROM {m.table}{where} LIMIT 5", params)
+    preview = wh.query(f"SELECT * FROM {m.table}{where} LIMIT 5", params)
     meta["preview"] = dg.MetadataValue.md(markdown_table(preview))
-    n = int(query(wh, f"SELECT count(*) AS n FROM {m.table}{where}", params)["n"][0])
+    n = int(wh.query(f"SELECT count(*) AS n FROM {m.table}{where}", params)["n"][0])
     # A range run records one materialisation per day with the same metadata: say it is the range's count.
     meta["dagster/row_count" if len(days) == 1 else "rows in the run's range"] = n
     label = f"{days[0]}" if len(days) == 1 else f"{days[0]}_{days[-1]}"
     table = m.name.split(".")[-1]
     if table == "zone_occupancy_minutely" and n:
-        df = query(wh, f"SELECT zone_id, minute_start, mean_people FROM {m.table}{where}", params)
+        df = wh.query(f"SELECT zone_id, minute_start, mean_people FROM {m.table}{where}", params)
         png = occupancy_chart(
             df.with_columns(pl.col("minute_start").dt.convert_time_zone(site.timezone)),
             time_col="minute_start",
@@ -132,7 +132,7 @@ def mart_metadata(wh: Warehouse, site: Site, m: MartModel, days: list[date]) -> 
         meta["occupancy over the day"] = dg.MetadataValue.md(png_markdown(png, "zone occupancy"))
         meta["occupancy chart file"] = dg.MetadataValue.path(str(save_png(png, f"occupancy_{label}.png")))
     if table == "heatmap_hourly" and n:
-        df = query(wh, f"SELECT camera_id, cell_x, cell_y, samples FROM {m.table}{where}", params)
+        df = wh.query(f"SELECT camera_id, cell_x, cell_y, samples FROM {m.table}{where}", params)
         png = heatmap_image(
             df,
             camera_col="camera_id",
