@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/landing.py [--rows 1000000] [--pg-admin-url postgresql://postgres@127.0.0.1/postgres]
 
-One run lands the same simulated detections (the simulator if present, else synthetic rows of
-DETECTION_SCHEMA) into DuckDB and PostgreSQL through `append_batch` (validation, duplicate check, ledger,
-watermarks included), and into the same PostgreSQL table with (a) psycopg binary COPY fed row by row with
-`write_row` and (b) `executemany` on a sample, extrapolated. Each timing is the best of `--repeat` runs into
-an emptied table. Prints rows/s and the ratios the targets are about (>= 80% of COPY, >= 20x executemany).
+One run lands the same simulated detections into DuckDB and PostgreSQL through `append_batch`
+(validation, duplicate check, ledger, watermarks included), and into the same PostgreSQL table with (a)
+psycopg binary COPY fed row by row with `write_row` and (b) `executemany` on a sample, extrapolated. Each
+timing is the best of `--repeat` runs into an emptied table. Prints rows/s and the ratios the targets are
+about (>= 80% of COPY, >= 20x executemany).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from datetime import date
 from datetime import time as dtime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestion.schema import DETECTION_COLUMNS, DETECTION_SCHEMA  # noqa: E402
+from ingestion.simulate import simulate  # noqa: E402
 from ingestion.site import Site, load_site  # noqa: E402
 from ingestion.warehouse import connect, ddl, pg_binary  # noqa: E402
 
@@ -38,11 +38,7 @@ INSERT = f"INSERT INTO raw.detections ({', '.join(COLUMNS)}) VALUES ({', '.join(
 
 
 def bench_rows(site: Site, n: int) -> tuple[pl.DataFrame, str]:
-    """About n detections of one site-day: from the simulator when it is there, else synthetic."""
-    try:
-        from ingestion.simulate import simulate
-    except ImportError:
-        return synthetic_rows(site, n), "synthetic (numpy)"
+    """About n detections of one site-day, from the simulator."""
     fps, window = 5.0, (dtime(8), dtime(10))
     rows = simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=0, window=window).detections
     if rows.height < n:
@@ -50,36 +46,6 @@ def bench_rows(site: Site, n: int) -> tuple[pl.DataFrame, str]:
         rows = simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=0).detections
     span = f"{window[0]:%H:%M}-{window[1]:%H:%M}" if window else "the whole day"
     return rows.head(n), f"simulator: 4 cameras, {span} at {fps:g} fps, realistic noise, first {n:,} rows"
-
-
-def synthetic_rows(site: Site, n: int) -> pl.DataFrame:
-    rng = np.random.default_rng(0)
-    cams = np.array(site.camera_ids)
-    start = np.datetime64(site.local_datetime(DAY, dtime(8)).replace(tzinfo=None), "us")
-    per_cam = -(-n // len(cams))
-    frame = np.tile(np.arange(per_cam) // 8, len(cams))[:n]
-    return (
-        pl.DataFrame(
-            {
-                "ts": start + (frame * 200_000).astype("timedelta64[us]"),
-                "camera_id": np.repeat(cams, per_cam)[:n],
-                "frame_idx": frame,
-                "track_id": np.tile(np.arange(per_cam) % 8, len(cams))[:n],
-                "class_id": np.zeros(n, np.int16),
-                "confidence": rng.uniform(0.3, 1, n).astype(np.float32),
-                "x": rng.uniform(0, 1200, n).astype(np.float32),
-                "y": rng.uniform(0, 600, n).astype(np.float32),
-                "w": rng.uniform(20, 80, n).astype(np.float32),
-                "h": rng.uniform(60, 200, n).astype(np.float32),
-                "zone_id": rng.choice(np.array(["Z01", "Z02", None], dtype=object), n).tolist(),
-                "motion_score": rng.uniform(0, 1, n).astype(np.float32),
-                "worker_id": [None] * n,
-                "batch_id": [None] * n,
-            }
-        )
-        .with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
-        .cast(DETECTION_SCHEMA)
-    )
 
 
 def best_of(repeat: int, reset: Callable[[], None], run: Callable[[], None]) -> float:
