@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -247,39 +247,69 @@ def _message_fields(i: int, camera: object, ts: object, frame: object, known: se
     return camera, ts_us, frame_idx
 
 
-def _sightline_rows(messages: list[tuple[int, dict]], known: set[str],
-                    reasons: dict[int, tuple[str | None, str]]) -> pl.DataFrame:
-    msg_idx, cams, ts_us, frames, dets, counts = [], [], [], [], [], []
+@dataclass
+class _Messages:
+    """The message-level fields of the well-formed messages of one batch, and their items in order."""
+
+    msg_idx: list[int] = field(default_factory=list)
+    cams: list[str] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    items: list = field(default_factory=list)
+
+    def per_item_columns(self) -> dict[str, pl.Series]:
+        """Each message's fields repeated for each of its items, plus the item's position in it."""
+        counts = np.asarray(self.counts)
+        msg = np.repeat(self.msg_idx, counts)
+        return {
+            "_msg": pl.Series(msg, dtype=pl.Int64),
+            "camera_id": pl.Series(np.repeat(np.asarray(self.cams, dtype=object), counts), dtype=pl.String),
+            "ts": pl.Series(np.repeat(self.ts_us, counts), dtype=pl.Int64),
+            "frame_idx": pl.Series(np.repeat(self.frames, counts), dtype=pl.Int64),
+            "_det": pl.int_range(pl.len()).over(pl.Series(msg)),
+        }
+
+
+def _gather_messages(messages: list[tuple[int, dict]], known: set[str],
+                     reasons: dict[int, tuple[str | None, str]], keys: tuple[str, str, str],
+                     items_of: Callable[[dict], tuple[list | None, str | None]]) -> _Messages:
+    """Check each message's camera, timestamp and frame (under `keys`) and its item list; the bad ones go
+    to `reasons`, the rest are gathered."""
+    out = _Messages()
+    cam_key, ts_key, frame_key = keys
     for i, doc in messages:
-        fields = _message_fields(i, doc["camera_id"], doc["ts"], doc["frame_idx"], known,
-                                 ("camera_id", "ts", "frame_idx"))
+        fields = _message_fields(i, doc[cam_key], doc[ts_key], doc.get(frame_key), known, keys)
         if len(fields) == 2:
             reasons[i] = fields
             continue
-        d = doc["detections"]
-        if not isinstance(d, list):
-            reasons[i] = (fields[0], f"detections must be a list, got {type(d).__name__}")
+        items, problem = items_of(doc)
+        if problem:
+            reasons[i] = (fields[0], problem)
             continue
-        msg_idx.append(i)
-        cams.append(fields[0])
-        ts_us.append(fields[1])
-        frames.append(fields[2])
-        counts.append(len(d))
-        dets.extend(d)
-    if not msg_idx:
+        out.msg_idx.append(i)
+        out.cams.append(fields[0])
+        out.ts_us.append(fields[1])
+        out.frames.append(fields[2])
+        out.counts.append(len(items))
+        out.items.extend(items)
+    return out
+
+
+def _sightline_items(doc: dict) -> tuple[list | None, str | None]:
+    d = doc["detections"]
+    if not isinstance(d, list):
+        return None, f"detections must be a list, got {type(d).__name__}"
+    return d, None
+
+
+def _sightline_rows(messages: list[tuple[int, dict]], known: set[str],
+                    reasons: dict[int, tuple[str | None, str]]) -> pl.DataFrame:
+    m = _gather_messages(messages, known, reasons, ("camera_id", "ts", "frame_idx"), _sightline_items)
+    if not m.msg_idx:
         return _empty_rows()
-    table = _detections_table(dets, counts, msg_idx, cams, reasons)
-    counts_np = np.asarray(counts)
-    return (
-        pl.from_arrow(table)
-        .with_columns(
-            _msg=pl.Series(np.repeat(msg_idx, counts_np), dtype=pl.Int64),
-            camera_id=pl.Series(np.repeat(np.asarray(cams, dtype=object), counts_np), dtype=pl.String),
-            ts=pl.Series(np.repeat(ts_us, counts_np), dtype=pl.Int64),
-            frame_idx=pl.Series(np.repeat(frames, counts_np), dtype=pl.Int64),
-            _det=pl.int_range(pl.len()).over(pl.Series(np.repeat(msg_idx, counts_np))),
-        )
-    )
+    table = _detections_table(m.items, m.counts, m.msg_idx, m.cams, reasons)
+    return pl.from_arrow(table).with_columns(**m.per_item_columns())
 
 
 def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: list[str],
@@ -318,31 +348,20 @@ def _shape_problem(detections: list) -> str | None:
     return None
 
 
+def _deepstream_items(doc: dict) -> tuple[list | None, str | None]:
+    objs = doc["objects"]
+    if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
+        return None, "objects must be a list of 'trackingId|left|top|right|bottom|label' strings"
+    return objs, None
+
+
 def _deepstream_rows(messages: list[tuple[int, dict]], known: set[str],
                      reasons: dict[int, tuple[str | None, str]], defaults: DeepStreamDefaults,
                      ) -> pl.DataFrame:
-    msg_idx, cams, ts_us, frames, objects, counts = [], [], [], [], [], []
-    for i, doc in messages:
-        fields = _message_fields(i, doc["sensorId"], doc["@timestamp"], doc.get("id"), known,
-                                 ("sensorId", "@timestamp", "id"))
-        if len(fields) == 2:
-            reasons[i] = fields
-            continue
-        objs = doc["objects"]
-        if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
-            reasons[i] = (fields[0], "objects must be a list of 'trackingId|left|top|right|bottom|label' "
-                                     "strings")
-            continue
-        msg_idx.append(i)
-        cams.append(fields[0])
-        ts_us.append(fields[1])
-        frames.append(fields[2])
-        counts.append(len(objs))
-        objects.extend(objs)
-    if not msg_idx:
+    m = _gather_messages(messages, known, reasons, ("sensorId", "@timestamp", "id"), _deepstream_items)
+    if not m.msg_idx:
         return _empty_rows()
-    counts_np = np.asarray(counts)
-    parts = pl.Series("o", objects, dtype=pl.String).str.split("|")
+    parts = pl.Series("o", m.items, dtype=pl.String).str.split("|")
     n_parts = parts.list.len()
     has_attrs = (n_parts > 7) & (parts.list.get(6, null_on_oob=True) == "#")
 
@@ -367,13 +386,7 @@ def _deepstream_rows(messages: list[tuple[int, dict]], known: set[str],
             _short=pl.col("n") < 6,
             _label=label,
         )
-        .with_columns(
-            _msg=pl.Series(np.repeat(msg_idx, counts_np), dtype=pl.Int64),
-            camera_id=pl.Series(np.repeat(np.asarray(cams, dtype=object), counts_np), dtype=pl.String),
-            ts=pl.Series(np.repeat(ts_us, counts_np), dtype=pl.Int64),
-            frame_idx=pl.Series(np.repeat(frames, counts_np), dtype=pl.Int64),
-            _det=pl.int_range(pl.len()).over(pl.Series(np.repeat(msg_idx, counts_np))),
-        )
+        .with_columns(**m.per_item_columns())
     )
 
 
