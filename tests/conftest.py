@@ -78,7 +78,12 @@ def timescale_url() -> Iterator[str]:
     reason = timescale_missing_reason()
     if reason:
         pytest.skip(reason)
-    url = create_database("sightline_tsdb", TIMESCALE_URL)
+    yield from fresh_database("sightline_tsdb", TIMESCALE_URL)
+
+
+def fresh_database(prefix: str = "sightline_test", admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """An empty database for the duration of one fixture, dropped afterwards."""
+    url = create_database(prefix, admin_url)
     try:
         yield url
     finally:
@@ -88,11 +93,7 @@ def timescale_url() -> Iterator[str]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
-    url = create_database()
-    try:
-        yield url
-    finally:
-        drop_database(url)
+    yield from fresh_database()
 
 
 @pytest.fixture
@@ -103,12 +104,8 @@ def duckdb_url(tmp_path: Path) -> str:
 def _warehouse(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "duckdb":
         yield f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-        return
-    url = create_database()
-    try:
-        yield url
-    finally:
-        drop_database(url)
+    else:
+        yield from fresh_database()
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
