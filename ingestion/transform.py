@@ -262,10 +262,11 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
         if ctx.engine_adapter.dialect == "postgres":
             _analyze_sources(ctx)
         # Apply model changes (new versions of models) without computing anything yet...
+        first_build = ctx.state_reader.get_environment("prod") is None
         plan = ctx.plan("prod", skip_backfill=True, skip_tests=True, auto_apply=True, no_prompts=True)
         changed = sorted(s.model.name for s in plan.new_snapshots
                          if s.is_model and s.model.kind.is_incremental_by_time_range)
-        if changed:
+        if changed and not first_build:  # on a brand-new warehouse there are no other days to lose
             # A new model version starts with empty tables; only the requested days are built below.
             log.warning("new versions of %d models (%s): days outside %s..%s are empty in them until "
                         "rebuilt (sightline transform --start <first day> --end <after last day>)",

@@ -1,7 +1,8 @@
 """Quality checks as Dagster asset checks: every Great Expectations suite and SQL reconciliation of
 `quality` becomes a check on the asset whose table it guards, evaluated per partition.
 
-- raw.detections checks run on `raw_detections` per day x camera; mart checks on `analytics/<table>` per day.
+- raw checks (raw.detections on `raw_detections`, raw.camera_health on `camera_health`) run per day x camera;
+  mart checks on `analytics/<table>` per day.
 - One multi-asset check op per table: the partition's rows are read once and every suite of that table is
   validated against them. Great Expectations is imported inside the op, never when the definitions load.
 - Critical checks are `blocking`: in a run that also materialises downstream assets, those do not build.
@@ -31,7 +32,7 @@ from quality.partition import Partition
 from quality.results import CheckResult
 from quality.runner import CHECKS, TABLES, CheckDef, checks_for, docs_dir, docs_index
 
-RAW_ASSET_BY_TABLE = {"raw.detections": "raw_detections"}
+RAW_ASSET_BY_TABLE = {"raw.detections": "raw_detections", "raw.camera_health": "camera_health"}
 MAX_FAILURE_LINES = 10
 
 

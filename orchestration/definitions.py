@@ -25,7 +25,7 @@ from orchestration.resources import (
     WarehouseResource,
     env_or,
 )
-from orchestration.schedules import build_schedules
+from orchestration.schedules import build_schedules, marts_freshness_policy
 from orchestration.sensors import build_sensors
 from orchestration.sqlmesh_models import load_mart_models
 
@@ -46,7 +46,7 @@ def build_definitions(
     day_camera = day_camera_partitions(site)
     models = load_mart_models(str(site_path) if site_path else None)
     raw_assets = build_raw_assets(day_camera)
-    mart_assets = build_mart_assets(models, days)
+    mart_assets = build_mart_assets(models, days, marts_freshness_policy(site))
     checks = quality_checks(site, days, day_camera, [raw_assets, mart_assets])
     check_keys = [key for d in (raw_assets, mart_assets, *checks) for key in d.check_keys]
     report = build_quality_report(site, days, [m.key for m in models], check_keys)

@@ -153,7 +153,11 @@ def _mart_model(model) -> MartModel:
 
 
 def model_asset_specs(
-    models: Sequence[MartModel], *, partition_mapping_for: dict[str, dg.PartitionMapping], group_name: str
+    models: Sequence[MartModel],
+    *,
+    partition_mapping_for: dict[str, dg.PartitionMapping],
+    group_name: str,
+    freshness_policy: dg.FreshnessPolicy | None = None,
 ) -> list[dg.AssetSpec]:
     names = {m.name for m in models}
     specs = []
@@ -170,6 +174,7 @@ def model_asset_specs(
                 description=m.description or f"SQLMesh model {m.name}",
                 group_name=group_name,
                 kinds={"sqlmesh", "sql"},
+                freshness_policy=freshness_policy,
                 metadata={
                     "sqlmesh/model": m.name,
                     "sqlmesh/kind": m.kind,

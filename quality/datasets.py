@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from ingestion.schema import HEALTH_WINDOW_SECONDS
 from ingestion.warehouse.base import Warehouse
 from quality.partition import Partition
 
@@ -133,6 +134,21 @@ def camera_coverage(wh: Warehouse, p: Partition) -> pl.DataFrame:
     return frame.select(list(schema)).cast(schema)
 
 
+def camera_health(wh: Warehouse, p: Partition) -> pl.DataFrame:
+    start, end = p.window
+    frame = wh.query(
+        "SELECT * FROM raw.camera_health "
+        "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p} ORDER BY window_start",
+        [p.camera_id, start, end],
+    )
+    return frame.with_columns(
+        window_seconds_into_day=_seconds_since("window_start", start),
+        window_offset_us=pl.col("window_start").dt.epoch("us") % (HEALTH_WINDOW_SECONDS * 1_000_000),
+        unaccounted_frames=pl.col("frames_processed") + pl.col("frames_dropped") - pl.col("frames_read"),
+        latency_missing=(pl.col("frames_processed") > 0) & pl.col("latency_ms_mean").is_null(),
+    )
+
+
 def sessions(wh: Warehouse, p: Partition) -> pl.DataFrame:
     start, _ = p.window
     frame = wh.query("SELECT * FROM analytics.sessions WHERE local_date = {p}", [p.day])
@@ -194,6 +210,7 @@ DATASETS: dict[str, Callable[[Warehouse, Partition], pl.DataFrame]] = {
     "detections": detections,
     "camera_hours": camera_hours,
     "camera_coverage": camera_coverage,
+    "camera_health": camera_health,
     "sessions": sessions,
     "index_records": index_records,
     "performance_metrics": performance_metrics,

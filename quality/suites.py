@@ -158,6 +158,37 @@ def _detections_coverage(p: Partition) -> list[Expect]:
     ]
 
 
+# --------------------------------------------------------------------------------------- raw.camera_health
+
+
+def _camera_health_grain(p: Partition) -> list[Expect]:
+    return [_unique(["camera_id", "window_start"], "one health row per camera and 10 s window")]
+
+
+def _camera_health_values(p: Partition) -> list[Expect]:
+    return [
+        *_not_null(
+            ["window_start", "camera_id", "frames_read", "frames_processed", "frames_dropped", "batch_id"]
+        ),
+        _in_set("camera_id", [p.camera_id], "rows belong to the partition's camera"),
+        _window_seconds("window_seconds_into_day", p, "the window starts inside the camera's local day"),
+        _in_set("window_offset_us", [0], "windows start on the 10 s grid (aligned to the epoch)"),
+        _between(
+            "unaccounted_frames",
+            None,
+            0,
+            "processed + dropped frames never exceed the frames read in the window",
+        ),
+        _in_set(
+            "latency_missing",
+            [False],
+            "a window that processed frames reports their latency (an idle window has none)",
+        ),
+        _between("latency_ms_mean", 0, None, "latencies are durations (or null)"),
+        _between("latency_ms_p95", 0, None, "latencies are durations (or null)"),
+    ]
+
+
 # ---------------------------------------------------------------------------------------- analytics marts
 
 
@@ -414,6 +445,25 @@ SUITES: list[Suite] = [
         WARN,
         "The camera's detections cover its working day (or reach close to now, today).",
         _detections_coverage,
+        per_camera=True,
+    ),
+    Suite(
+        "camera_health_grain",
+        "raw.camera_health",
+        "camera_health",
+        WARN,
+        "One health row per camera and 10 s window.",
+        _camera_health_grain,
+        per_camera=True,
+    ),
+    Suite(
+        "camera_health_values",
+        "raw.camera_health",
+        "camera_health",
+        WARN,
+        "Health rows are consistent: on the 10 s grid inside the day, processed + dropped <= read, "
+        "latency reported exactly when frames were processed.",
+        _camera_health_values,
         per_camera=True,
     ),
     Suite(

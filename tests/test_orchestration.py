@@ -127,9 +127,13 @@ def test_definitions_cover_every_sqlmesh_model_and_audit(defs, site_file):
             if c.asset_key == key and graph.get_check_spec(c).metadata.get("sqlmesh/audit")
         ]
         assert len(audits) == len(model.audits_with_args), f"{name}: one asset check per SQLMesh audit"
+        # BI's promise: yesterday's marts by 02:00 site time, evaluated by the daemon.
+        policy = graph.get(key).freshness_policy
+        assert (policy.deadline_cron, policy.timezone) == ("0 2 * * *", "Asia/Bangkok"), name
     ctx.close()
     # Quality (Great Expectations / reconciliation) checks are attached too, on raw and on the marts.
     assert any(c.asset_key == dg.AssetKey("raw_detections") for c in check_keys)
+    assert any(c.asset_key == dg.AssetKey("camera_health") for c in check_keys)
     assert graph.get(dg.AssetKey("raw_detections")).group_name == "ingestion"
     marts = defs.resolve_job_def(MARTS_JOB)
     assert marts.partitions_def.timezone == "Asia/Bangkok"
@@ -233,7 +237,9 @@ def test_backfill_equals_day_by_day_and_rematerialising_restates(
         one_by_one = mart_tables(day_by_day_url, site_file)
         assert backfilled.keys() == one_by_one.keys()
         for table in backfilled:
-            assert_frame_equal(backfilled[table], one_by_one[table], check_exact=False, rtol=1e-9, atol=1e-9)
+            assert_frame_equal(
+                backfilled[table], one_by_one[table], check_exact=False, rel_tol=1e-9, abs_tol=1e-9
+            )
         assert one_by_one["analytics.sessions"].height == sum(truth(site, d, "CAM01").height for d in days)
 
         # Re-land Wednesday with other people (seed 7) and re-materialise it: exactly that day changes.

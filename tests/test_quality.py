@@ -225,6 +225,29 @@ def test_camera_silent_for_two_working_hours_fails_only_camera_activity(duck_url
     assert all(not row["frames_read"] for row in result.offending_rows)
 
 
+def test_health_processing_more_frames_than_read_fails_only_the_health_values_check(
+    duck_url: str, site: Site
+):
+    start, _ = site.day_window(DAY)
+    window = [start + timedelta(hours=11), start + timedelta(hours=11, minutes=1)]
+    with connect(duck_url, site) as wh:
+        execute(
+            wh,
+            "UPDATE raw.camera_health SET frames_processed = frames_read + 3 "
+            "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p}",
+            ["CAM02", *window],
+        )
+
+    bad = failed(run_checks(duck_url, DAY, site, build_docs=False))
+
+    assert set(bad) == {("camera_health_values", f"CAM02|{DAY}")}
+    result = bad[("camera_health_values", f"CAM02|{DAY}")]
+    # Six 10 s windows in the minute, each 3 frames over.
+    assert result.unexpected_count == 6
+    assert any("unaccounted_frames" in line for line in result.failed_expectations)
+    assert {row["unaccounted_frames"] for row in result.offending_rows} == {3}
+
+
 def delete_rows(url: str, site: Site, camera_id: str, window: list) -> int:
     """Delete a camera's rows in `window` behind the ledger's back; returns how many went."""
     with connect(url, site) as wh:

@@ -146,9 +146,10 @@ def test_video_lands_tracked_detections_with_zones_motion_and_health(warehouse_u
     # Health: six 10 s windows, every frame read and processed, latencies measured.
     assert health.height == 6
     assert health["frames_read"].sum() == 300 and health["frames_processed"].sum() == 300
-    assert (
-        health["decode_errors"].sum() == 0 and (health["latency_ms_p95"] >= health["latency_ms_mean"]).all()
-    )
+    # Latencies are wall-clock measurements: one slow frame can pull the mean above the p95, so only
+    # their presence and sign are certain.
+    assert health["decode_errors"].sum() == 0
+    assert (health["latency_ms_mean"] > 0).all() and (health["latency_ms_p95"] > 0).all()
 
 
 def _share_matching_truth(rows: pl.DataFrame, truth: pl.DataFrame) -> float:

@@ -29,12 +29,15 @@ GROUP = "transforms"
 
 
 def build_mart_assets(
-    models: tuple[MartModel, ...], day_partitions: dg.PartitionsDefinition
+    models: tuple[MartModel, ...],
+    day_partitions: dg.PartitionsDefinition,
+    freshness_policy: dg.FreshnessPolicy | None = None,
 ) -> dg.AssetsDefinition:
     day_of_camera_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DAY)
     specs = model_asset_specs(
         models,
         group_name=GROUP,
+        freshness_policy=freshness_policy,
         partition_mapping_for={
             "raw_detections": day_of_camera_day,
             "camera_health": day_of_camera_day,
