@@ -137,6 +137,8 @@ def test_definitions_cover_every_sqlmesh_model_and_audit(defs, site_file):
     assert graph.get(dg.AssetKey("raw_detections")).group_name == "ingestion"
     marts = defs.resolve_job_def(MARTS_JOB)
     assert marts.partitions_def.timezone == "Asia/Bangkok"
+    # A range backfill of the marts job (UI) is one SQLMesh run: every asset in it agrees on the policy.
+    assert marts.backfill_policy == dg.BackfillPolicy.single_run()
     assert set(
         defs.resolve_job_def(INGESTION_JOB).partitions_def.partitions_defs[i].name for i in range(2)
     ) == {"day", "camera"}

@@ -28,6 +28,9 @@ def build_quality_report(
         name="quality_report",
         group_name=GROUP,
         partitions_def=day_partitions,
+        # Same policy as the marts, so a marts_job backfill over a range stays one run (Dagster takes the
+        # smallest policy of a job's assets).
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=upstream,
         kinds={"dagster"},
         description="One page per day: the latest result of every asset check on the day's raw (per camera) "
