@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+from orchestration.cli.options import add_warehouse_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,11 +20,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--date", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD", help="site-local day to check"
     )
-    p.add_argument(
-        "--warehouse",
-        default=None,
-        help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or duckdb:///data/warehouse.duckdb)",
-    )
+    add_warehouse_option(p)
     p.add_argument(
         "--camera",
         action="append",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from orchestration.cli.options import add_warehouse_option
+
 BI_PASSWORD_ENV = "SIGHTLINE_BI_PASSWORD"
 
 
@@ -16,9 +18,7 @@ def register(subparsers) -> None:
         description="Idempotent: creates what is missing and reloads ref.cameras, ref.zones, "
         "ref.site and the index timeline of existing days from the site config.",
     )
-    setup.add_argument(
-        "--warehouse", help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or the DuckDB file)"
-    )
+    add_warehouse_option(setup)
     setup.set_defaults(func=run_setup)
     grant = sub.add_parser(
         "grant-bi",
@@ -28,9 +28,7 @@ def register(subparsers) -> None:
         "tables and views, now and in the future (default privileges for tables this user creates), "
         "and revokes everything on raw, ref and public. Not applicable to DuckDB (a file has no roles).",
     )
-    grant.add_argument(
-        "--warehouse", help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or the DuckDB file)"
-    )
+    add_warehouse_option(grant)
     grant.add_argument("--role", default="sightline_bi", help="role name (default sightline_bi)")
     grant.set_defaults(func=run_grant_bi)
 

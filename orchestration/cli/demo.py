@@ -7,6 +7,8 @@ import logging
 import time
 from datetime import date
 
+from orchestration.cli.options import add_warehouse_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,9 +25,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--days", type=_positive_int, default=2, help="number of days (default 2)")
     p.add_argument("--fps", type=float, default=1.0, help="simulated detection frames per second (default 1)")
-    p.add_argument(
-        "--warehouse", default=None, help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or DuckDB)"
-    )
+    add_warehouse_option(p)
     p.add_argument(
         "--dagster-home", default=None, help="Dagster home (default .dagster_home/ in the repository)"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
+from orchestration.cli.options import add_warehouse_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -39,7 +41,7 @@ def register(subparsers) -> None:
         help="MOT flavour: tracker results (conf in field 7) or MOT16/17 gt.txt (default: detect)",
     )
     p.add_argument("--batch-rows", type=int, default=100_000, help="rows per landed batch (default 100000)")
-    p.add_argument("--warehouse", help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or the DuckDB file)")
+    add_warehouse_option(p)
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,8 @@ import argparse
 import sys
 from datetime import datetime
 
+from orchestration.cli.options import add_site_option, add_warehouse_option
+
 
 def register(subparsers) -> None:
     video = subparsers.add_parser(
@@ -77,10 +79,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=60,
         help="seconds of video per landed batch, a multiple of 10 (default 60)",
     )
-    p.add_argument(
-        "--warehouse", default=None, help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or DuckDB)"
-    )
-    p.add_argument("--site", default=None, help="site file (default $SIGHTLINE_SITE or site.yaml)")
+    add_warehouse_option(p)
+    add_site_option(p)
 
 
 def _aware_datetime(text: str) -> datetime:

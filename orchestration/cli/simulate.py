@@ -6,6 +6,8 @@ import argparse
 from datetime import date, time, timedelta
 from pathlib import Path
 
+from orchestration.cli.options import add_site_option, add_warehouse_option
+
 NOISE_CHOICES = ("none", "realistic")  # ingestion.simulate.NOISE_PRESETS, without importing it at startup
 
 
@@ -34,10 +36,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--workers", type=_positive_int, default=None, help="people per camera (default from the zones)"
     )
-    p.add_argument(
-        "--warehouse", default=None, help="warehouse URL (default $SIGHTLINE_WAREHOUSE_URL or DuckDB)"
-    )
-    p.add_argument("--site", default=None, help="site file (default $SIGHTLINE_SITE or site.yaml)")
+    add_warehouse_option(p)
+    add_site_option(p)
     p.add_argument(
         "--truth-out",
         type=Path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from orchestration.cli.options import add_site_option, add_warehouse_option
+
 EPILOG = """\
 MQTT (--source mqtt://host:1883/topic/filter) accepts our JSON (one frame per message) and DeepStream's
 minimal schema; see ingestion/stream/payloads.py. Delivery is exactly-once: QoS 1 in a persistent session
@@ -21,9 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--source", required=True,
                    help="mqtt://host[:port]/topic (e.g. mqtt://127.0.0.1:1883/sightline/+/detections), "
                         "rtsp://... or a video file")
-    p.add_argument("--warehouse",
-                   help="warehouse URL (default: $SIGHTLINE_WAREHOUSE_URL, else the DuckDB file)")
-    p.add_argument("--site", help="site config (default: $SIGHTLINE_SITE or site.yaml)")
+    add_warehouse_option(p)
+    add_site_option(p)
     p.add_argument("--camera", help="camera id of a video source")
     p.add_argument("--batch-rows", type=int, default=5000, help="land when this many detections wait (5000)")
     p.add_argument("--batch-seconds", type=float, default=1.0,

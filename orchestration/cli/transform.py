@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+from orchestration.cli.options import add_site_option, add_warehouse_option
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,10 +18,8 @@ def register(subparsers) -> None:
                         help="first site-local day, YYYY-MM-DD")
     parser.add_argument("--end", type=date.fromisoformat, default=None,
                         help="day after the last one (exclusive), YYYY-MM-DD; default: the day after --start")
-    parser.add_argument("--warehouse", default=None,
-                        help="warehouse URL (default: $SIGHTLINE_WAREHOUSE_URL or duckdb:///data/warehouse.duckdb)")
-    parser.add_argument("--site", default=None,
-                        help="site config file (default: $SIGHTLINE_SITE or site.yaml)")
+    add_warehouse_option(parser)
+    add_site_option(parser)
     parser.add_argument("--restate", action="store_true", help="rebuild the range even if it was built")
     parser.set_defaults(func=run)
 
