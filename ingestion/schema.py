@@ -6,9 +6,17 @@ Every producer (simulator, vision pipeline, detection logs, MQTT stream) builds 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(ts: datetime) -> int:
+    """`ts` as microseconds since the epoch (the unit of every UTC_TS column), exactly: no float rounding."""
+    return (ts - EPOCH) // timedelta(microseconds=1)
 
 # name -> (polars dtype, PostgreSQL type, DuckDB type, nullable)
 DETECTION_COLUMNS: dict[str, tuple[pl.DataType, str, str, bool]] = {

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 
 import numpy as np
 import polars as pl
 
-from ingestion.schema import CAMERA_HEALTH_SCHEMA, DETECTION_SCHEMA
+from ingestion.schema import CAMERA_HEALTH_SCHEMA, DETECTION_SCHEMA, EPOCH, epoch_us
 from ingestion.simulate.detections import (
     detection_frame,
     false_positive_rows,
@@ -32,7 +32,6 @@ from ingestion.simulate.randomness import hashed_uniform_pair, stable_key, stabl
 from ingestion.simulate.trajectories import frame_range, motion_scores, sample_plan
 from ingestion.site import Site
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TRACKS_PER_DAY = 1_000_000  # track_id = day ordinal * this + n: unique per camera per day, readable
 
 
@@ -202,7 +201,7 @@ def simulate_camera_day(
     geo = camera_geometry(camera, zones)
     clock = DayClock.of(site, day)
     day_start = site.day_window(day)[0]
-    midnight_us = (day_start - _EPOCH) // timedelta(microseconds=1)
+    midnight_us = epoch_us(day_start)
 
     def sec_of(at: time, end: bool = False) -> float:
         if end and at == time(0):
@@ -275,5 +274,5 @@ def simulate_camera_day(
         outages,
         stable_key("health", seed, camera_id, day.isoformat()),
     )
-    last_seen = _EPOCH + timedelta(microseconds=int(ts_us.max())) if len(ts_us) else None
+    last_seen = EPOCH + timedelta(microseconds=int(ts_us.max())) if len(ts_us) else None
     return CameraDay(camera_id, day, detections, health, sessions, last_seen)

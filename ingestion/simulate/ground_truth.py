@@ -9,15 +9,13 @@ adds min(dt, gap) to the state (by motion_score vs idle_motion_score) of the ear
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from ingestion.schema import UTC_TS
+from ingestion.schema import UTC_TS, epoch_us
 from ingestion.site import Site
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SESSION_SCHEMA = pl.Schema(
     {
@@ -104,8 +102,8 @@ def sessionize(
     )
 
     blocks = site.index_timeline(day)
-    block_start = np.array([_us(b.scheduled_start) for b in blocks], dtype=np.int64)
-    block_end = np.array([_us(b.scheduled_end) for b in blocks], dtype=np.int64)
+    block_start = np.array([epoch_us(b.scheduled_start) for b in blocks], dtype=np.int64)
+    block_end = np.array([epoch_us(b.scheduled_end) for b in blocks], dtype=np.int64)
     bi = np.searchsorted(block_start, entry, side="right") - 1
     in_block = (
         (bi >= 0) & (entry < block_end[np.clip(bi, 0, None)]) if len(blocks) else np.zeros(len(entry), bool)
@@ -153,5 +151,3 @@ def restatus(sessions: pl.DataFrame, last_seen: dict[str, datetime], gap_seconds
     return sessions.with_columns(status=status)
 
 
-def _us(dt: datetime) -> int:
-    return (dt - _EPOCH) // timedelta(microseconds=1)

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import polars as pl
 
+from ingestion.schema import epoch_us
 from ingestion.simulate import simulate
 from ingestion.site import Camera, Site, Zone
 from ingestion.video.segments import segment_file_name
@@ -160,7 +161,7 @@ class _SceneRenderer:
                 f"{path}: OpenCV cannot write {fourcc} video here (is its FFmpeg build complete?)"
             )
         seg = rows.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).sort("ts", "track_id")
-        start_us = int(start.timestamp() * 1_000_000)
+        start_us = epoch_us(start)
         n_frames = int(np.ceil((end - start).total_seconds() * fps - 1e-9))
         # Frame j of the segment shows the simulated instant start + j / fps.
         offset_us = seg["ts"].dt.epoch("us").to_numpy() - start_us

@@ -35,13 +35,13 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingestion.schema import DETECTION_SCHEMA, UTC_TS
+from ingestion.schema import DETECTION_SCHEMA, UTC_TS, epoch_us
 from ingestion.site import Site
 from ingestion.zones import assign_zones
 
@@ -216,8 +216,7 @@ def _parse_ts(value: object) -> int:
     ts = datetime.fromisoformat(value)
     if ts.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; send e.g. {value}Z or {value}+07:00")
-    delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return epoch_us(ts)
 
 
 def _frame_index(value: object) -> int:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from ingestion.schema import CAMERA_HEALTH_SCHEMA, HEALTH_WINDOW_SECONDS
+from ingestion.schema import CAMERA_HEALTH_SCHEMA, EPOCH, HEALTH_WINDOW_SECONDS, epoch_us
 
 _WINDOW_US = HEALTH_WINDOW_SECONDS * 1_000_000
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_us(ts: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    return (ts - _EPOCH) // timedelta(microseconds=1)
-
-
 def window_floor(ts: datetime) -> datetime:
     """Start of the 10 s health window holding ts (windows are aligned to the epoch, in UTC)."""
-    return _EPOCH + timedelta(microseconds=epoch_us(ts) // _WINDOW_US * _WINDOW_US)
+    return EPOCH + timedelta(microseconds=epoch_us(ts) // _WINDOW_US * _WINDOW_US)
 
 
 @dataclass

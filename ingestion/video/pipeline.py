@@ -22,9 +22,9 @@ import numpy as np
 import polars as pl
 
 from ingestion.detectors import Detector, Tracks
-from ingestion.schema import DETECTION_SCHEMA, HEALTH_WINDOW_SECONDS
+from ingestion.schema import DETECTION_SCHEMA, HEALTH_WINDOW_SECONDS, epoch_us
 from ingestion.site import Site
-from ingestion.video.health import HealthRecorder, epoch_us, window_floor
+from ingestion.video.health import HealthRecorder, window_floor
 from ingestion.video.motion import ForegroundModel, box_core, box_foreground_share, mask_scale
 from ingestion.video.sources import Frame, VideoSourceError
 from ingestion.warehouse.base import LandingResult, Warehouse
