@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # sqlmesh is heavy: imported inside the functions that need i
 TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
 MART_MODELS = (
-    "analytics.stg_detections",
+    "staging.stg_detections",
     "analytics.sessions",
     "analytics.zone_presence",
     "analytics.zone_occupancy_minutely",

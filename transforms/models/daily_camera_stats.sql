@@ -41,7 +41,7 @@ WITH days AS (
     COUNT(*) AS detections,
     COUNT(DISTINCT track_id) AS tracks,
     SUM(CASE WHEN zone_id IS NOT NULL THEN 1 ELSE 0 END) AS zoned
-  FROM analytics.stg_detections
+  FROM staging.stg_detections
   WHERE ts >= @batch_start() AND ts < @batch_end()
   GROUP BY local_date, camera_id
 ), health AS (

@@ -33,6 +33,6 @@ SELECT
   CAST(COUNT(DISTINCT track_id) AS BIGINT) AS tracks,
   CAST(SUM(CASE WHEN is_active THEN 1 ELSE 0 END) AS BIGINT) AS active_samples,
   AVG(CAST(motion_score AS DOUBLE)) AS mean_motion_score
-FROM analytics.stg_detections
+FROM staging.stg_detections
 WHERE ts >= @batch_start() AND ts < @batch_end()
 GROUP BY camera_id, @utc_trunc('hour', ts), CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT), CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT)

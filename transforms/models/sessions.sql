@@ -40,14 +40,14 @@ WITH track_samples AS (
   /* Every sample of the tracks that matter: the batch, session_gap_seconds before it (enough to know
      whether a visit really starts in the batch), and the later samples of tracks still seen at its end. */
   SELECT camera_id, track_id, ts, zone_id, is_active, worker_id
-  FROM analytics.stg_detections
+  FROM staging.stg_detections
   WHERE ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
   UNION ALL
   SELECT s.camera_id, s.track_id, s.ts, s.zone_id, s.is_active, s.worker_id
-  FROM analytics.stg_detections AS s
+  FROM staging.stg_detections AS s
   JOIN (
     SELECT DISTINCT camera_id, track_id
-    FROM analytics.stg_detections
+    FROM staging.stg_detections
     WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
   ) AS open_tracks
     ON s.camera_id = open_tracks.camera_id AND s.track_id = open_tracks.track_id

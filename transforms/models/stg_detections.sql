@@ -1,5 +1,5 @@
 MODEL (
-  name analytics.stg_detections,
+  name staging.stg_detections,
   kind VIEW,
   grain (camera_id, ts, track_id),
   audits (stg_detections_valid),
