@@ -7,6 +7,7 @@ file. The index timeline (the working day cut into equal blocks) is derived here
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ import yaml
 DEFAULT_SITE_FILE = Path(__file__).resolve().parent.parent / "site.yaml"
 ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Matched with fullmatch: `$` alone would accept a trailing newline ("CAM09\n").
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TIME_PATTERN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 class SiteConfigError(ValueError):
@@ -209,10 +211,57 @@ def load_site(path: str | Path | None = None) -> Site:
             "create it (see site.yaml in the repository) or point SIGHTLINE_SITE at one",
         )
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = yaml.load(p.read_text(), Loader=_SiteLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise SiteConfigError(
+            p,
+            exc.key,
+            f"duplicate key (on lines {exc.first_line} and {exc.line})",
+            "keep one of them: YAML would silently use the last",
+        ) from exc
     except yaml.YAMLError as exc:
         raise SiteConfigError(p, "<file>", f"not valid YAML ({exc})", "correct the YAML syntax") from exc
     return parse_site(doc, p)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first_line: int, line: int):
+        self.key, self.first_line, self.line = key, first_line, line
+        super().__init__(f"{key}: duplicate key on lines {first_line} and {line}")
+
+
+class _SiteLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping holding the same key twice (plain PyYAML keeps the last one).
+
+    The check walks the composed node tree before constructing it, so the error can name the key's path
+    (`thresholds.idle_motion_score`, `cameras[1].id`)."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _reject_duplicate_keys(node, "", set())
+        return self.construct_document(node)
+
+
+def _reject_duplicate_keys(node: yaml.Node, path: str, visited: set[int]) -> None:
+    if id(node) in visited:  # an alias of a node already checked
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            key = f"{path}.{name}" if path else str(name)
+            if name is not None and name != "<<":  # "<<" is YAML's merge key, not data
+                line = key_node.start_mark.line + 1
+                if name in first_lines:
+                    raise _DuplicateKey(key, first_lines[name], line)
+                first_lines[name] = line
+            _reject_duplicate_keys(value_node, key, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _reject_duplicate_keys(item, f"{path}[{i}]" if path else f"[{i}]", visited)
 
 
 def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
@@ -289,7 +338,7 @@ class _Validator:
 
     def ident(self, value: Any, key: str) -> str:
         value = self.string(value, key)
-        if not _ID_PATTERN.match(value):
+        if not _ID_PATTERN.fullmatch(value):
             raise self.error(
                 key,
                 f"{value!r} is not a valid id",
@@ -310,6 +359,8 @@ class _Validator:
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
             raise self.error(key, f"expected {kind}, got {value!r}", f"give {kind}")
+        if not math.isfinite(value):  # YAML's .nan and .inf are floats
+            raise self.error(key, f"{value} is not a finite number", "give a finite number")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise self.error(key, f"{value} is out of range", f"use a value {bounds}")
@@ -321,7 +372,7 @@ class _Validator:
         return value
 
     def clock(self, value: Any, key: str) -> time:
-        if not isinstance(value, str) or not _TIME_PATTERN.match(value):
+        if not isinstance(value, str) or not _TIME_PATTERN.fullmatch(value):
             raise self.error(key, f"bad time {value!r}", 'write a 24-hour time in quotes, such as "08:00"')
         hh, mm = value.split(":")
         return time(int(hh), int(mm))

@@ -138,6 +138,42 @@ INVALID = [
     ("unknown top-level key", lambda d: d.update(camras=[]), "camras", "use only"),
     ("bad camera id", lambda d: d["cameras"][0].update(id="CAM 01"), "cameras[0].id", "letters, digits"),
     (
+        "NaN threshold (YAML .nan)",
+        lambda d: d["thresholds"].update(idle_motion_score=float("nan")),
+        "thresholds.idle_motion_score",
+        "finite number",
+    ),
+    (
+        "infinite threshold (YAML .inf)",
+        lambda d: d["thresholds"].update(excessive_idle_seconds=float("inf")),
+        "thresholds.excessive_idle_seconds",
+        "finite number",
+    ),
+    (
+        "negative infinite fps",
+        lambda d: d["cameras"][0].update(fps=float("-inf")),
+        "cameras[0].fps",
+        "finite number",
+    ),
+    (
+        "camera id with a trailing newline",
+        lambda d: d["cameras"][0].update(id="CAM09\n"),
+        "cameras[0].id",
+        "letters, digits",
+    ),
+    (
+        "zone id with a trailing newline",
+        lambda d: _zone(d).update(id="Z01\n"),
+        "zones[0].id",
+        "letters, digits",
+    ),
+    (
+        "work start with a trailing newline",
+        lambda d: d["schedule"].update(work_start="08:00\n"),
+        "schedule.work_start",
+        "24-hour time",
+    ),
+    (
         "negative retention",
         lambda d: d["warehouse"].update(retention_days=0),
         "warehouse.retention_days",
@@ -167,6 +203,37 @@ def test_unreadable_and_missing_files(tmp_path: Path):
         load_site(broken)
     with pytest.raises(SiteConfigError, match="does not exist.*SIGHTLINE_SITE"):
         load_site(tmp_path / "absent.yaml")
+
+
+DUPLICATES = [
+    # (where the duplicate is, YAML text appended to / replacing part of site.yaml, key named)
+    ("top level", lambda text: text + "\nthresholds: {idle_motion_score: 0.9}\n", "thresholds"),
+    (
+        "nested block mapping",
+        lambda text: text.replace("  idle_motion_score:", "  idle_motion_score: 0.5\n  idle_motion_score:", 1),
+        "thresholds.idle_motion_score",
+    ),
+    (
+        "flow mapping inside a list",
+        lambda text: text.replace("{id: CAM02,", "{id: CAM02, id: CAM05,", 1),
+        "cameras[1].id",
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "edit", "key"), DUPLICATES, ids=[c[0] for c in DUPLICATES])
+def test_duplicate_keys_are_rejected_not_silently_overridden(tmp_path: Path, where, edit, key):
+    text = REPO_SITE.read_text()
+    edited = edit(text)
+    assert edited != text, "the edit must change the file"
+    path = tmp_path / "site.yaml"
+    path.write_text(edited)
+    assert yaml.safe_load(edited) is not None  # plain PyYAML accepts it, keeping the last value
+    with pytest.raises(SiteConfigError) as err:
+        load_site(path)
+    assert err.value.key == key
+    assert str(err.value).startswith(f"{path}: {key}: duplicate key (on lines ")
+    assert "Fix: keep one of them" in str(err.value)
 
 
 def test_site_file_from_environment(tmp_path: Path, monkeypatch):
