@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingestion.redact import redact_url
 from ingestion.schema import HEALTH_WINDOW_SECONDS
 from ingestion.site import Site, load_site
 from ingestion.warehouse import resolve_url
@@ -146,7 +147,7 @@ def backend_of(url: str) -> str:
         return "duckdb"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgres"
-    raise ValueError(f"unsupported warehouse URL {url!r}: use duckdb:///path.duckdb or "
+    raise ValueError(f"unsupported warehouse URL {redact_url(url)!r}: use duckdb:///path.duckdb or "
                      "postgresql://user@host/db "
                      "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)")
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ingestion.redact import redact_url
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -154,7 +156,7 @@ def _summarise(report: DemoReport, site) -> None:
 def format_report(report: DemoReport, seconds: float) -> str:
     lines = [
         f"Sightline demo: {len(report.days)} site-days, {report.runs} Dagster runs in {seconds:.0f} s "
-        f"(warehouse {report.warehouse_url})",
+        f"(warehouse {redact_url(report.warehouse_url)})",
         "",
     ]
     for day in report.days:

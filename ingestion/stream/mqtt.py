@@ -38,6 +38,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingestion.redact import redact_url
+
 log = logging.getLogger(__name__)
 
 
@@ -54,13 +56,13 @@ class MqttUrl:
         parts = urlsplit(url)
         if parts.scheme != "mqtt" or not parts.hostname:
             raise ValueError(f"MQTT source must look like mqtt://host:1883/sightline/+/detections, "
-                             f"got {url!r}")
+                             f"got {redact_url(url)!r}")
         if parts.username or parts.password:
             raise ValueError("put MQTT credentials in SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD, "
                              "not in the URL")
         topic = unquote(parts.path.lstrip("/"))
         if not topic:
-            raise ValueError(f"MQTT source {url!r} names no topic; e.g. mqtt://{parts.netloc}/sightline/+/detections")
+            raise ValueError(f"MQTT source {redact_url(url)!r} names no topic; e.g. mqtt://{parts.netloc}/sightline/+/detections")
         return cls(parts.hostname, parts.port or 1883, topic)
 
 

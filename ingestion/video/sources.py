@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
+from ingestion.redact import redact_url
 from ingestion.video.health import HealthRecorder
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,6 @@ class Frame:
     index: int  # position in the source (0-based, counting every decoded frame, sampled or not)
     ts: datetime  # capture time, UTC
     image: np.ndarray  # BGR
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs (camera URLs often embed credentials)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 class VideoFileSource:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ingestion.redact import redact_url
 from ingestion.site import Site, load_site
 from ingestion.warehouse.base import LandingResult, Warehouse
 
@@ -36,6 +37,7 @@ def connect(url: str | None = None, site: Site | None = None) -> Warehouse:
 
         return PostgresWarehouse(url, site)
     raise ValueError(
-        f"unsupported warehouse URL {url!r}: use duckdb:///path/to/file.duckdb or postgresql://user@host/db "
+        f"unsupported warehouse URL {redact_url(url)!r}: use duckdb:///path/to/file.duckdb or "
+        "postgresql://user@host/db "
         "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)"
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion.redact import redact_url
 from ingestion.site import Site
 from ingestion.warehouse import ddl
 from ingestion.warehouse.landing import SqlWarehouse
@@ -28,7 +29,9 @@ class DuckDBWarehouse(SqlWarehouse):
     def __init__(self, url: str, site: Site):
         super().__init__(url, site)
         if not url.startswith("duckdb:///"):
-            raise ValueError(f"DuckDB URL must look like duckdb:///path/to/file.duckdb, got {url!r}")
+            raise ValueError(
+                f"DuckDB URL must look like duckdb:///path/to/file.duckdb, got {redact_url(url)!r}"
+            )
         path = url[len("duckdb:///") :]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from ingestion.redact import redact_url
 from ingestion.schema import UTC_TS
 from ingestion.site import Site
 from ingestion.warehouse import ddl
@@ -115,7 +116,7 @@ class SqlWarehouse(Warehouse):
         self._create_tables()
         with self._transaction():
             self._load_ref()
-        log.info("warehouse %s ready (%s)", self.url.split("@")[-1], self.backend)
+        log.info("warehouse %s ready (%s)", redact_url(self.url), self.backend)
 
     def _load_ref(self) -> None:
         site = self.site

@@ -52,6 +52,7 @@ def format_table(results) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ingestion.redact import redact_url
     from ingestion.site import load_site
     from ingestion.warehouse import resolve_url
     from quality import docs_index, run_checks
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{len(results) - len(failed)} passed, {critical} failed (critical), "
         f"{len(failed) - critical} failed (warn)"
-        f" of {len(results)} checks for {args.date} on {url}"
+        f" of {len(results)} checks for {args.date} on {redact_url(url)}"
     )
     if not args.no_docs:
         print(f"Data Docs: {docs_index(args.docs_dir)}")
