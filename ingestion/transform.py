@@ -186,13 +186,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import (
-        Config,
-        DuckDBConnectionConfig,
-        GatewayConfig,
-        ModelDefaultsConfig,
-        PostgresConnectionConfig,
-    )
+    from sqlmesh.core.config import Config, DuckDBConnectionConfig, GatewayConfig, ModelDefaultsConfig
+
+    from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
 
     url = resolve_url(warehouse_url)
     backend = backend_of(url)
@@ -201,7 +197,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     gateways = {
         "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
             database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
-        "postgres": GatewayConfig(connection=PostgresConnectionConfig(
+        "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
             **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),
     }
     local_midnight = datetime.combine(date(2024, 1, 1), datetime.min.time(), tzinfo=site.tz).astimezone(UTC)
@@ -254,10 +250,14 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
     Raises TransformError (or SQLMesh's error) when a model or a blocking audit fails; with
     `report_audits`, `result.audits` lists every audit outcome over the range (they are re-run to report).
     """
+    from ingestion.warehouse import connect
+
     url = resolve_url(warehouse_url)
     site = site or load_site()
     utc_start, utc_end = utc_range(site, start, end)
     began = time.perf_counter()
+    with connect(url, site) as wh:  # clear error when `sightline db setup` never ran (DuckDB: runs it)
+        wh.require_setup()
     ctx = sqlmesh_context(url, site)
     try:
         if ctx.engine_adapter.dialect == "postgres":
@@ -299,13 +299,12 @@ def _was_built(ctx: Context, start: datetime, end: datetime) -> bool:
 
 
 def _analyze_sources(ctx: Context) -> None:
-    """Fresh statistics on the landed tables, or PostgreSQL plans the sessionization as if they were empty."""
-    for table in ("raw.detections", "raw.camera_health", "raw.camera_watermarks", "ref.index_timeline",
-                  "ref.zones", "ref.cameras"):
-        try:
-            ctx.engine_adapter.execute(f"ANALYZE {table}")
-        except Exception as exc:  # not the owner: the plans may be slower, the rows are the same
-            log.warning("could not ANALYZE %s (%s); ask the owner to analyze it after landing", table, exc)
+    """Fresh statistics on the landed tables, or PostgreSQL plans the sessionization as if they were empty.
+    Through setup's SECURITY DEFINER function: ANALYZE needs the tables' owner, and marts are built by the
+    writer role."""
+    from ingestion.warehouse.ddl import ANALYZE_FUNCTION
+
+    ctx.engine_adapter.execute(f"SELECT {ANALYZE_FUNCTION}")
 
 
 def _ts(value: datetime) -> str:

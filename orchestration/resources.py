@@ -17,6 +17,7 @@ from pydantic import Field
 
 from ingestion.site import Site, load_site
 from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, Warehouse, connect
+from ingestion.warehouse.base import SIMULATOR_SOURCE
 
 
 class SiteResource(dg.ConfigurableResource):
@@ -122,7 +123,8 @@ class DetectionSourceResource(dg.ConfigurableResource):
         return Path(self.path)
 
     def land(self, wh: Warehouse, site: Site, camera_id: str, day: date) -> LandedPartition:
-        """Land one camera-day, replacing whatever that partition held (so re-running is idempotent)."""
+        """Land one camera-day; re-running is idempotent. The simulator replaces the partition, and refuses
+        (SimulatorWouldReplaceRealData) when the camera-day holds rows of any other source."""
         if self.kind == "simulated":
             return self._land_simulated(wh, site, camera_id, day)
         if self.kind == "segments":
@@ -147,9 +149,9 @@ class DetectionSourceResource(dg.ConfigurableResource):
             window=window,
         )
         res = wh.replace_partition(
-            camera_id, day, sim.detections, source="simulator", camera_health=sim.camera_health
+            camera_id, day, sim.detections, source=SIMULATOR_SOURCE, camera_health=sim.camera_health
         )
-        return LandedPartition("simulator", res.landed, res.rejected, res.health_rows)
+        return LandedPartition(SIMULATOR_SOURCE, res.landed, res.rejected, res.health_rows)
 
     def _land_segments(self, wh: Warehouse, site: Site, camera_id: str, day: date) -> LandedPartition:
         """Every recorded segment of the camera starting on this site-local day, through the vision pipeline.

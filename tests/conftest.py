@@ -101,11 +101,31 @@ def duckdb_url(tmp_path: Path) -> str:
     return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
+def owner_setup(url: str, site_path: Path = REPO_ROOT / "site.yaml") -> None:
+    """What a deployment does once, as the owner: `sightline db setup` (landing creates no tables)."""
+    from ingestion.warehouse import connect
+
+    with connect(url, load_site(site_path)) as wh:
+        wh.setup()
+
+
+@pytest.fixture
+def set_up_pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on which the owner ran `sightline db setup`, as deployed."""
+    for url in fresh_database():
+        owner_setup(url)
+        yield url
+
+
 def _warehouse(backend: str, tmp_path: Path) -> Iterator[str]:
+    """DuckDB: a new file (it sets itself up on first use). PostgreSQL: a fresh database set up by the owner,
+    as in a deployment, since nothing but `sightline db setup` creates tables there."""
     if backend == "duckdb":
         yield f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     else:
-        yield from fresh_database()
+        for url in fresh_database():
+            owner_setup(url)
+            yield url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

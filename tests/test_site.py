@@ -210,7 +210,7 @@ DUPLICATES = [
     ("top level", lambda text: text + "\nthresholds: {idle_motion_score: 0.9}\n", "thresholds"),
     (
         "nested block mapping",
-        lambda text: text.replace("  idle_motion_score:", "  idle_motion_score: 0.5\n  idle_motion_score:", 1),
+        lambda text: text.replace("  idle_motion_score:", "  idle_motion_score: 0.5\n  idle_motion_score:"),
         "thresholds.idle_motion_score",
     ),
     (

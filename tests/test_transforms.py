@@ -225,7 +225,7 @@ def test_bi_role_reads_the_marts_through_the_views_only(clean):
     views read their tables with the owner's rights."""
     import uuid
 
-    from orchestration.cli.db import grant_bi
+    from ingestion.warehouse.roles import grant_bi
 
     _, _, pg, _ = clean
     role, password = f"bi_test_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex

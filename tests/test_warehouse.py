@@ -536,7 +536,7 @@ def test_grant_bi_role_reads_analytics_only(site: Site, monkeypatch):
 
     import psycopg
 
-    from orchestration.cli.db import grant_bi
+    from ingestion.warehouse.roles import grant_bi
     from tests.conftest import ADMIN_URL, create_database, drop_database
 
     role = f"sightline_bi_test_{uuid.uuid4().hex[:8]}"

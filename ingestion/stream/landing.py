@@ -75,7 +75,7 @@ class StreamLander:
         if self.wh is None:
             wh = connect(self.url, self.site)
             try:
-                wh.setup()
+                wh.require_setup()  # no DDL here: `sightline db setup` ran as the owner (DuckDB: runs it)
             except BaseException:
                 wh.close()
                 raise

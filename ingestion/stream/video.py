@@ -86,7 +86,7 @@ def stream_video(source: str, camera_id: str, warehouse_url: str, site: Site, *,
 def _run(source: str, camera_id: str, warehouse_url: str, site: Site, *, detector, fps: float,
          chunk_seconds: int, stop: threading.Event) -> int:
     with connect(warehouse_url, site) as wh:
-        wh.setup()
+        wh.require_setup()
         pipeline = VideoPipeline(
             wh, site, camera_id, detector, fps=fps,
             batch_seconds=chunk_seconds, source_name=LIVE_SOURCE,

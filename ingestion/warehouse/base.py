@@ -1,8 +1,10 @@
 """The landing interface every warehouse backend implements (DuckDB embedded, PostgreSQL/TimescaleDB).
 
 Contract (DESIGN.md, "Warehouse contract"):
-- `setup(site)` creates the `raw`, `ref`, `analytics` schemas and the raw tables, and (re)loads the
-  `ref` tables from the site config. Idempotent.
+- `setup()` is the owner's DDL (`sightline db setup`): schemas, tables, comments, functions, then the
+  `ref` tables from the site config. Idempotent. Nothing else runs DDL: landing, streaming and Dagster
+  runs call `require_setup()`, which fails with WarehouseNotSetUp when setup has not run (the embedded
+  DuckDB file, which has no roles, sets itself up instead), and `load_reference()` (rows only).
 - `append_batch` is exactly-once through `raw.ingest_batches`: the batch's rows and its ledger row commit
   in one transaction; a batch id already committed is a no-op that reports `skipped=True`.
 - `replace_partition` atomically replaces one camera's site-local day (detections and camera health).
@@ -19,6 +21,17 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from ingestion.site import Site
+
+SIMULATOR_SOURCE = "simulator"  # the `source` of simulated batches: they never replace any other source's
+
+
+class WarehouseNotSetUp(RuntimeError):
+    """The warehouse lacks tables or functions that `sightline db setup` creates (or this role may not see
+    them): landing does no DDL, so the owner must run setup first."""
+
+
+class SimulatorWouldReplaceRealData(RuntimeError):
+    """A simulated camera-day would replace rows that another source landed."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,15 @@ class Warehouse(ABC):
 
     @abstractmethod
     def setup(self) -> None:
-        """Create schemas and raw tables if missing and reload ref.cameras/zones/index_timeline."""
+        """The owner's DDL: create schemas, tables and functions if missing; then load_reference()."""
+
+    @abstractmethod
+    def require_setup(self) -> None:
+        """Raise WarehouseNotSetUp unless setup() has run (DuckDB: run it). Runs no DDL on PostgreSQL."""
+
+    @abstractmethod
+    def load_reference(self) -> None:
+        """Reload ref.cameras, ref.zones, ref.site (and existing days' ref.index_timeline) from the site."""
 
     @abstractmethod
     def append_batch(
@@ -69,7 +90,10 @@ class Warehouse(ABC):
         camera_health: pl.DataFrame | None = None,
         batch_id: str | None = None,
     ) -> LandingResult:
-        """Atomically replace one camera's site-local day with these rows (idempotent)."""
+        """Atomically replace one camera's site-local day with these rows (idempotent).
+
+        With source=SIMULATOR_SOURCE, raises SimulatorWouldReplaceRealData when the camera-day holds rows
+        of any other source, and deletes nothing."""
 
     @abstractmethod
     def reject(self, source: str, camera_id: str | None, payloads: list[str], reasons: list[str]) -> int:

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 
 from ingestion.schema import CAMERA_HEALTH_COLUMNS, CAMERA_HEALTH_KEY, DETECTION_COLUMNS, DETECTION_KEY
 
-SCHEMAS = ("raw", "ref", "analytics")
+# Schemas `sightline db setup` creates, owned by the role that runs it (the owner):
+# - DATA_SCHEMAS hold the tables below; the writer role reads and writes their rows, never their DDL.
+# - MODEL_SCHEMAS are SQLMesh's views (staging: detection-level, never BI; analytics: what BI reads), and
+#   SQLMESH_SCHEMAS add SQLMesh's physical tables (sqlmesh__<schema>) and its state (sqlmesh). The writer
+#   may create objects in exactly these, so it builds the marts without being able to create a schema.
+DATA_SCHEMAS = ("raw", "ref")
+MODEL_SCHEMAS = ("staging", "analytics")
+BI_SCHEMA = "analytics"
+SQLMESH_STATE_SCHEMA = "sqlmesh"
+SQLMESH_SCHEMAS = (*MODEL_SCHEMAS, *(f"sqlmesh__{s}" for s in MODEL_SCHEMAS), SQLMESH_STATE_SCHEMA)
+SCHEMAS = DATA_SCHEMAS + MODEL_SCHEMAS
 
 _DUCKDB_TYPES = {
     "timestamptz": "TIMESTAMPTZ",
@@ -254,3 +264,45 @@ RAW_TABLES = (
     DAYS_TO_REBUILD,
 )
 REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE)
+
+
+# ---------------------------------------------------------------------------------------------- functions
+# PostgreSQL functions that setup creates (owned by the owner, EXECUTE revoked from PUBLIC and granted to
+# the writer by `sightline db grant-writer`). SECURITY DEFINER lets the writer do exactly these two owner
+# actions and nothing else; search_path is pinned so the caller cannot substitute objects.
+
+CREATE_PARTITION_FUNCTION = "raw.create_detections_partition(date, timestamptz, timestamptz)"
+ANALYZE_FUNCTION = "raw.analyze_landed_tables()"
+OWNER_FUNCTIONS = (CREATE_PARTITION_FUNCTION, ANALYZE_FUNCTION)
+
+
+def postgres_function_sql() -> list[str]:
+    """CREATE OR REPLACE the owner's SECURITY DEFINER functions (see above), PUBLIC's EXECUTE revoked."""
+    analyze = "\n".join(f"    ANALYZE {t.qualified};" for t in RAW_TABLES + REF_TABLES)
+    return [
+        # One site-local day of the plain (non-TimescaleDB) raw.detections, created on demand while landing.
+        # The caller passes the day's UTC bounds (the site's timezone lives in Python); they must span one
+        # day around that date, so the writer cannot create arbitrary partitions.
+        """CREATE OR REPLACE FUNCTION raw.create_detections_partition(day date, day_start timestamptz,
+                                                               day_end timestamptz)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF day_end <= day_start OR day_end - day_start > interval '26 hours'
+       OR day_start < day::timestamptz - interval '2 days' OR day_start > day::timestamptz + interval '2 days'
+    THEN
+        RAISE EXCEPTION 'partition bounds [%, %) are not one local day around %', day_start, day_end, day;
+    END IF;
+    EXECUTE format('CREATE TABLE IF NOT EXISTS raw.%I PARTITION OF raw.detections '
+                   'FOR VALUES FROM (%L) TO (%L)',
+                   'detections_' || to_char(day, 'YYYYMMDD'), day_start, day_end);
+END
+$fn$""",
+        # Fresh planner statistics before a build; ANALYZE needs the owner on PostgreSQL 15.
+        f"""CREATE OR REPLACE FUNCTION {ANALYZE_FUNCTION}
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+{analyze}
+END
+$fn$""",
+        *(f"REVOKE ALL ON FUNCTION {f} FROM PUBLIC" for f in OWNER_FUNCTIONS),
+    ]

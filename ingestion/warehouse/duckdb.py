@@ -25,6 +25,7 @@ _view_ids = itertools.count()
 class DuckDBWarehouse(SqlWarehouse):
     backend = "duckdb"
     placeholder = "?"
+    auto_setup = True  # an embedded file has no roles: whoever lands may create what is missing
 
     def __init__(self, url: str, site: Site):
         super().__init__(url, site)

@@ -7,7 +7,7 @@ landed days, and write the ledger counts. Any failure rolls all of it back.
 
 Backends supply the SQL primitives (`_execute`, `_fetch`, `_begin`/`_commit`/`_rollback`,
 `_insert_frame`, `_upsert_frame`, `_insert_detections`, `_prepare_days`, `_create_tables`) and their
-placeholder style.
+placeholder style, and `auto_setup` (True where a missing setup may simply be run: DuckDB).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from ingestion.redact import redact_url
 from ingestion.schema import UTC_TS
 from ingestion.site import Site
 from ingestion.warehouse import ddl
-from ingestion.warehouse.base import LandingResult, Warehouse
+from ingestion.warehouse.base import (
+    SIMULATOR_SOURCE,
+    LandingResult,
+    SimulatorWouldReplaceRealData,
+    Warehouse,
+    WarehouseNotSetUp,
+)
 from ingestion.warehouse.validate import Split, rejected_rows, validate_camera_health, validate_detections
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ class SqlWarehouse(Warehouse):
     """Backend-independent landing logic; see the module docstring for what a backend provides."""
 
     placeholder: str  # "%s" (psycopg) or "?" (DuckDB)
+    auto_setup: bool = False  # require_setup() runs setup() instead of failing (embedded DuckDB: no roles)
 
     def __init__(self, url: str, site: Site):
         self.url = url
@@ -114,9 +121,37 @@ class SqlWarehouse(Warehouse):
 
     def setup(self) -> None:
         self._create_tables()
+        self.load_reference()
+        log.info("warehouse %s ready (%s)", redact_url(self.url), self.backend)
+
+    def require_setup(self) -> None:
+        missing = self._missing_setup()
+        if not missing:
+            return
+        if self.auto_setup:
+            self.setup()
+            return
+        raise WarehouseNotSetUp(
+            f"warehouse {redact_url(self.url)} is not set up for this role: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing or not granted. Landing, streaming and Dagster "
+            "runs create no tables. Fix: run `sightline db setup` as the owner (then `sightline db "
+            "grant-writer` so the writer role may use them)"
+        )
+
+    def _missing_setup(self) -> list[str]:
+        """What setup() creates that this connection cannot see (tables; backends add functions)."""
+        visible = {
+            f"{schema}.{name}"
+            for schema, name in self._fetch(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                f"WHERE table_schema IN ({', '.join(repr(s) for s in ddl.DATA_SCHEMAS)})"
+            )
+        }
+        return [t.qualified for t in ddl.RAW_TABLES + ddl.REF_TABLES if t.qualified not in visible]
+
+    def load_reference(self) -> None:
         with self._transaction():
             self._load_ref()
-        log.info("warehouse %s ready (%s)", redact_url(self.url), self.backend)
 
     def _load_ref(self) -> None:
         site = self.site
@@ -276,11 +311,19 @@ class SqlWarehouse(Warehouse):
         start, end = self.site.day_window(day)
         checked, health = self._validate(batch_id, detections, camera_health, camera_id, (start, end))
         self._prepare_days([day])
+        simulated = source == SIMULATOR_SOURCE
         with self._transaction():
+            if simulated:
+                self._refuse_to_replace_other_sources(camera_id, day, start, end)
             # Other batches that landed rows in this camera-day keep their ledger row, marked 'replaced'
             # with the counts reduced to what is still stored: a late replay of such a batch is still
             # skipped, and every ledger row_count keeps matching its rows in raw.detections.
             window_params = (camera_id, start, end)
+            # The simulator deletes only simulated rows, even those another source commits after the check
+            # above (its insert then fails on the unique key and rolls everything back).
+            own_rows = " AND batch_id IN (SELECT batch_id FROM raw.ingest_batches WHERE source = {p})"
+            own_rows = own_rows if simulated else ""
+            own_params = (SIMULATOR_SOURCE,) if simulated else ()
             for table, ts_col, count_col in (
                 ("raw.detections", "ts", "row_count"),
                 ("raw.camera_health", "window_start", "health_rows"),
@@ -289,18 +332,19 @@ class SqlWarehouse(Warehouse):
                     self._sql(
                         f"UPDATE raw.ingest_batches SET {count_col} = {count_col} - gone.n, "
                         "status = 'replaced' FROM (SELECT batch_id, count(*) AS n "
-                        f"FROM {table} WHERE camera_id = {{p}} AND {ts_col} >= {{p}} AND {ts_col} < {{p}} "
-                        "GROUP BY batch_id) AS gone WHERE raw.ingest_batches.batch_id = gone.batch_id "
+                        f"FROM {table} WHERE camera_id = {{p}} AND {ts_col} >= {{p}} AND {ts_col} < {{p}}"
+                        f"{own_rows} GROUP BY batch_id) AS gone "
+                        "WHERE raw.ingest_batches.batch_id = gone.batch_id "
                         "AND raw.ingest_batches.batch_id <> {p}"
                     ),
-                    (*window_params, batch_id),
+                    (*window_params, *own_params, batch_id),
                 )
                 self._execute(
                     self._sql(
                         f"DELETE FROM {table} WHERE camera_id = {{p}} "
-                        f"AND {ts_col} >= {{p}} AND {ts_col} < {{p}}"
+                        f"AND {ts_col} >= {{p}} AND {ts_col} < {{p}}{own_rows}"
                     ),
-                    window_params,
+                    (*window_params, *own_params),
                 )
             # This partition's own earlier run: its ledger row and dead letters (a rerun gives the same rows).
             self._execute(self._sql("DELETE FROM raw.ingest_batches WHERE batch_id = {p}"), (batch_id,))
@@ -314,6 +358,31 @@ class SqlWarehouse(Warehouse):
                 (batch_id, source, camera_id, start, end),
             )
             return self._land(batch_id, source, camera_id, checked, health, None, dedupe=False)
+
+    def _refuse_to_replace_other_sources(
+        self, camera_id: str, day: date, start: datetime, end: datetime
+    ) -> None:
+        """Raise SimulatorWouldReplaceRealData if rows of this camera-day came from a non-simulator batch."""
+        others = self._fetch(
+            self._sql(
+                "SELECT coalesce(b.source, '(no ledger row)') AS source, count(DISTINCT r.batch_id), "
+                "sum(r.n) FROM (SELECT batch_id, count(*) AS n FROM raw.detections "
+                "WHERE camera_id = {p} AND ts >= {p} AND ts < {p} GROUP BY batch_id "
+                "UNION ALL SELECT batch_id, count(*) AS n FROM raw.camera_health "
+                "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p} GROUP BY batch_id) r "
+                "LEFT JOIN raw.ingest_batches b ON b.batch_id = r.batch_id "
+                "WHERE b.source IS DISTINCT FROM {p} GROUP BY 1 ORDER BY 1"
+            ),
+            (camera_id, start, end, camera_id, start, end, SIMULATOR_SOURCE),
+        )
+        if others:
+            found = "; ".join(f"{src}: {batches} batches, {rows:,} rows" for src, batches, rows in others)
+            raise SimulatorWouldReplaceRealData(
+                f"refusing to simulate camera {camera_id} on {day}: that camera-day holds data landed by "
+                f"other sources ({found}) and a simulator never replaces real data; nothing was changed. "
+                "Fix: simulate another day or camera, or point the simulator at its own warehouse "
+                "(--warehouse, or SIGHTLINE_SOURCE other than `simulated` in a deployment)"
+            )
 
     def _validate(
         self,

@@ -4,7 +4,11 @@ raw.detections is
 - a hypertable (by_range('ts', 1 day), columnstore segmented by camera_id ordered by ts, columnstore and
   retention policies from the site's `warehouse:` settings) when the timescaledb extension can be created;
 - otherwise a table declaratively partitioned by range on ts, one partition per site-local day, created on
-  demand (in its own short transaction) before rows of a new day land.
+  demand (in its own short transaction) before rows of a new day land, through the owner's SECURITY
+  DEFINER function raw.create_detections_partition (ddl.py), so a writer that owns nothing can land any
+  day, a backfill of last year's included, without the CREATE privilege.
+
+Only `setup()` runs DDL; every other connection checks that it ran (`require_setup`).
 
 Rows travel as binary COPY built vectorised from the polars frame (`pg_binary`). The unique key
 (camera_id, ts, track_id) is a real constraint here: the COPY is optimistic, inside a savepoint; on a
@@ -165,7 +169,8 @@ class PostgresWarehouse(SqlWarehouse):
         exists = bool(self._fetch("SELECT to_regclass('raw.detections')")[0][0])
         timescale = self.timescaledb_enabled() if exists else self._try_timescaledb()
         with self._transaction():
-            for schema in ddl.SCHEMAS:
+            # SQLMesh's schemas too: the writer builds marts in them but may not create schemas.
+            for schema in dict.fromkeys(ddl.DATA_SCHEMAS + ddl.SQLMESH_SCHEMAS):
                 self._execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             for table in ddl.RAW_TABLES + ddl.REF_TABLES:
                 suffix = " PARTITION BY RANGE (ts)" if table is ddl.DETECTIONS and not timescale else ""
@@ -174,6 +179,8 @@ class PostgresWarehouse(SqlWarehouse):
                     self._execute(statement)
             if timescale:
                 self._setup_hypertable()
+            for statement in ddl.postgres_function_sql():
+                self._execute(statement)
         self._partitions = None
         self._hypertable = timescale
 
@@ -221,15 +228,23 @@ class PostgresWarehouse(SqlWarehouse):
                 continue
             start, end = self.site.day_window(day)
             try:
-                self._execute(
-                    sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS raw.{} PARTITION OF raw.detections "
-                        "FOR VALUES FROM ({}) TO ({})"
-                    ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
-                )
+                self._execute("SELECT raw.create_detections_partition(%s, %s, %s)", (day, start, end))
             except psycopg.errors.DuplicateTable:
                 pass  # another writer created it a moment ago
             self._partitions.add(name)
+
+    def _missing_setup(self) -> list[str]:
+        missing = super()._missing_setup()
+        # From the catalog, not to_regprocedure: that raises instead of answering without USAGE on `raw`.
+        executable = {
+            name
+            for name, allowed in self._fetch(
+                "SELECT n.nspname || '.' || p.proname, has_function_privilege(p.oid, 'EXECUTE') "
+                "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'raw'"
+            )
+            if allowed
+        }
+        return missing + [f for f in ddl.OWNER_FUNCTIONS if f.split("(")[0] not in executable]
 
     def query(self, sql_text: str, params: tuple | list | None = None) -> pl.DataFrame:
         with self.conn.cursor() as cur:

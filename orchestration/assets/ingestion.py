@@ -16,14 +16,16 @@ WAREHOUSE_POOL = "warehouse"
     group_name=GROUP,
     pool=WAREHOUSE_POOL,
     kinds={"yaml"},
-    description="ref.cameras, ref.zones and ref.index_timeline loaded from the site config "
-    "(and the raw/ref/analytics schemas created if missing). Re-run after editing site.yaml.",
+    description="ref.cameras, ref.zones and ref.index_timeline loaded from the site config. "
+    "Re-run after editing site.yaml. Creates no tables: `sightline db setup` does (embedded DuckDB: "
+    "on first use).",
 )
 def site_reference(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, site: SiteResource
 ) -> dg.MaterializeResult:
     with warehouse.connect() as wh:
-        wh.setup()
+        wh.require_setup()
+        wh.load_reference()
         counts = {
             t: int(wh.query(f"SELECT count(*) AS n FROM ref.{t}")["n"][0])  # noqa: S608 - fixed names
             for t in ("cameras", "zones", "index_timeline")
@@ -75,7 +77,7 @@ def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
         s = site.load()
         start, end = s.day_window(day)
         with warehouse.connect() as wh:
-            wh.setup()
+            wh.require_setup()
             landed = detection_source.land(wh, s, camera_id, day)
             window = (camera_id, start, end)
             stats = wh.query(

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from ingestion.warehouse import connect
 
     with connect(args.warehouse) as wh:
-        wh.setup()
+        wh.require_setup()
+        wh.load_reference()
         s = ingest_detection_log(
             wh,
             args.file,

@@ -180,7 +180,8 @@ def run_video(args: argparse.Namespace) -> int:
     progress = _Progress(args.camera, total)
     try:
         with connect(args.warehouse, site) as wh:
-            wh.setup()
+            wh.require_setup()
+            wh.load_reference()
             pipeline = VideoPipeline(
                 wh,
                 site,
@@ -220,7 +221,8 @@ def run_segments(args: argparse.Namespace) -> int:
     progress = _Progress(f"{len(segments)} segments", total)
     try:
         with connect(args.warehouse, site) as wh:
-            wh.setup()
+            wh.require_setup()
+            wh.load_reference()
             for seg in segments:
                 pipeline = VideoPipeline(
                     wh,

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ingestion.simulate import combine_sessions, iter_camera_days, resolve_cameras
     from ingestion.site import load_site
     from ingestion.warehouse import connect
+    from ingestion.warehouse.base import SIMULATOR_SOURCE
 
     site = load_site(args.site)
     cameras = resolve_cameras(site, args.cameras)
@@ -110,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     kept, totals = [], {c: {"days": 0, "landed": 0, "rejected": 0, "health_rows": 0} for c in cameras}
     with connect(args.warehouse, site) as wh:
-        wh.setup()
-        if hasattr(wh, "ensure_index_timeline"):  # ref.index_timeline must cover the simulated days
-            wh.ensure_index_timeline(days[0], days[-1])
+        wh.require_setup()
+        wh.load_reference()
+        wh.ensure_index_timeline(days[0], days[-1])  # ref.index_timeline must cover the simulated days
         parts = iter_camera_days(
             site,
             args.start,
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 part.camera_id,
                 part.day,
                 part.detections,
-                source="simulator",
+                source=SIMULATOR_SOURCE,
                 camera_health=part.camera_health,
             )
             # Keep only the ground truth of a landed camera-day, not its rows.
