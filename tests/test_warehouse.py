@@ -15,7 +15,7 @@ import pytest
 from ingestion.schema import CAMERA_HEALTH_SCHEMA, DETECTION_SCHEMA
 from ingestion.site import Site
 from ingestion.warehouse import connect
-from ingestion.warehouse.base import Warehouse
+from ingestion.warehouse.base import SIMULATOR_SOURCE, SimulatorWouldReplaceRealData, Warehouse
 from ingestion.warehouse.validate import BatchSchemaError, validate_detections
 from orchestration.cli import main
 
@@ -212,6 +212,55 @@ def test_replace_partition_three_times_gives_the_same_rows(wh: Warehouse, site: 
     assert statuses["old"] == "replaced" and statuses["keep-cam2"] == "committed"
     # The replaced batch stays in the ledger, so replaying it does not bring its rows back.
     assert wh.append_batch("old", old, source="test", camera_id="CAM01", window=window(site)).skipped
+
+
+def test_simulator_never_replaces_a_camera_day_holding_other_sources(wh: Warehouse, site: Site):
+    """Issue 11 row 2: stream and ingested rows survive a simulator run over their camera-day."""
+    wh.append_batch("live-1", detections(site, 60, seed=1), source="stream", camera_id="CAM01",
+                    window=window(site))
+    wh.append_batch("log-1", detections(site, 40, seed=2, hour=14), source="detection_log",
+                    camera_id="CAM01", window=window(site), camera_health=health(site, hour=14))
+    before = landed(wh)
+    ledger = wh.query("SELECT * FROM raw.ingest_batches ORDER BY batch_id")
+    health_before = count(wh, "raw.camera_health")
+    simulated = detections(site, 300, seed=3, hour=9)
+    with pytest.raises(SimulatorWouldReplaceRealData) as err:
+        wh.replace_partition("CAM01", DAY, simulated, source=SIMULATOR_SOURCE, camera_health=health(site))
+    message = str(err.value)
+    assert "detection_log: 1 batches" in message and "stream: 1 batches" in message
+    assert f"camera CAM01 on {DAY}" in message and "nothing was changed" in message and "Fix:" in message
+    assert landed(wh).equals(before)
+    assert wh.query("SELECT * FROM raw.ingest_batches ORDER BY batch_id").equals(ledger)
+    assert count(wh, "raw.camera_health") == health_before
+    # Camera-days that hold only simulated rows (or nothing) are still replaced, every time the same.
+    next_day = DAY + timedelta(days=1)
+    for _ in range(2):
+        for camera, day in (("CAM02", DAY), ("CAM01", next_day)):
+            rows = detections(site, 120, camera=camera, day=day, seed=4)
+            result = wh.replace_partition(camera, day, rows, source=SIMULATOR_SOURCE)
+            assert (result.landed, result.rejected) == (rows.height, 0)
+    assert landed(wh, "camera_id = 'CAM02'").height == 120
+    assert landed(wh).height == before.height + 2 * 120
+    # A camera-day the simulator landed, then a stream batch joined: refused from then on.
+    wh.append_batch("live-2", detections(site, 10, camera="CAM02", hour=20, seed=5), source="stream",
+                    camera_id="CAM02", window=window(site))
+    with pytest.raises(SimulatorWouldReplaceRealData, match=r"stream: 1 batches, 10 rows"):
+        wh.replace_partition("CAM02", DAY, detections(site, 5, camera="CAM02"), source=SIMULATOR_SOURCE)
+    assert landed(wh, "camera_id = 'CAM02'").height == 130
+
+
+def test_simulated_detection_source_of_the_dagster_asset_refuses_real_data(wh: Warehouse, site: Site):
+    """The `simulated` detection source (raw_detections asset, compose's nightly schedule) goes through
+    the same guard: it raises, and the stream's rows stay."""
+    from orchestration.resources import DetectionSourceResource
+
+    live = detections(site, 30, seed=6)
+    wh.append_batch("live-3", live, source="stream", camera_id="CAM01", window=window(site))
+    source = DetectionSourceResource(kind="simulated", fps=0.2, window="08:00-08:30")
+    with pytest.raises(SimulatorWouldReplaceRealData, match="stream: 1 batches, 30 rows"):
+        source.land(wh, site, "CAM01", DAY)
+    assert landed(wh).equals(live.with_columns(pl.lit("live-3").alias("batch_id")).sort(KEY))
+    assert source.land(wh, site, "CAM02", DAY).landed > 0  # a camera-day without real data simulates fine
 
 
 def test_replace_partition_with_bad_rows_is_idempotent_for_dead_letters_too(wh: Warehouse, site: Site):
