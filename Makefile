@@ -4,20 +4,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint ui bench clean
+.PHONY: demo test lint ui bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Stamps re-run the install only when pyproject.toml changes.
-$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e .
+# Stamps re-run the install only when pyproject.toml or the lock changes. requirements.lock holds the
+# versions CI tested (base + dev + vision); it constrains every install. Regenerate: `make lock`.
+LOCK := requirements.lock
+
+$(VENV)/.installed-base: pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) install --quiet -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,vision]'
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) install --quiet -c $(LOCK) -e '.[dev,vision]'
 	touch $@ $(VENV)/.installed-base
+
+# Re-resolve the lock after changing dependencies in pyproject.toml (pins already in it are kept unless
+# they conflict; add --upgrade to take newer releases), then run `make test` before committing it.
+lock: | $(BIN)/python
+	$(PIP) install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --extra vision --strip-extras --no-emit-index-url \
+		--no-emit-find-links -o $(LOCK) pyproject.toml
 
 demo: $(VENV)/.installed-base
 	$(BIN)/sightline demo

@@ -467,6 +467,12 @@ def test_two_partitions_launched_together_share_duckdb_through_the_pool(site_fil
     assert landed["n"].to_list() == expected
 
 
+@pytest.fixture
+def pg_url(set_up_pg_url: str) -> str:
+    """Deployed services run on a warehouse the owner set up (`sightline db setup`): they create no tables."""
+    return set_up_pg_url
+
+
 def test_deployed_dagster_yaml_runs_a_partition_on_postgresql(defs, site_file, pg_url, tmp_path, monkeypatch):
     """The repository's dagster.yaml, as deployed: PostgreSQL storage from DAGSTER_PG_* variables, the run
     queue with per-camera limits, run retries; a partitioned run executes in it against a PostgreSQL

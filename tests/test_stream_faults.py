@@ -39,6 +39,12 @@ VALUE_COLUMNS = [c for c in DETECTION_SCHEMA.names() if c != "batch_id"]
 CLI = [sys.executable, "-c", "import sys; from orchestration.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
+@pytest.fixture
+def pg_url(set_up_pg_url: str) -> str:
+    """Deployed services run on a warehouse the owner set up (`sightline db setup`): they create no tables."""
+    return set_up_pg_url
+
+
 @pytest.fixture(scope="module")
 def broker():
     with PrivateMosquitto() as b:
