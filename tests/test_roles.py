@@ -241,3 +241,35 @@ def test_duckdb_sets_itself_up_on_first_use(duckdb_url, site):
     with connect(duckdb_url, site) as wh:
         wh.require_setup()
         assert wh.query("SELECT count(*) AS n FROM ref.cameras")["n"][0] == len(site.cameras)
+
+
+def test_bi_reads_views_the_writer_creates_whichever_role_was_granted_first(pg_url, site):
+    """Default privileges are per creating role: grant-bi after grant-writer must cover the writer's views
+    made before and after it, as grant-writer after grant-bi does (the module fixture's order)."""
+    from conftest import owner_setup
+
+    owner_setup(pg_url)
+    suffix = uuid.uuid4().hex[:8]
+    writer, bi, password = f"writer_{suffix}", f"bi_{suffix}", uuid.uuid4().hex
+    try:
+        grant_writer(pg_url, writer, password, bi_role=bi)  # BI does not exist yet
+        with psycopg.connect(as_role(pg_url, writer, password), autocommit=True) as conn:
+            conn.execute("CREATE VIEW analytics.before_bi AS SELECT 1 AS n")
+        grant_bi(pg_url, bi, password, writer_role=writer)
+        with psycopg.connect(as_role(pg_url, writer, password), autocommit=True) as conn:
+            conn.execute("CREATE VIEW analytics.after_bi AS SELECT 2 AS n")
+            conn.execute("CREATE VIEW staging.hidden AS SELECT 3 AS n")
+        with psycopg.connect(as_role(pg_url, bi, password), autocommit=True) as conn:
+            assert conn.execute("SELECT n FROM analytics.before_bi").fetchone()[0] == 1
+            assert conn.execute("SELECT n FROM analytics.after_bi").fetchone()[0] == 2
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT n FROM staging.hidden")
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP VIEW IF EXISTS analytics.before_bi, analytics.after_bi, staging.hidden")
+            for role in (writer, bi):
+                conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            for role in (writer, bi):
+                conn.execute(f'DROP OWNED BY "{role}"')
+                conn.execute(f'DROP ROLE "{role}"')
