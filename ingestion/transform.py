@@ -32,14 +32,22 @@ TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
 MART_MODELS = (
     "staging.stg_detections",
+    # dimensions: views over ref.* (which BI cannot read), so reports can name zones, cameras and blocks
+    "analytics.zones",
+    "analytics.cameras",
+    "analytics.site",
+    "analytics.index_blocks",
     "analytics.sessions",
     "analytics.zone_presence",
     "analytics.zone_occupancy_minutely",
     "analytics.anomalies",
     "analytics.index_records",
-    "analytics.performance_metrics",
+    # one grain per table: zone/camera x hour/day (the day ones are the daily_*_stats)
+    "analytics.zone_hourly",
+    "analytics.camera_hourly",
     "analytics.daily_zone_stats",
     "analytics.daily_camera_stats",
+    "analytics.performance_metrics",  # deprecated view over the four above, kept for one release
     "analytics.heatmap_hourly",
     "analytics.dashboard",
 )
@@ -50,7 +58,8 @@ TIME_COLUMNS = {
     "analytics.zone_occupancy_minutely": "minute_start",
     "analytics.anomalies": "ts",
     "analytics.index_records": "scheduled_start",
-    "analytics.performance_metrics": "period_start",
+    "analytics.zone_hourly": "hour_start",
+    "analytics.camera_hourly": "hour_start",
     "analytics.daily_zone_stats": "day_start",
     "analytics.daily_camera_stats": "day_start",
     "analytics.heatmap_hourly": "hour_start",
