@@ -51,7 +51,7 @@ WITH expected_windows AS (
   WHERE window_start >= @batch_start() AND window_start < @batch_end()
   GROUP BY 1, 2
 ), day_sessions AS (
-  SELECT s.*, z.zone_type
+  SELECT s.*, z.zone_type, z.name AS zone_label
   FROM analytics.sessions AS s
   JOIN ref.zones AS z ON s.zone_id = z.zone_id
   WHERE s.entry_time < @batch_end()
@@ -76,7 +76,7 @@ WITH expected_windows AS (
     max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS ts_end,
     camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
-      || ' s in zone ' || zone_name || ' (' || zone_id || ')' AS description,
+      || ' s in zone ' || zone_label || ' (' || zone_id || ')' AS description,
     '{"idle_seconds": ' || CAST(ROUND(CAST(max_idle_streak_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
       || ', "threshold_seconds": ' || CAST(@excessive_idle_seconds AS VARCHAR) || '}' AS metadata
   FROM day_sessions
@@ -84,14 +84,14 @@ WITH expected_windows AS (
   UNION ALL
   SELECT
     'restricted_zone_entry', 'high', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
-    'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_name || ' (' || zone_id || ')',
+    'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_label || ' (' || zone_id || ')',
     '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
   FROM day_sessions
   WHERE zone_type = 'restricted'
   UNION ALL
   SELECT
     'after_hours_presence', 'medium', entry_time, after_hours_end, camera_id, zone_id, track_id, session_id,
-    'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_name || ' (' || zone_id || ') for '
+    'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_label || ' (' || zone_id || ') for '
       || CAST(CAST(ROUND(after_hours_seconds) AS BIGINT) AS VARCHAR) || ' s outside working time',
     '{"duration_seconds": ' || CAST(ROUND(CAST(after_hours_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
       || ', "visit_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
