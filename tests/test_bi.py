@@ -22,7 +22,7 @@ from conftest import create_database, drop_database
 from test_transforms import land, read
 
 from ingestion.simulate import simulate
-from ingestion.transform import MART_MODELS, build_marts
+from ingestion.transform import DEFAULT_SETTINGS, MART_MODELS, build_marts
 from ingestion.warehouse.roles import grant_bi
 
 DAY = date(2025, 1, 15)  # a Wednesday
@@ -258,6 +258,15 @@ def test_every_analytics_relation_has_a_table_comment_bi_can_read(bi, backend):
     for name in ("zone_hourly", "camera_hourly", "daily_zone_stats", "daily_camera_stats"):
         assert comments[name].startswith("Grain: "), name
     assert comments["performance_metrics"].startswith("DEPRECATED")
+    url = bi["urls"][backend]
+    if url.startswith("duckdb"):
+        sql = ("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'analytics' "
+               "AND (comment IS NULL OR comment = '')")
+    else:
+        sql = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+               "WHERE n.nspname = 'analytics' AND COALESCE(col_description(c.oid, a.attnum), '') = ''")
+    assert read(url, sql).is_empty()
 
 
 def doc_queries() -> list[tuple[str, str]]:
@@ -292,3 +301,15 @@ def time_doc_queries(url: str, runs: int = 5) -> dict[str, float]:
             timings[title] = statistics.median(samples)
     return timings
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threshold_is_a_plain_column_too(bi, site, backend):
+    th = site.thresholds
+    expected = {"excessive_idle": th.excessive_idle_seconds, "zone_overflow": th.overflow_seconds,
+                "zone_empty": th.empty_seconds, "camera_down": DEFAULT_SETTINGS["camera_down_seconds"],
+                "restricted_zone_entry": None, "after_hours_presence": None}
+    got = read(bi["urls"][backend],
+               "SELECT DISTINCT anomaly_type, threshold_seconds FROM analytics.anomalies")
+    assert len(got) >= 3
+    assert {t: v for t, v in got.rows()} == {t: expected[t] for t in got["anomaly_type"]}

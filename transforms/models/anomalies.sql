@@ -28,7 +28,8 @@ MODEL (
     camera_name = 'camera name from the site config',
     ts_local = 'ts in site-local wall-clock time',
     ts_end_local = 'ts_end in site-local wall-clock time',
-    local_hour = 'site-local hour of day 0..23 of ts'
+    local_hour = 'site-local hour of day 0..23 of ts',
+    threshold_seconds = 'metadata threshold_seconds as a number: the duration threshold the rule applied; null for restricted_zone_entry and after_hours_presence'
   )
 );
 
@@ -195,7 +196,9 @@ SELECT
   (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = a.camera_id) AS camera_name,
   @local_ts(a.ts) AS ts_local,
   @local_ts(a.ts_end) AS ts_end_local,
-  CAST(EXTRACT(HOUR FROM @local_ts(a.ts)) AS INT) AS local_hour
+  CAST(EXTRACT(HOUR FROM @local_ts(a.ts)) AS INT) AS local_hour,
+  /* the JSON value BI filters on most, as a plain column */
+  CAST(CAST(a.metadata AS JSON) ->> 'threshold_seconds' AS DOUBLE) AS threshold_seconds
 FROM all_anomalies AS a
 LEFT JOIN ref.index_timeline AS it
   ON it.date = @local_date(a.ts) AND a.ts >= it.scheduled_start AND a.ts < it.scheduled_end
