@@ -8,8 +8,6 @@ simulator's ground truth, never from the SQL under test.
 from __future__ import annotations
 
 import re
-import statistics
-import time
 import uuid
 from datetime import date, timedelta
 from datetime import time as clock
@@ -286,21 +284,6 @@ def test_docs_question_runs_as_bi_on_both_backends(bi, title, sql):
     assert frames["duckdb"].height > 0, title
     assert frames["duckdb"].columns == frames["postgres"].columns
     assert frames["duckdb"].height == frames["postgres"].height
-
-
-def time_doc_queries(url: str, runs: int = 5) -> dict[str, float]:
-    """Median milliseconds of each docs question on PostgreSQL (for docs/bi.md's timing note)."""
-    timings = {}
-    with psycopg.connect(url) as conn:
-        for title, sql in doc_queries():
-            samples = []
-            for _ in range(runs):
-                began = time.perf_counter()
-                conn.execute(sql).fetchall()
-                samples.append((time.perf_counter() - began) * 1000)
-            timings[title] = statistics.median(samples)
-    return timings
-
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
