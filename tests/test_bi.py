@@ -296,3 +296,23 @@ def test_threshold_is_a_plain_column_too(bi, site, backend):
                "SELECT DISTINCT anomaly_type, threshold_seconds FROM analytics.anomalies")
     assert len(got) >= 3
     assert {t: v for t, v in got.rows()} == {t: expected[t] for t in got["anomaly_type"]}
+
+
+def test_an_hour_that_does_not_add_up_to_its_day_fails_the_grain_audit(bi, site, tmp_path):
+    """The audit day_is_the_sum_of_its_hours bites: one zone-hour's sessions changed behind SQLMesh's back."""
+    import shutil
+
+    import duckdb
+
+    from ingestion.transform import duckdb_path
+
+    copy = tmp_path / "warehouse.duckdb"  # SQLMesh names the catalog after the file
+    shutil.copy(duckdb_path(bi["urls"]["duckdb"]), copy)
+    with duckdb.connect(str(copy)) as conn:
+        (table,) = conn.sql("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                            "WHERE table_name LIKE 'analytics__zone_hourly__%'").fetchone()
+        conn.execute(f"UPDATE {table} SET sessions = sessions + 1 WHERE zone_id = 'Z01' "
+                     "AND hour_start = (SELECT MIN(hour_start) FROM {table})".replace("{table}", table))
+    result = build_marts(f"duckdb:///{copy}", DAY, DAY + timedelta(days=1), site=site)
+    failed = {(a.model, a.audit) for a in result.audits if not a.passed}
+    assert failed == {("analytics.daily_zone_stats", "day_is_the_sum_of_its_hours")}

@@ -7,7 +7,8 @@ MODEL (
     not_null(columns := (local_date, day_start, day_end, camera_id, camera_name, detections, frames_read, uptime)),
     accepted_range(column := uptime, min_v := 0, max_v := 1),
     accepted_range(column := zoned_share, min_v := 0, max_v := 1),
-    accepted_range(column := utilization, min_v := 0, max_v := 1)
+    accepted_range(column := utilization, min_v := 0, max_v := 1),
+    day_is_the_sum_of_its_hours(hourly := analytics.camera_hourly, key := camera_id)
   ),
   description 'Grain: one row per site-local day and camera (every camera, every day built): what the camera delivered (frames, drops, decode errors, latency, uptime) and what it saw (detections, tracks, sessions, dwell, active and idle time, occupancy, utilization, anomalies). The day grain of analytics.camera_hourly: its counts and seconds are the sums of the day''s hours.',
   column_descriptions (

@@ -7,7 +7,8 @@ MODEL (
     not_null(columns := (local_date, day_start, day_end, zone_id, zone_name, camera_id, camera_name, sessions, total_dwell_seconds)),
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
-    daily_dwell_matches_sessions
+    daily_dwell_matches_sessions,
+    day_is_the_sum_of_its_hours(hourly := analytics.zone_hourly, key := zone_id)
   ),
   description 'Grain: one row per site-local day and zone (every zone, every day built): visits, distinct visitors, dwell, active and idle time, occupancy, utilization of working time and anomalies. Sessions count on the day of their entry. The day grain of analytics.zone_hourly: its counts and seconds are the sums of the day''s hours.',
   column_descriptions (
