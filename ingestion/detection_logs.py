@@ -12,7 +12,8 @@ Frame 1 is at `start_time`; ts = start_time + (frame - 1) / fps. MOT pixels are 
 
 JSON lines and Parquet carry the columns of raw.detections (`ts` required); `camera_id` defaults to the
 given camera, `frame_idx` to the row number, `class_id` to 0, `confidence` to 1, `zone_id` is computed
-from the site's zones when absent, and `motion_score` is taken from the file when present, else 0 (a log has no pixels to measure motion from).
+from the site's zones when absent, and `motion_score` is taken from the file when present, else 0 (a log
+has no pixels to measure motion from).
 
 Timestamps: a JSONL `ts` is ISO-8601, parsed line by line (`ingestion.timestamps`): with Z or an offset
 it is that instant, without one it is the site's local time (site.yaml `site.timezone`), never silently
