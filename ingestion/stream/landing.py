@@ -11,8 +11,10 @@ so every batch is also made idempotent message by message, before anything is wr
 - dead letters already written for the same payload by this source are not written again.
 
 So after any sequence of crashes and redeliveries, raw.detections holds each distinct valid row once and
-raw.rejected_detections each distinct bad message once. Writes are two transactions (dead letters, then
-rows + ledger + watermarks); a crash between them is repaired by the same checks on redelivery.
+raw.rejected_detections each distinct bad message once. Writes are two transactions (rows + ledger +
+watermarks, then dead letters); a crash between them is repaired by the same checks on redelivery. Dead
+letters come second so that a batch that fails to land leaves none behind: the consumer then lands the
+batch in halves, whose verdicts (a conflict within the batch) may differ.
 """
 
 from __future__ import annotations
@@ -132,10 +134,10 @@ class StreamLander:
             if not r.payload:
                 rejected[i] = replace(r, payload=payload_text(payloads[i]))
 
-        written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         batch_id = batch_id_for(payloads, self.source)
         result = wh.append_batch(batch_id, rows.drop(MESSAGE_COLUMN), source=self.source,
                                  allowed_lateness=self.allowed_lateness)
+        written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         if result.rejected:  # our checks mirror the landing layer's; a difference is a bug worth seeing
             log.error("batch %s: the landing layer rejected %d rows that passed the stream checks",
                       batch_id, result.rejected)
