@@ -473,27 +473,39 @@ def test_ultralytics_runs_offline():
     assert done.stdout.split() == ["1", "False", "False", "False"]
 
 
-def test_duckdb_open_waits_for_another_process_to_release_the_file(tmp_path):
-    """Row 11, the lock itself: a second process opens the file as soon as the first lets go."""
-    from ingestion.warehouse.duckdb import open_duckdb
+READERS = {  # a second process reading the file: Sightline's own connections, and SQLMesh's (transforms)
+    "warehouse": ("from ingestion.warehouse.duckdb import open_duckdb",
+                  "print(open_duckdb(sys.argv[1]).execute('SELECT v FROM t').fetchone()[0])"),
+    "sqlmesh": ("from ingestion.site import load_site\nfrom ingestion.transform import sqlmesh_config\n"
+                "config = sqlmesh_config('duckdb:///' + sys.argv[1], load_site())",
+                "adapter = config.gateways['duckdb'].connection.create_engine_adapter()\n"
+                "print(adapter.fetchone('SELECT v FROM t')[0])"),
+}
 
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_duckdb_open_waits_for_another_process_to_release_the_file(reader, tmp_path):
+    """Row 11, the lock itself: while one process holds the file (the stream during a micro-batch), another
+    one opening it waits and reads as soon as it is released, instead of failing."""
     path = str(tmp_path / "w.duckdb")
     holder = duckdb.connect(path)
     holder.execute("CREATE TABLE t AS SELECT 42 AS v")
-    reader = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from ingestion.warehouse.duckdb import open_duckdb; "
-         "print(open_duckdb(sys.argv[1], wait=60).execute('SELECT v FROM t').fetchone()[0])", path],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder.commit()
     plain = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1])", path],
                            capture_output=True, text=True, timeout=60)
     assert plain.returncode != 0 and "Could not set lock" in plain.stderr  # what waiting avoids
+    setup, read = READERS[reader]
+    code = f"import sys\n{setup}\nprint('opening', flush=True)\n{read}\n"
+    env = {**os.environ, "SIGHTLINE_DUCKDB_LOCK_WAIT": "120"}
+    waiting = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    assert waiting.stdout.readline().strip() == "opening"
     time.sleep(1.0)
+    assert waiting.poll() is None  # waiting for the lock, not failed
     holder.close()
-    out, err = reader.communicate(timeout=60)
-    assert reader.returncode == 0, err
-    assert out.strip() == "42"
-    with open_duckdb(path, wait=0) as con:
-        assert con.execute("SELECT v FROM t").fetchone()[0] == 42
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "42"
 
 
 def test_a_batch_that_fails_leaves_no_dead_letters_behind(warehouse_url, site):

@@ -36,15 +36,15 @@ def lock_wait_seconds() -> float:
     return float(os.environ.get("SIGHTLINE_DUCKDB_LOCK_WAIT", "30"))
 
 
-def open_duckdb(path: str, *, wait: float | None = None) -> duckdb.DuckDBPyConnection:
-    """duckdb.connect, waiting up to `wait` seconds (default: lock_wait_seconds()) while another process
-    holds the file's lock; other errors are raised at once."""
+def open_duckdb(path: str, *, wait: float | None = None, **options) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect(path, **options), waiting up to `wait` seconds (default: lock_wait_seconds()) while
+    another process holds the file's lock; other errors are raised at once."""
     deadline = time.monotonic() + (lock_wait_seconds() if wait is None else wait)
     delay = 0.02
     while True:
         try:
             with _open_close:
-                return duckdb.connect(path)
+                return duckdb.connect(path, **options)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise
