@@ -528,3 +528,33 @@ def test_a_batch_that_fails_leaves_no_dead_letters_behind(warehouse_url, site):
     finally:
         lander.close()
     assert counts(warehouse_url, site) == (1, 0)
+
+
+def test_shipped_mosquitto_conf_caps_the_message_size(broker):
+    """Row 5 at the broker: the shipped mosquitto.conf's message_size_limit, in a real Mosquitto. A payload
+    under it is delivered (and dead-lettered by the consumer above 256 KB), a larger one never arrives."""
+    conf = (Path(__file__).parents[1] / "ingestion" / "stream" / "mosquitto.conf").read_text()
+    limit = int(re.search(r"^message_size_limit (\d+)$", conf, re.M).group(1))
+    assert 262_144 < limit <= 16 << 20
+    topic = f"h{uuid.uuid4().hex[:10]}/CAM01/detections"
+    with PrivateMosquitto(message_size_limit=str(limit)) as capped:
+        source = MqttSource(f"{capped.url}/{topic}", client_id=f"cap-{uuid.uuid4().hex[:8]}")
+        source.start()
+        try:
+            with Publisher(port=capped.port) as publisher:  # the broker may end this one's session
+                publisher.publish([(topic, b"a" * (limit + 1))])
+                try:
+                    publisher.wait(timeout=5)
+                except TimeoutError:
+                    pass
+            with Publisher(port=capped.port) as publisher:
+                publisher.publish([(topic, b"b" * limit), (topic, b"end")])
+                publisher.wait()
+            got = []
+            deadline = time.monotonic() + 20
+            while (not got or got[-1].payload != b"end") and time.monotonic() < deadline:
+                got += source.poll(0.2, 10)
+        finally:
+            source.close()
+    assert [m.size for m in got] == [limit, 3]  # the one over the limit was dropped at the broker
+    assert got[0].payload == oversized_stub(b"b" * limit)  # and this one is cut to a stub on receipt
