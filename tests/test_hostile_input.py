@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -38,7 +39,7 @@ from polars.testing import assert_frame_equal
 from ingestion.detection_logs import ingest_detection_log
 from ingestion.schema import DETECTION_SCHEMA
 from ingestion.simulate import simulate
-from ingestion.site import Site
+from ingestion.site import Site, SiteConfigError, StreamSettings, parse_site
 from ingestion.stream.broker import PrivateMosquitto
 from ingestion.stream.encode import encode_frames
 from ingestion.stream.mqtt import MqttSource
@@ -558,3 +559,31 @@ def test_shipped_mosquitto_conf_caps_the_message_size(broker):
             source.close()
     assert [m.size for m in got] == [limit, 3]  # the one over the limit was dropped at the broker
     assert got[0].payload == oversized_stub(b"b" * limit)  # and this one is cut to a stub on receipt
+
+
+# --- site.yaml `stream:` -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stream", "key", "fix"), [
+    ({"max_lateness_days": 0}, "stream.max_lateness_days", "positive number of days"),
+    ({"max_lateness_days": float("nan")}, "stream.max_lateness_days", "finite number"),
+    ({"max_future_seconds": -1}, "stream.max_future_seconds", "between 0"),
+    ({"max_future_seconds": "5m"}, "stream.max_future_seconds", "give a number"),
+    ({"max_message_bytes": 100}, "stream.max_message_bytes", "between 1024"),
+    ({"max_message_bytes": 2.5e5}, "stream.max_message_bytes", "give an integer"),
+    ({"max_lateness": 3}, "stream.max_lateness", "use only max_lateness_days"),
+])
+def test_stream_section_is_validated(stream, key, fix):
+    doc = yaml.safe_load((Path(__file__).parents[1] / "site.yaml").read_text())
+    doc["stream"] = stream
+    with pytest.raises(SiteConfigError) as err:
+        parse_site(doc, "site.yaml")
+    assert err.value.key == key and fix in err.value.fix, str(err.value)
+    assert str(err.value).startswith(f"site.yaml: {key}: ")
+
+
+def test_stream_section_defaults_and_shipped_values(site):
+    assert site.stream == StreamSettings() == StreamSettings(7, 300, 262_144)
+    doc = yaml.safe_load((Path(__file__).parents[1] / "site.yaml").read_text())
+    del doc["stream"]
+    assert parse_site(doc).stream == StreamSettings()  # the section is optional
