@@ -587,3 +587,36 @@ def test_stream_section_defaults_and_shipped_values(site):
     doc = yaml.safe_load((Path(__file__).parents[1] / "site.yaml").read_text())
     del doc["stream"]
     assert parse_site(doc).stream == StreamSettings()  # the section is optional
+
+
+def test_a_broken_warehouse_pauses_the_stream_not_dead_letters(broker, site, tmp_path, set_up_pg_url):
+    """The bisect must not mistake a broken warehouse for poison: with raw.detections gone (dropped, renamed,
+    grants revoked) every message would fail on its own. The consumer checks the warehouse before it writes a
+    dead letter, waits while it is not set up, and lands everything once it is back."""
+    import psycopg
+
+    prefix = f"h{uuid.uuid4().hex[:10]}"
+    now = datetime.now(UTC)
+    rows, _, _ = valid_frames(site, now, n=40)
+    consumer = Consumer(tmp_path, "--source", f"{broker.url}/{prefix}/+/detections", "--warehouse",
+                        set_up_pg_url, "--client-id", f"consumer-{prefix}", "--batch-seconds", "0.3")
+    consumer.wait_for("subscribed")
+    with psycopg.connect(set_up_pg_url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE raw.detections RENAME TO detections_away")
+        with Publisher(port=broker.port) as publisher:
+            publisher.publish(encode(rows, prefix))
+            publisher.wait()
+        consumer.wait_for("warehouse unavailable.*not set up")
+        assert counts_pg(admin) == (0, 0)  # nothing dead-lettered while the table was away
+        admin.execute("ALTER TABLE raw.detections_away RENAME TO detections")
+        deadline = time.monotonic() + 60
+        while counts_pg(admin) != (rows.height, 0):
+            assert time.monotonic() < deadline and consumer.proc.poll() is None, consumer.text()[-3000:]
+            time.sleep(0.2)
+    assert consumer.stop() == 0, consumer.text()[-3000:]
+
+
+def counts_pg(conn) -> tuple[int, int]:
+    table = "raw.detections" if conn.execute("SELECT to_regclass('raw.detections')").fetchone()[0] else None
+    n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if table else 0
+    return n, conn.execute("SELECT count(*) FROM raw.rejected_detections").fetchone()[0]

@@ -67,8 +67,12 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     import duckdb
     import psycopg
 
+    from ingestion.warehouse.base import WarehouseNotSetUp
+
+    # WarehouseNotSetUp: tables dropped or grants revoked while running; wait for the operator instead of
+    # turning every message into a dead letter (at start-up it is raised at once, see run()).
     return (psycopg.OperationalError, psycopg.InterfaceError, duckdb.IOException, duckdb.ConnectionException,
-            ConnectionError, TimeoutError)
+            ConnectionError, TimeoutError, WarehouseNotSetUp)
 
 
 class StreamConsumer:
@@ -187,7 +191,11 @@ class StreamConsumer:
         except WarehouseUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of this batch's own: isolate it, keep going
-            self.lander.reconnect()  # whatever state the failure left the connection in
+            # A fresh connection for the halves: whatever state the failure left this one in. Opening it
+            # checks the warehouse is set up and granted (WarehouseNotSetUp is retried, see
+            # _transient_errors), so a warehouse broken as a whole pauses the stream instead of turning
+            # every message into a dead letter.
+            self.lander.reconnect()
             error = f"{type(exc).__name__}: {str(exc).strip()}"
             if len(batch) == 1:
                 self.stats.isolated += 1
