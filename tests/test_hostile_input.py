@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from polars.testing import assert_frame_equal
 
 from ingestion.detection_logs import ingest_detection_log
@@ -57,6 +59,11 @@ VALUE_COLUMNS = [c for c in DETECTION_SCHEMA.names() if c != "batch_id"]
 KEY = ["camera_id", "ts", "track_id"]
 CLI = [sys.executable, "-c", "import sys; from orchestration.cli import main; sys.exit(main(sys.argv[1:]))"]
 REFUSED_WORKER = "refused-by-the-warehouse"  # a rule of the warehouse's that the stream's checks don't know
+
+# Hypothesis caches (constants, unicode tables) in a temporary directory, not .hypothesis/ in the repo; it
+# must be set before the first test runs (database=None on the fuzz test keeps no examples either).
+_HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="sightline-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
 
 
 @pytest.fixture(scope="module")
