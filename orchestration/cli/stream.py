@@ -12,9 +12,9 @@ minimal schema; see ingestion/stream/payloads.py. Topics are <prefix>/<camera_id
 for another camera than its topic's is a dead letter, as is one outside site.yaml's `stream:` bounds
 (timestamps within [now - max_lateness_days, now + max_future_seconds], max_message_bytes). On a DuckDB
 file the connection is released between micro-batches so Dagster and transforms can open it meanwhile.
-Delivery is exactly-once: QoS 1 in a persistent session
-(keep --client-id stable across restarts), acknowledged only after the micro-batch commits, replays made
-harmless by the landing checks. Broker credentials: SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD.
+Delivery is exactly-once: QoS 1 in a persistent session (keep --client-id stable across restarts),
+acknowledged only after the micro-batch commits, replays made harmless by the landing checks.
+Broker credentials: SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD.
 A video source (rtsp://..., or a file) needs --camera and runs the vision pipeline live.
 Stops cleanly on SIGTERM / Ctrl-C (flush, commit, exit 0); exit 75 = warehouse down, nothing lost.
 """
