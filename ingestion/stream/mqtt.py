@@ -18,9 +18,9 @@ Delivery guarantee, end to end exactly-once (with `StreamLander`):
   The queue is bounded in bytes as well (`max_queued_bytes`): a few huge messages cannot exhaust memory
   where a count bound would let them in. A payload over `max_message_bytes` (site.yaml
   `stream.max_message_bytes`) is cut to a stub on receipt (`payloads.oversized_stub`) and later
-  dead-lettered unparsed. Memory is therefore bounded while the warehouse is slow or down.
-  If an outage outlasts 1.5 x keepalive,
-  the broker drops the connection; everything unacknowledged is redelivered after the reconnect.
+  dead-lettered unparsed. Memory is therefore bounded while the warehouse is slow or down. If an outage
+  outlasts 1.5 x keepalive, the broker drops the connection; everything unacknowledged is redelivered
+  after the reconnect.
 
 The broker must keep enough messages for an offline session (mosquitto: `max_queued_messages`, default
 1000, and `persistent_client_expiration`); see `ingestion.stream.broker.MOSQUITTO_SETTINGS`.
