@@ -210,7 +210,8 @@ def _from_columns(frame: pl.DataFrame, camera_id: str, timezone: str) -> pl.Data
     if ts_type == pl.String:  # each value parsed on its own; an unparseable one is null (landing refuses it)
         ts = pl.lit(parse_iso_datetimes(frame["ts"], timezone)["ts"])
     elif isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:  # naive: site-local, not UTC
-        ts = ts.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        local = ts.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        ts = local.dt.convert_time_zone("UTC")
     exprs = []
     for name, dtype in DETECTION_SCHEMA.items():
         if name == "ts":

@@ -627,3 +627,20 @@ def counts_pg(conn) -> tuple[int, int]:
     table = "raw.detections" if conn.execute("SELECT to_regclass('raw.detections')").fetchone()[0] else None
     n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if table else 0
     return n, conn.execute("SELECT count(*) FROM raw.rejected_detections").fetchone()[0]
+
+
+def test_parquet_naive_times_are_site_local_aware_ones_are_kept(warehouse_url, site, tmp_path):
+    base = {"x": [100.0], "y": [300.0], "w": [50.0], "h": [100.0]}
+    naive = tmp_path / "naive.parquet"
+    pl.DataFrame(base | {"ts": [datetime(2025, 1, 15, 8)], "track_id": [1]}).write_parquet(naive)
+    aware = tmp_path / "aware.parquet"
+    pl.DataFrame(base | {"ts": [datetime(2025, 1, 15, 8, tzinfo=UTC)], "track_id": [2]}).write_parquet(aware)
+    text = tmp_path / "text.parquet"
+    pl.DataFrame(base | {"ts": ["2025-01-15T08:00:00.5"], "track_id": [3]}).write_parquet(text)
+    with connect(warehouse_url, site) as wh:
+        wh.require_setup()
+        for path in (naive, aware, text):
+            ingest_detection_log(wh, path, "parquet", camera_id="CAM02")
+        got = wh.query("SELECT track_id, ts FROM raw.detections ORDER BY track_id")
+    assert [t.astimezone(UTC) for t in got["ts"].to_list()] == [
+        local(2025, 1, 15, 8), datetime(2025, 1, 15, 8, tzinfo=UTC), local(2025, 1, 15, 8, 0, 0, 500_000)]
