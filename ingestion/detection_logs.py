@@ -400,6 +400,8 @@ def ingest_detection_log(
         first_skipped = first_skipped or (i == 0 and result.skipped)
     dead = parsed.dead_letters
     if dead.height and not first_skipped:  # a re-ingest of the same file must not repeat its dead letters
+        # PostgreSQL text refuses NUL characters: escape them, as the stream's dead letters do.
+        dead = dead.with_columns(pl.col("payload", "reason").str.replace_all("\x00", "\\x00", literal=True))
         warehouse.reject(SOURCE, camera_id, dead["payload"].to_list(), dead["reason"].to_list())
     if parsed.ignored:
         log.info(

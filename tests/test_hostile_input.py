@@ -644,3 +644,17 @@ def test_parquet_naive_times_are_site_local_aware_ones_are_kept(warehouse_url, s
         got = wh.query("SELECT track_id, ts FROM raw.detections ORDER BY track_id")
     assert [t.astimezone(UTC) for t in got["ts"].to_list()] == [
         local(2025, 1, 15, 8), datetime(2025, 1, 15, 8, tzinfo=UTC), local(2025, 1, 15, 8, 0, 0, 500_000)]
+
+
+def test_jsonl_lines_with_nul_bytes_and_bad_utf8_are_dead_letters(warehouse_url, site, tmp_path):
+    log = tmp_path / "hostile.jsonl"
+    log.write_bytes(b'{"ts": "2025-01-15T08:00:00Z", "x": 1, "y": 2, "w": 3, "h": 4, "track_id": 1}\n'
+                    b'{"ts": "2025-01-15T08:00:00Z", "worker_id": "a\x00b"}\n'
+                    b"\xff\xfe not utf-8\n")
+    with connect(warehouse_url, site) as wh:
+        wh.require_setup()
+        summary = ingest_detection_log(wh, log, "jsonl", camera_id="CAM01")
+        dead = wh.query("SELECT payload, reason FROM raw.rejected_detections ORDER BY reason")
+    assert (summary.landed, summary.malformed_lines) == (1, 2)
+    assert dead["payload"].to_list()[0] == '{"ts": "2025-01-15T08:00:00Z", "worker_id": "a\\x00b"}'
+    assert [r.split(":")[0] for r in dead["reason"]] == ["line 2", "line 3"]
