@@ -665,3 +665,30 @@ def test_jsonl_lines_with_nul_bytes_and_bad_utf8_are_dead_letters(warehouse_url,
     assert (summary.landed, summary.malformed_lines) == (1, 2)
     assert dead["payload"].to_list()[0] == '{"ts": "2025-01-15T08:00:00Z", "worker_id": "a\\x00b"}'
     assert [r.split(":")[0] for r in dead["reason"]] == ["line 2", "line 3"]
+
+
+def test_video_stream_on_duckdb_lets_other_processes_read_between_chunks(site, tmp_path):
+    """Row 11 for `sightline stream --source <video>`: the file is held only while a chunk lands."""
+    from ingestion.simulate.render import render_video
+    from ingestion.warehouse.duckdb import open_duckdb
+
+    video = render_video(site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"],
+                         fps=5.0, scale=0.5).segments[0]
+    path = tmp_path / "stream.duckdb"
+    log = tmp_path / "video.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*CLI, "stream", "--source", str(video), "--camera", "CAM01", "--warehouse",
+                                 f"duckdb:///{path}", "--batch-seconds", "10"], stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not re.search(r"batch stream-video:\S+: \d+ rows landed", log.read_text()):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            with open_duckdb(str(path), wait=30) as con:  # in between two chunks, not after the run
+                landed = con.execute("SELECT count(*) FROM raw.detections").fetchone()[0]
+            assert proc.poll() is None, log.read_text()
+            assert landed > 0
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, log.read_text()
