@@ -159,9 +159,9 @@ class StreamConsumer:
     def _flush(self) -> None:
         batch, self._batch, self._batch_rows, self._batch_bytes = self._batch, [], 0, 0
         outcomes = self._land_isolating(batch)
-        self.lander.release()
         committed = time.time()
         self.source.ack(batch)
+        self.lander.release()  # after the ack: closing an embedded file takes a moment
         self.stats.messages += len(batch)
         self.stats.batches += 1
         for outcome in outcomes:
