@@ -16,7 +16,7 @@ from ingestion.schema import CAMERA_HEALTH_COLUMNS, CAMERA_HEALTH_KEY, DETECTION
 # - MODEL_SCHEMAS are SQLMesh's views (staging: detection-level, never BI; analytics: what BI reads), and
 #   SQLMESH_SCHEMAS add SQLMesh's physical tables (sqlmesh__<schema>) and its state (sqlmesh). The writer
 #   may create objects in exactly these, so it builds the marts without being able to create a schema.
-DATA_SCHEMAS = ("raw", "ref")
+DATA_SCHEMAS = ("raw", "ref", "ops")
 MODEL_SCHEMAS = ("staging", "analytics")
 BI_SCHEMA = "analytics"
 SQLMESH_STATE_SCHEMA = "sqlmesh"
@@ -264,6 +264,92 @@ RAW_TABLES = (
     DAYS_TO_REBUILD,
 )
 REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE)
+
+# ------------------------------------------------------------------------------------------------ ops
+# State that outlives every rebuild of the marts: alerts and the ledger of their notifications.
+
+ALERTS = Table(
+    "ops",
+    "alerts",
+    (
+        Column("alert_id", "text", comment="md5 of rule | subject | start epoch microseconds: deterministic"),
+        Column("rule_name", "text", comment="the site.yaml alerts rule that raised it"),
+        Column("alert_type", "text", comment="idle | restricted_zone_entry | zone_overflow | zone_empty | "
+               "after_hours_presence | camera_down | productivity_drop"),
+        Column("severity", "text", comment="info | warning | error | critical"),
+        Column("subject", "text", comment="what it is about: camera, zone and track/visitor/worker/index"),
+        Column("camera_id", "text", True, "null for site-level alerts (productivity_drop)"),
+        Column("zone_id", "text", True),
+        Column("track_id", "bigint", True),
+        Column("visitor_id", "text", True),
+        Column("worker_id", "text", True),
+        Column("message", "text", comment="one readable sentence"),
+        Column("started_at", "timestamptz", comment="when the condition started (UTC)"),
+        Column("last_seen_at", "timestamptz", comment="latest time the condition was seen to hold"),
+        Column("ended_at", "timestamptz", True, "when the condition cleared; null while it holds"),
+        Column("status", "text", comment="open | acknowledged | resolved"),
+        Column("acknowledged_by", "text", True),
+        Column("acknowledged_at", "timestamptz", True),
+        Column("action_taken", "text", True, "what the people acting on it wrote"),
+        Column("resolved_by", "text", True),
+        Column("resolved_at", "timestamptz", True),
+        Column("auto_resolved", "boolean", comment="resolved because the condition cleared"),
+        Column("source", "text", comment="live (the stream) or batch (the day's marts)"),
+        Column("notify", "boolean", comment="false when raised in the rule's quiet hours: kept, not sent"),
+        Column("metadata", "text", comment="JSON: measured values and the thresholds applied"),
+        Column("created_at", "timestamptz"),
+        Column("updated_at", "timestamptz"),
+    ),
+    ("alert_id",),
+    "One row per alert, raised live from the stream or from the day's anomalies; acknowledgement and "
+    "resolution are kept across any rebuild of the marts.",
+)
+
+ALERT_DELIVERIES = Table(
+    "ops",
+    "alert_deliveries",
+    (
+        Column("alert_id", "text"),
+        Column("channel", "text", comment="alerts.channels name in site.yaml"),
+        Column("event", "text", comment="new | acknowledged | resolved"),
+        Column("attempt", "integer", comment="1, 2, ...: each try is one row"),
+        Column("status", "text", comment="sending | sent | failed | gave_up"),
+        Column("response_code", "integer", True, "HTTP status, SMTP reply code or MQTT reason code"),
+        Column("error", "text", True),
+        Column("started_at", "timestamptz"),
+        Column("sent_at", "timestamptz", True, "when the channel accepted it"),
+        Column("next_attempt_at", "timestamptz", True, "after a failure: not retried before this"),
+    ),
+    ("alert_id", "channel", "event", "attempt"),
+    "The notification ledger: each alert event goes to each of its channels exactly once; a failed try is "
+    "retried with backoff as a new attempt row.",
+)
+
+OPS_TABLES = (ALERTS, ALERT_DELIVERIES)
+ACTIVE_ALERTS_VIEW = "analytics.active_alerts"
+
+
+def active_alerts_view_sql(backend: str) -> list[str]:
+    """The BI view over ops.alerts: open and acknowledged alerts with camera and zone names, local times.
+
+    Created by setup as the owner, so BI reads it with the owner's rights without any right on `ops`."""
+    local = ("timezone(s.timezone, {c})" if backend == "duckdb" else "{c} AT TIME ZONE s.timezone")
+    return [
+        f"DROP VIEW IF EXISTS {ACTIVE_ALERTS_VIEW}",
+        f"""CREATE VIEW {ACTIVE_ALERTS_VIEW} AS
+SELECT a.alert_id, a.rule_name, a.alert_type, a.severity, a.status, a.camera_id, c.name AS camera_name,
+       a.zone_id, z.name AS zone_name, a.track_id, a.visitor_id, a.worker_id, a.message, a.started_at,
+       {local.format(c="a.started_at")} AS started_local, a.last_seen_at, a.ended_at,
+       a.acknowledged_by, a.acknowledged_at, a.action_taken, a.source
+FROM ops.alerts AS a
+LEFT JOIN ref.cameras AS c ON c.camera_id = a.camera_id
+LEFT JOIN ref.zones AS z ON z.zone_id = a.zone_id
+CROSS JOIN (SELECT timezone FROM ref.site LIMIT 1) AS s
+WHERE a.status IN ('open', 'acknowledged')""",
+        f"COMMENT ON VIEW {ACTIVE_ALERTS_VIEW} IS 'Alerts someone should act on (open or acknowledged), "
+        "with camera and zone names; started_local is site-local time. Acknowledge or resolve with "
+        "`sightline alerts ack|resolve`.'",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- functions
