@@ -168,7 +168,10 @@ class StreamConsumer:
                   "%d messages in total", outcome.batch_id, len(batch), outcome.landed,
                   outcome.duplicate_rows, outcome.rejected_messages, self.stats.messages)
         if self.on_commit:
-            self.on_commit(batch, outcome, committed)
+            try:
+                self.on_commit(batch, outcome, committed)
+            except Exception:  # noqa: BLE001 - a hook (alerts, metrics) must never stop the landing of data
+                log.exception("after-commit hook failed; landing continues")
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_SECONDS:  # a long-running service: progress in the log
             self._last_progress = now

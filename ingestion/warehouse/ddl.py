@@ -325,7 +325,20 @@ ALERT_DELIVERIES = Table(
     "retried with backoff as a new attempt row.",
 )
 
-OPS_TABLES = (ALERTS, ALERT_DELIVERIES)
+LIVE_ALERT_STATE = Table(
+    "ops",
+    "live_alert_state",
+    (
+        Column("camera_id", "text"),
+        Column("evaluated_through", "timestamptz", comment="detections up to here were evaluated"),
+        Column("updated_at", "timestamptz"),
+    ),
+    ("camera_id",),
+    "How far the stream's live alert rules have evaluated each camera; committed with the alerts it raised, "
+    "so a restart resumes there.",
+)
+
+OPS_TABLES = (ALERTS, ALERT_DELIVERIES, LIVE_ALERT_STATE)
 ACTIVE_ALERTS_VIEW = "analytics.active_alerts"
 
 
