@@ -151,12 +151,13 @@ def frigate_event(alert: dict[str, Any], event: str, site: Site, before: dict[st
     """Frigate's event envelope: new (before = after), update (acknowledged), end (resolved)."""
     def shape(a: dict[str, Any]) -> dict[str, Any]:
         doc = alert_document(a, site)
-        start, end = a["started_at"], a["ended_at"] if a["status"] == "resolved" else None
+        start = a["started_at"]
+        end = (a["ended_at"] or a["resolved_at"]) if a["status"] == "resolved" else None
         return {"id": doc["id"], "camera": doc["camera_id"], "label": doc["type"], "sub_label": doc["rule"],
                 "severity": doc["severity"], "zones": [doc["zone_id"]] if doc["zone_id"] else [],
                 "current_zones": [doc["zone_id"]] if doc["zone_id"] and not end else [],
                 "start_time": start.timestamp() if start else None,
-                "end_time": (a["resolved_at"] or end).timestamp() if end else None,
+                "end_time": end.timestamp() if end else None,
                 "active": not end, "stationary": doc["type"] == "idle", "sightline": doc}
     after = shape(alert)
     prior = shape(before) if before else after
