@@ -318,6 +318,7 @@ class StreamAlerts:
         self._started = False
 
     def start(self) -> None:
+        """Start delivering (at once: a restart owes what the previous run raised but did not send)."""
         if self.delivery and not self._started:
             self.delivery.start()
         self._started = True
@@ -337,6 +338,6 @@ class StreamAlerts:
             log.exception("live alert evaluation failed; landing continues")
 
     def close(self) -> None:
-        if self.delivery:
+        if self.delivery and self._started:
             self.delivery.stop()
         self.live.close()

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         from ingestion.alerts.live import StreamAlerts
 
         alerts = StreamAlerts(url, site, lander)  # live rules after each commit; delivery in a thread
+        alerts.start()
     consumer = StreamConsumer(source, lander, policy, stop_when_idle=args.stop_when_idle, on_commit=alerts)
     consumer.install_signal_handlers()
     try:
