@@ -145,9 +145,12 @@ def run(backend: str, url: str, site_path: Path, seconds: float, intrusions: int
         receiver.server.shutdown()
     alert_lat = np.array([receiver.arrivals[t] - published[t] for t in published if t in receiver.arrivals])
     commit_lat = np.array([commits[p] - stamps[p] for p in stamps if p in commits])
+    def pct(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q))
+
     return {"backend": backend, "delivered": len(alert_lat), "intrusions": intrusions,
-            "alert_p50": float(np.percentile(alert_lat, 50)), "alert_p99": float(np.percentile(alert_lat, 99)),
-            "commit_p50": float(np.percentile(commit_lat, 50)), "commit_p99": float(np.percentile(commit_lat, 99))}
+            "alert_p50": pct(alert_lat, 50), "alert_p99": pct(alert_lat, 99),
+            "commit_p50": pct(commit_lat, 50), "commit_p99": pct(commit_lat, 99)}
 
 
 def main() -> None:
@@ -159,13 +162,14 @@ def main() -> None:
     doc = yaml.safe_load((ROOT / "site.yaml").read_text())
     doc["alerts"] = {"channels": [{"name": "hook", "type": "webhook", "url_env": ENV,
                                    "rate_limit_per_minute": 1000}],
-                     "rules": [{"name": "robot-cell", "type": "restricted_zone_entry", "zone_types": ["restricted"],
-                                "severity": "critical", "channels": ["hook"]}]}
+                     "rules": [{"name": "robot-cell", "type": "restricted_zone_entry",
+                                "zone_types": ["restricted"], "severity": "critical", "channels": ["hook"]}]}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         site_path = Path(tmp) / "site.yaml"
         site_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        results.append(run("duckdb", f"duckdb:///{tmp}/bench.duckdb", site_path, args.seconds, args.intrusions))
+        results.append(run("duckdb", f"duckdb:///{tmp}/bench.duckdb", site_path, args.seconds,
+                           args.intrusions))
         name = f"sightline_bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
