@@ -365,3 +365,27 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, t
     assert (acked["acknowledged_by"], acked["action_taken"]) == ("lead", "checked the camera")
     assert second.sent == [] and len(receiver.requests) == len(first.sent)
     assert view == sum(a["status"] != "resolved" for a in after)
+
+
+def test_an_anomaly_the_stream_raised_live_is_the_same_alert(built, tmp_path):
+    """Live first, then the day's marts: the batch path finds the live alerts (rule, subject, overlapping
+    time) instead of raising them again. Live evaluation here covers the whole landed day at once."""
+    site, urls = built
+    import shutil
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"  # same file name: SQLMesh's views name the catalog
+
+    shutil.copy(urls["duckdb"].removeprefix("duckdb:///"), url.removeprefix("duckdb:///"))
+    with connect(url, site) as wh:
+        wh.query("DELETE FROM ops.alert_deliveries")
+        wh.query("DELETE FROM ops.alerts")
+        lo, _ = site.day_window(DAY)
+        wh.query("INSERT INTO ops.live_alert_state VALUES ({p}, {p}, {p})", ["CAM01", lo, lo])
+        live = LiveAlerts(site).evaluate(wh)
+        raised_live = {a["alert_id"] for a in store.load_alerts(wh, "WHERE rule_name = 'restricted'")}
+        batch = evaluate_day(wh, site, DAY)
+        restricted = store.load_alerts(wh, "WHERE rule_name = 'restricted'")
+    assert live.raised and raised_live
+    # Every restricted-zone visit in the marts was already an alert: none is raised a second time.
+    assert {a["alert_id"] for a in restricted} == raised_live
+    assert set(batch.outcome.matched) & raised_live
