@@ -74,9 +74,11 @@ def deliver_pending(wh: Warehouse, site: Site, *, now: datetime | None = None,
                 state = _state(tries, channel, now)
                 if state == "done":
                     continue
-                if state != "due" or name in report.not_configured:
-                    report.waiting += state != "busy"
-                    break  # later events wait for this one (an `end` never precedes its `new`)
+                if name in report.not_configured:
+                    break
+                if state != "due":  # later events wait for this one (an `end` never precedes its `new`)
+                    report.waiting += state == "backoff"  # `busy`: another deliverer is trying it now
+                    break
                 if recent[name] >= channel.rate_limit_per_minute:
                     report.rate_limited.add(name)
                     report.waiting += 1
