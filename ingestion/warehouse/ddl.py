@@ -279,26 +279,26 @@ ALERTS = Table(
         Column("severity", "text", comment="info | warning | error | critical"),
         Column("subject", "text", comment="what it is about: camera, zone and track/visitor/worker/index"),
         Column("camera_id", "text", True, "null for site-level alerts (productivity_drop)"),
-        Column("zone_id", "text", True),
-        Column("track_id", "bigint", True),
-        Column("visitor_id", "text", True),
-        Column("worker_id", "text", True),
+        Column("zone_id", "text", True, "zone concerned (ref.zones), when there is one"),
+        Column("track_id", "bigint", True, "tracker id of the person concerned, when there is one"),
+        Column("visitor_id", "text", True, "visitor (linked track fragments), when known"),
+        Column("worker_id", "text", True, "worker identity from upstream, when known"),
         Column("message", "text", comment="one readable sentence"),
         Column("started_at", "timestamptz", comment="when the condition started (UTC)"),
         Column("last_seen_at", "timestamptz", comment="latest time the condition was seen to hold"),
         Column("ended_at", "timestamptz", True, "when the condition cleared; null while it holds"),
         Column("status", "text", comment="open | acknowledged | resolved"),
-        Column("acknowledged_by", "text", True),
-        Column("acknowledged_at", "timestamptz", True),
+        Column("acknowledged_by", "text", True, "who acknowledged it (`sightline alerts ack`)"),
+        Column("acknowledged_at", "timestamptz", True, "when it was first acknowledged"),
         Column("action_taken", "text", True, "what the people acting on it wrote"),
-        Column("resolved_by", "text", True),
-        Column("resolved_at", "timestamptz", True),
+        Column("resolved_by", "text", True, "who resolved it; `sightline` when the condition cleared"),
+        Column("resolved_at", "timestamptz", True, "when it was resolved"),
         Column("auto_resolved", "boolean", comment="resolved because the condition cleared"),
         Column("source", "text", comment="live (the stream) or batch (the day's marts)"),
         Column("notify", "boolean", comment="false when raised in the rule's quiet hours: kept, not sent"),
         Column("metadata", "text", comment="JSON: measured values and the thresholds applied"),
-        Column("created_at", "timestamptz"),
-        Column("updated_at", "timestamptz"),
+        Column("created_at", "timestamptz", comment="when Sightline raised it (wall clock)"),
+        Column("updated_at", "timestamptz", comment="last change of any column"),
     ),
     ("alert_id",),
     "One row per alert, raised live from the stream or from the day's anomalies; acknowledgement and "
@@ -362,7 +362,22 @@ WHERE a.status IN ('open', 'acknowledged')""",
         f"COMMENT ON VIEW {ACTIVE_ALERTS_VIEW} IS 'Alerts someone should act on (open or acknowledged), "
         "with camera and zone names; started_local is site-local time. Acknowledge or resolve with "
         "`sightline alerts ack|resolve`.'",
+        *(f"COMMENT ON COLUMN {ACTIVE_ALERTS_VIEW}.{name} IS '{_quote(text)}'"
+          for name, text in _ACTIVE_ALERTS_COLUMNS.items()),
     ]
+
+
+
+# Column comments of the view: the table's, and the names and local time it adds.
+_ACTIVE_ALERTS_COLUMNS = {
+    **{c.name: c.comment for c in ALERTS.columns if c.name in (
+        "alert_id", "rule_name", "alert_type", "severity", "status", "camera_id", "zone_id", "track_id",
+        "visitor_id", "worker_id", "message", "started_at", "last_seen_at", "ended_at", "acknowledged_by",
+        "acknowledged_at", "action_taken", "source")},
+    "camera_name": "camera name (ref.cameras)",
+    "zone_name": "zone name (ref.zones)",
+    "started_local": "started_at in the site's time zone (wall clock)",
+}
 
 
 # ---------------------------------------------------------------------------------------------- functions
