@@ -241,7 +241,7 @@ class DeliveryThread:
         from ingestion.alerts.live import warehouse_session
 
         waiting = True  # a restart owes what the last run left pending
-        last_pass = 0.0
+        last_pass, failures = 0.0, 0
         while not self._stop.is_set():
             woken = self._wake.wait(self.interval)
             # Besides wake-ups and retries, a pass every POLL_SECONDS picks up acknowledgements made
@@ -257,7 +257,11 @@ class DeliveryThread:
                 waiting = report.pending
                 if report.sent and self.on_sent:
                     self.on_sent(report)
-            except Exception:  # noqa: BLE001 - delivery must never take the stream down; retried next pass
-                log.exception("alert delivery pass failed; retrying")
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - delivery must never take the stream down; retried
+                failures += 1
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("alert delivery pass failed (%s); retrying", first_line,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
                 waiting = True
-                time.sleep(self.interval)
+                self._stop.wait(min(self.interval * 2 ** failures, 10.0))  # the warehouse may be down
