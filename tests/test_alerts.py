@@ -313,15 +313,15 @@ def built(tmp_path_factory):
                 for camera_id, day, detections, health in sim.camera_days():
                     wh.replace_partition(camera_id, day, detections, source="simulator", camera_health=health)
             build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
-        yield site, urls
+        yield site, urls, site_path
     finally:
         drop_database(urls["postgres"])
 
 
-def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, tmp_path, monkeypatch):
+def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, monkeypatch, capsys):
     from ingestion.transform import build_marts
 
-    site, urls = built
+    site, urls, site_path = built
     receiver = Receiver()
     monkeypatch.setenv(ENV, receiver.url)
     try:
@@ -357,6 +357,12 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, t
             after = store.load_alerts(wh)
             second = deliver_pending(wh, site)
             view = wh.query("SELECT count(*) AS n FROM analytics.active_alerts")["n"][0]
+        from orchestration.cli import main
+
+        capsys.readouterr()
+        assert main(["alerts", "evaluate", "--date", DAY.isoformat(), "--warehouse", url, "--site",
+                     str(site_path)]) == 0
+        assert f"-> 0 alerts raised, {len(after)} already known" in capsys.readouterr().out
     finally:
         receiver.close()
     assert again.outcome.raised == [] and len(again.outcome.matched) == len(alerts["duckdb"])
@@ -370,7 +376,7 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, t
 def test_an_anomaly_the_stream_raised_live_is_the_same_alert(built, tmp_path):
     """Live first, then the day's marts: the batch path finds the live alerts (rule, subject, overlapping
     time) instead of raising them again. Live evaluation here covers the whole landed day at once."""
-    site, urls = built
+    site, urls, _ = built
     import shutil
 
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"  # same file name: SQLMesh's views name the catalog
