@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.site import load_site
-from ingestion.warehouse import DEFAULT_WAREHOUSE_URL
+from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, resolve_url
 from orchestration.assets.alerts import build_alerts_asset, build_delivery_sensor
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
@@ -65,7 +65,8 @@ def build_definitions(
         asset_checks=checks,
         jobs=build_jobs(raw_assets, mart_assets, report, alerts),
         schedules=build_schedules(site),
-        sensors=[*build_sensors(site, models[0].key), build_delivery_sensor()],
+        sensors=[*build_sensors(site, models[0].key), build_delivery_sensor(
+            running=not resolve_url(warehouse_url).startswith("duckdb"))],
         resources={
             "site": site_resource,
             "warehouse": warehouse,

@@ -203,7 +203,8 @@ def _channel(v: _Validator, doc: Any, key: str) -> Channel:
             raise v.error(f"{key}.{secret}", "secrets and webhook URLs do not belong in site.yaml",
                           f"put it in an environment variable and name it with `{secret.split('_')[-1]}_env`")
     _keys(v, doc, key, common | specific)
-    events = tuple(doc.get("events") or DEFAULT_EVENTS[kind])
+    events = tuple(v.sequence(doc["events"], f"{key}.events", min_len=1) if doc.get("events") is not None
+                   else DEFAULT_EVENTS[kind])
     for i, e in enumerate(events):
         if e not in EVENTS:
             raise v.error(f"{key}.events[{i}]", f"unknown event {e!r}", f"use {', '.join(EVENTS)}")

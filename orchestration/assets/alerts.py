@@ -44,11 +44,14 @@ def build_alerts_asset(day_partitions: dg.PartitionsDefinition) -> dg.AssetsDefi
     return alerts
 
 
-def build_delivery_sensor() -> dg.SensorDefinition:
+def build_delivery_sensor(running: bool = True) -> dg.SensorDefinition:
+    """`running=False` (the embedded DuckDB file, which one process at a time may open): the sensor starts
+    stopped, so its ticks never hold the file while a run needs it; `sightline alerts deliver` sends."""
+
     @dg.sensor(
         name="deliver_alerts",
         minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
         description="Sends pending alert notifications (webhook, e-mail, MQTT), each alert once per channel; "
         "failed tries are retried with backoff. Same code as `sightline alerts deliver`.",
     )
