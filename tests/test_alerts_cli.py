@@ -116,7 +116,8 @@ def test_productivity_drop_against_the_trailing_median(tmp_path):
                  "scheduled_start TIMESTAMPTZ, scheduled_end TIMESTAMPTZ, productivity_score DOUBLE)")
         wh.query("CREATE TABLE analytics.anomalies (anomaly_id VARCHAR, anomaly_type VARCHAR, "
                  "ts TIMESTAMPTZ, ts_end TIMESTAMPTZ, camera_id VARCHAR, zone_id VARCHAR, track_id BIGINT, "
-                 "description VARCHAR, metadata JSON)")
+                 "session_id VARCHAR, description VARCHAR, metadata JSON)")
+        wh.query("CREATE TABLE analytics.sessions (session_id VARCHAR, worker_id VARCHAR)")
         scores = {1: (0.70, 0.69), 2: (0.70, 0.60), 3: (0.70, 0.40)}  # block: (history, the day)
         for d in [*history, day]:
             for block, (usual, today) in scores.items():

@@ -48,10 +48,11 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
     now = now or datetime.now(UTC)
     rules = [r for r in config_of(site).rules if r.type in ANOMALY_TYPES or r.type == "productivity_drop"]
     lo, hi = site.day_window(day)
-    anomalies = wh.query(
-        "SELECT anomaly_type, ts, ts_end, camera_id, zone_id, track_id, description, "
-        "CAST(metadata AS VARCHAR) AS metadata FROM analytics.anomalies WHERE ts >= {p} AND ts < {p} "
-        "ORDER BY ts, anomaly_id", [lo, hi])
+    anomalies = wh.query(  # the session (when there is one) says who, when known upstream
+        "SELECT a.anomaly_type, a.ts, a.ts_end, a.camera_id, a.zone_id, a.track_id, a.description, "
+        "CAST(a.metadata AS VARCHAR) AS metadata, s.worker_id FROM analytics.anomalies AS a "
+        "LEFT JOIN analytics.sessions AS s ON s.session_id = a.session_id "
+        "WHERE a.ts >= {p} AND a.ts < {p} ORDER BY a.ts, a.anomaly_id", [lo, hi])
     rows = anomalies.to_dicts() if anomalies.height else []
     watermarks = _watermarks(wh)
     gap = timedelta(seconds=site.thresholds.session_gap_seconds)
@@ -76,7 +77,7 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
             candidates.append(Candidate(
                 rule, subject_for(rule.type, a["camera_id"], a["zone_id"], a["track_id"]), a["camera_id"],
                 start, end, ended, a["description"], zone_id=a["zone_id"], track_id=a["track_id"],
-                metadata={"anomaly": _json(a["metadata"])}))
+                worker_id=a["worker_id"], metadata={"anomaly": _json(a["metadata"])}))
     outcome = record(wh, site, candidates, BATCH_SOURCE, now=now)
     # Batch alerts of the day that no anomaly holds any more have cleared.
     held = set(outcome.matched) | set(outcome.raised)
