@@ -133,7 +133,12 @@ def test_live_restricted_entry_reaches_the_webhook_once_and_clears(broker, pg_ur
     assert resolved[0]["ended_at"] == intruder["ts"].max()
 
 
-def test_killed_between_raising_and_delivering_delivers_once_after_restart(broker, pg_url, site, tmp_path):
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_killed_between_raising_and_delivering_delivers_once_after_restart(broker, backend, site, tmp_path,
+                                                                          request):
+    # The process holds the DuckDB file while it runs: progress is read from its log, rows after it ends.
+    url = (f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb"
+              else request.getfixturevalue("set_up_url"))
     receiver = Receiver()
     site_path, site = site_with_alerts(tmp_path, webhook_alerts(ENV, RULES))
     prefix = f"k{uuid.uuid4().hex[:8]}"
@@ -141,26 +146,27 @@ def test_killed_between_raising_and_delivering_delivers_once_after_restart(broke
     rows = pl.concat([person("CAM01", 1, "Z01", t0, 3, fps=5),
                       person("CAM01", 7, "Z04", t0 + timedelta(seconds=1), 2, fps=5)])
     # First run: the channel's URL is not in its environment, so the alert is raised and kept, not sent.
-    stream = start_stream(tmp_path, broker, pg_url, site_path, prefix, None)
+    stream = start_stream(tmp_path, broker, url, site_path, prefix, None)
     try:
         with Publisher(port=broker.port) as pub:
             pub.publish(frames(prefix, rows))
             pub.wait()
-        raised = wait_alerts(pg_url, site, 1)
+        stream.wait_for("live alerts: 1 raised")
     finally:
         stream.stop(kill=True)  # SIGKILL: no goodbye
+    raised = wait_alerts(url, site, 1, timeout=0)
     assert len(raised) == 1 and receiver.requests == []
-    stream = start_stream(tmp_path, broker, pg_url, site_path, prefix, receiver.url)
+    stream = start_stream(tmp_path, broker, url, site_path, prefix, receiver.url)
     try:
         receiver.wait_for(1, timeout=60)
         time.sleep(1.5)  # a duplicate would come within this
         assert stream.stop() == 0, stream.text()
-        stream = start_stream(tmp_path, broker, pg_url, site_path, prefix, receiver.url)  # and once more
+        stream = start_stream(tmp_path, broker, url, site_path, prefix, receiver.url)  # and once more
         time.sleep(1.5)
     finally:
         stream.stop()
         receiver.close()
     assert [r.body["alert"]["id"] for r in receiver.requests] == [raised[0]["alert_id"]]
-    with connect(pg_url, site) as wh:
+    with connect(url, site) as wh:
         ledger = wh.query("SELECT status, attempt FROM ops.alert_deliveries").rows()
     assert ledger == [("sent", 1)]
