@@ -138,7 +138,7 @@ def test_killed_between_raising_and_delivering_delivers_once_after_restart(broke
                                                                           request):
     # The process holds the DuckDB file while it runs: progress is read from its log, rows after it ends.
     url = (f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb"
-              else request.getfixturevalue("set_up_url"))
+              else request.getfixturevalue("set_up_pg_url"))
     receiver = Receiver()
     site_path, site = site_with_alerts(tmp_path, webhook_alerts(ENV, RULES))
     prefix = f"k{uuid.uuid4().hex[:8]}"
