@@ -217,9 +217,8 @@ class DeliveryThread:
     an alert, and every `interval` seconds while retries are waiting. Opens its own warehouse connection
     per pass (the embedded DuckDB file is not held between passes)."""
 
-    def __init__(self, url: str, site: Site, *, interval: float = 0.5,
-                 on_sent: Any = None):
-        self.url, self.site, self.interval, self.on_sent = url, site, interval, on_sent
+    def __init__(self, url: str, site: Site, *, interval: float = 0.5):
+        self.url, self.site, self.interval = url, site, interval
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sightline-alert-delivery", daemon=True)
@@ -255,8 +254,6 @@ class DeliveryThread:
                     report = deliver_pending(wh, self.site)
                 self.passes += 1
                 waiting = report.pending
-                if report.sent and self.on_sent:
-                    self.on_sent(report)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - delivery must never take the stream down; retried
                 failures += 1
