@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ingestion.alerts.rules import ANOMALY_TYPES, Rule
-from ingestion.alerts.store import Candidate, Outcome, config_of, load_alerts, record, resolve_cleared
+from ingestion.alerts.store import Candidate, Outcome, config_of, load_alerts, record, resolve_cleared, utc
 from ingestion.site import Site, Zone
 from ingestion.warehouse import Warehouse
 
@@ -68,7 +68,7 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
                 continue
             if rule.threshold is not None and not _beyond_threshold(rule, a, zones):
                 continue
-            start, end = _utc(a["ts"]), _utc(a["ts_end"]) or _utc(a["ts"])
+            start, end = utc(a["ts"]), utc(a["ts_end"]) or utc(a["ts"])
             if (end - start).total_seconds() < rule.min_duration_seconds and rule.type not in (
                     "restricted_zone_entry", "after_hours_presence", "camera_down"):
                 continue  # the mart applied the site threshold; a stricter rule filters further
@@ -90,11 +90,6 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
     return EvaluateResult(day, len(rows), outcome, cleared)
 
 
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
 
 def _json(text: str | None) -> Any:
     import json
@@ -107,7 +102,7 @@ def _json(text: str | None) -> Any:
 
 def _watermarks(wh: Warehouse) -> dict[str, datetime]:
     frame = wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
-    return {r["camera_id"]: _utc(r["max_event_ts"]) for r in frame.to_dicts()} if frame.height else {}
+    return {r["camera_id"]: utc(r["max_event_ts"]) for r in frame.to_dicts()} if frame.height else {}
 
 
 def _beyond_threshold(rule: Rule, anomaly: dict[str, Any], zones: dict[str, Zone]) -> bool:
@@ -138,7 +133,7 @@ def _productivity_drops(wh: Warehouse, site: Site, rule: Rule, day: date) -> lis
             continue  # too little history to call it a drop
         median = statistics.median(history)
         if median > 0 and r["productivity_score"] < (1 - share) * median:
-            start, end = _utc(r["scheduled_start"]), _utc(r["scheduled_end"])
+            start, end = utc(r["scheduled_start"]), utc(r["scheduled_end"])
             out.append(Candidate(
                 rule, subject_for(rule.type, None, None, None, r["index_number"]), None, start, end, end,
                 f"Index block {r['index_number']} productivity {r['productivity_score']:.0%} is below "

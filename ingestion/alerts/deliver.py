@@ -25,7 +25,7 @@ from typing import Any
 
 from ingestion.alerts.channels import ChannelNotConfigured, send
 from ingestion.alerts.rules import Channel
-from ingestion.alerts.store import config_of, load_alerts
+from ingestion.alerts.store import config_of, load_alerts, utc
 from ingestion.site import Site
 from ingestion.warehouse import Warehouse
 
@@ -137,9 +137,7 @@ def _ledger(wh: Warehouse, ids: list[str]) -> dict[tuple[str, str, str], list[di
                          f"FROM ops.alert_deliveries WHERE alert_id IN ({', '.join(['{p}'] * len(chunk))})",
                          chunk)
         for row in frame.to_dicts() if frame.height else []:
-            for k in ("started_at", "next_attempt_at"):
-                if row[k] is not None and row[k].tzinfo is None:
-                    row[k] = row[k].replace(tzinfo=UTC)
+            row["started_at"], row["next_attempt_at"] = utc(row["started_at"]), utc(row["next_attempt_at"])
             out[(row["alert_id"], row["channel"], row["event"])].append(row)
     return out
 

@@ -28,7 +28,7 @@ import polars as pl
 
 from ingestion.alerts.batch import subject_for
 from ingestion.alerts.rules import Rule
-from ingestion.alerts.store import Candidate, Outcome, config_of, record
+from ingestion.alerts.store import Candidate, Outcome, config_of, record, utc
 from ingestion.site import Site
 from ingestion.warehouse import Warehouse, connect
 
@@ -51,11 +51,6 @@ def warehouse_session(url: str, site: Site) -> Iterator[Warehouse]:
         with _CONNECT_LOCK:
             wh.close()
 
-
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 class LiveAlerts:
@@ -302,7 +297,7 @@ def _frame_map(frame: pl.DataFrame) -> dict[str, datetime]:
     if frame.height == 0:
         return {}
     key, value = frame.columns
-    return {r[key]: _utc(r[value]) for r in frame.to_dicts()}
+    return {r[key]: utc(r[value]) for r in frame.to_dicts()}
 
 
 class StreamAlerts:

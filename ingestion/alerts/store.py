@@ -67,7 +67,8 @@ def config_of(site: Site) -> AlertsConfig:
     return site.alerts or AlertsConfig()
 
 
-def _aware(ts: datetime | None) -> datetime | None:
+def utc(ts: datetime | None) -> datetime | None:
+    """An aware UTC datetime (drivers return naive UTC or aware values depending on the backend)."""
     if ts is None:
         return None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
@@ -80,7 +81,7 @@ def load_alerts(wh: Warehouse, where: str = "", params: list | None = None) -> l
     for r in rows:
         for k, value in r.items():
             if isinstance(value, datetime):
-                r[k] = _aware(value)
+                r[k] = utc(value)
     return rows
 
 
@@ -248,7 +249,7 @@ def list_alerts(wh: Warehouse, status: str | None = None, since: datetime | None
         params.append(status)
     if since:
         where.append("started_at >= {p}")
-        params.append(_aware(since))
+        params.append(utc(since))
     sql = ("SELECT alert_id, status, severity, alert_type, rule_name, camera_id, zone_id, track_id, message, "
            "started_at, ended_at, acknowledged_by, action_taken, resolved_by, auto_resolved, source "
            "FROM ops.alerts" + (" WHERE " + " AND ".join(where) if where else "")
