@@ -9,7 +9,8 @@ from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SiteResource, WarehouseResource
 
 ALERTS_KEY = dg.AssetKey(["ops", "alerts"])
-UPSTREAM = (dg.AssetKey(["analytics", "anomalies"]), dg.AssetKey(["analytics", "index_records"]))
+UPSTREAM = (dg.AssetKey(["analytics", "anomalies"]), dg.AssetKey(["analytics", "index_records"]),
+            dg.AssetKey(["analytics", "sessions"]))
 
 
 def build_alerts_asset(day_partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
