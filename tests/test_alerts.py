@@ -144,8 +144,8 @@ def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_pat
                 time.sleep(0.05)
             for _ in range(3):  # done: nothing more is sent, however often it is asked
                 deliver_pending(wh, site)
-            ledger = wh.query("SELECT attempt, status, response_code, sent_at FROM ops.alert_deliveries "
-                              "ORDER BY attempt").to_dicts()
+            ledger = wh.query("SELECT attempt, status, response_code, started_at, sent_at, next_attempt_at "
+                              "FROM ops.alert_deliveries ORDER BY attempt").to_dicts()
     finally:
         receiver.close()
     ids = [r.body["alert"]["id"] for r in receiver.requests]
@@ -153,8 +153,10 @@ def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_pat
     assert [(r["attempt"], r["status"], r["response_code"]) for r in ledger] == [
         (1, "failed", 500), (2, "failed", 500), (3, "sent", 200)]
     assert ledger[2]["sent_at"] is not None
-    gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
-    assert gaps[1] > gaps[0] * 1.2  # backoff doubles (0.2 s, then 0.4 s)
+    for failed, retry in zip(ledger[:2], receiver.requests[1:], strict=True):  # backoff 0.2 s, then 0.4 s
+        wait = (failed["next_attempt_at"] - failed["started_at"]).total_seconds()
+        assert wait >= 0.2 * 2 ** (failed["attempt"] - 1)
+        assert retry.at >= failed["next_attempt_at"].timestamp()  # never retried before its time
 
 
 def test_email_channel_delivers_through_smtp(tmp_path):
