@@ -4,15 +4,19 @@ warehouse (and a local webhook receiver)."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import psycopg
 import pytest
 from alerts_support import Receiver, site_with_alerts, webhook_alerts
+from conftest import ADMIN_URL
 
 from ingestion.alerts import store
 from ingestion.alerts.batch import evaluate_day
 from ingestion.warehouse import connect
+from ingestion.warehouse.roles import grant_bi, grant_writer
 from orchestration.cli import main
 
 ENV = "SIGHTLINE_TEST_ALERT_HOOK"
@@ -131,3 +135,41 @@ def test_productivity_drop_against_the_trailing_median(tmp_path):
     assert [a["subject"] for a in alerts] == ["index 3"] and result.outcome.raised == [alerts[0]["alert_id"]]
     meta = json.loads(alerts[0]["metadata"])
     assert meta["productivity"] == pytest.approx(0.40) and meta["median"] == pytest.approx(0.70, abs=0.051)
+
+
+def test_roles_writer_raises_and_acks_bi_reads_active_alerts_only(set_up_pg_url, tmp_path):
+    """PostgreSQL roles: the writer (stream, CLI) writes ops.alerts; BI reads analytics.active_alerts (with
+    the owner's rights) and nothing in ops; setup run again keeps all of that."""
+    url = set_up_pg_url
+    _, site = site_with_alerts(tmp_path, webhook_alerts(ENV, [RULE]))
+    suffix = uuid.uuid4().hex[:8]
+    writer, bi, password = f"writer_{suffix}", f"bi_{suffix}", uuid.uuid4().hex
+
+    def as_role(role: str) -> str:
+        return f"postgresql://{role}:{password}@{url.split('@', 1)[1]}"
+
+    try:
+        grant_bi(url, bi, password, writer_role=writer)
+        grant_writer(url, writer, password, bi_role=bi)
+        rule = site.alerts.rule("robot-cell")
+        with connect(as_role(writer), site) as wh:
+            wh.require_setup()
+            out = store.record(wh, site, [store.Candidate(rule, "CAM01/Z04/track 1", "CAM01", T0,
+                                                          T0 + timedelta(seconds=5), None, "Track 1 entered",
+                                                          zone_id="Z04", track_id=1)], "live")
+            store.acknowledge(wh, out.raised[0], "lead")
+        with connect(url, site) as wh:
+            wh.setup()  # the owner again (an upgrade): recreates the view, which the writer never owned
+        with psycopg.connect(as_role(bi), autocommit=True) as conn:
+            rows = conn.execute("SELECT alert_id, status, zone_name FROM analytics.active_alerts").fetchall()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT 1 FROM ops.alerts")
+        assert rows == [(out.raised[0], "acknowledged", "Robot Cell")]
+    finally:  # roles are cluster-wide: their grants go in this database and in the admin one
+        for admin in (url, ADMIN_URL):
+            with psycopg.connect(admin, autocommit=True) as conn:
+                for role in (writer, bi):
+                    conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            for role in (writer, bi):
+                conn.execute(f'DROP ROLE "{role}"')
