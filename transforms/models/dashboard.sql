@@ -15,12 +15,12 @@ MODEL (
     productivity = 'active / (active + idle) over all sessions',
     utilization = 'occupied working time / scheduled working time over work zones',
     anomalies = 'anomalies of the day',
-    critical_anomalies = 'anomalies of severity critical (high ones are in high_anomalies)',
+    critical_anomalies = 'anomalies of severity critical only (error ones are in error_anomalies)',
     indices_on_time = 'index blocks completed on time',
     indices_delayed = 'index blocks delayed',
     people_now = 'people present in zones at the end of the latest data',
     as_of = 'the latest detection of the day (UTC)',
-    high_anomalies = 'anomalies of severity high',
+    error_anomalies = 'anomalies of severity error',
     as_of_local = 'as_of in site-local wall-clock time',
     timezone = 'the site time zone of local_date and as_of_local'
   )
@@ -69,7 +69,7 @@ WITH latest AS (
   JOIN latest AS l ON z.local_date = l.local_date
 ), anom AS (
   SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity = 'critical' THEN 1 ELSE 0 END) AS critical,
-         SUM(CASE WHEN a.severity = 'high' THEN 1 ELSE 0 END) AS high
+         SUM(CASE WHEN a.severity = 'error' THEN 1 ELSE 0 END) AS error
   FROM analytics.anomalies AS a
   JOIN latest AS l ON a.local_date = l.local_date
 ), idx AS (
@@ -95,7 +95,7 @@ SELECT
   CAST(COALESCE(i.delayed, 0) AS BIGINT) AS indices_delayed,
   CAST(n.people_now AS BIGINT) AS people_now,
   p.as_of,
-  CAST(COALESCE(a.high, 0) AS BIGINT) AS high_anomalies,
+  CAST(COALESCE(a.error, 0) AS BIGINT) AS error_anomalies,
   @local_ts(p.as_of) AS as_of_local,
   (SELECT s.timezone FROM ref.site AS s) AS timezone
 FROM cams AS c
