@@ -251,7 +251,8 @@ def _table_comments(url: str) -> dict[str, str | None]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_analytics_relation_has_a_table_comment_bi_can_read(bi, backend):
     comments = _table_comments(bi["urls"][backend])
-    assert set(comments) == {m.split(".", 1)[1] for m in ANALYTICS}
+    # the marts, and whatever setup adds there (analytics.active_alerts over ops.alerts)
+    assert set(comments) >= {m.split(".", 1)[1] for m in ANALYTICS}
     assert {name for name, text in comments.items() if not text} == set()
     for name in ("zone_hourly", "camera_hourly", "daily_zone_stats", "daily_camera_stats"):
         assert comments[name].startswith("Grain: "), name
