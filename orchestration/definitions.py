@@ -16,6 +16,7 @@ from ingestion.warehouse import DEFAULT_WAREHOUSE_URL
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
+from orchestration.executors import executor_from_env
 from orchestration.jobs import build_jobs
 from orchestration.partitions import day_camera_partitions, day_partitions
 from orchestration.resources import (
@@ -64,6 +65,7 @@ def build_definitions(
         jobs=build_jobs(raw_assets, mart_assets, report),
         schedules=build_schedules(site),
         sensors=build_sensors(site, models[0].key),
+        executor=executor_from_env(),  # SIGHTLINE_EXECUTOR: in_process, multiprocess or celery
         resources={
             "site": site_resource,
             "warehouse": warehouse,
