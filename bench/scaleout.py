@@ -31,39 +31,68 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from orchestration.executors import celery_worker_command  # noqa: E402
+from orchestration.executors import celery_queue, celery_worker_command  # noqa: E402
 
 DAY = date(2025, 1, 15)
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def render(out: Path, cameras: list[str], minutes: int) -> list[Path]:
-    """`minutes` of the site's scenes from 08:00 for `cameras`, 1-minute segments at half resolution."""
+def short_shift_site(folder: Path, minutes: int) -> Path:
+    """site.yaml with a working day of `minutes` from 08:00 and no breaks: the rendered minutes are the
+    whole working day, so the blocking quality checks (every working camera-hour has detections) hold."""
+    import yaml
+
+    doc = yaml.safe_load((REPO_ROOT / "site.yaml").read_text())
+    end = dtime(8 + minutes // 60, minutes % 60)
+    doc["schedule"].update(work_start="08:00", work_end=f"{end:%H:%M}", breaks=[], indices=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def render(out: Path, cameras: list[str], site_path: Path) -> list[Path]:
+    """The site's whole (short) working day for `cameras`, 1-minute segments at half resolution."""
     from ingestion.simulate.render import render_video
     from ingestion.site import load_site
 
-    end = dtime(8 + minutes // 60, minutes % 60)
-    result = render_video(
-        load_site(), out, day=DAY, window=(dtime(8), end), cameras=cameras, scale=0.5, segment_seconds=60
-    )
+    site = load_site(site_path)
+    window = (site.schedule.work_start, site.schedule.work_end)
+    result = render_video(site, out, day=DAY, window=window, cameras=cameras, scale=0.5, segment_seconds=60)
     return result.segments
 
 
 def base_env(
-    dagster_home: Path, warehouse_url: str, video: Path, executor: str, queue: str
+    dagster_home: Path,
+    warehouse_url: str,
+    video: Path,
+    executor: str,
+    queue: str,
+    storage_url: str,
+    site_path: Path,
 ) -> dict[str, str]:
-    """The environment of runs and workers alike: they must agree on all of it."""
+    """The environment of runs and workers alike: they must agree on all of it. The Dagster instance
+    keeps runs and events in PostgreSQL (`storage_url`, an empty database), as deployed: concurrent runs
+    and workers write there at once. Its tables are created here, once, before any run starts."""
+    import dagster as dg
+
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    # psycopg2, as the repository's dagster.yaml: SQLAlchemy 2.1 would pick psycopg 3 for postgresql://
+    url = storage_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    (dagster_home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {url}\n")
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
     env = dict(os.environ)
     env.update(
         DAGSTER_HOME=str(dagster_home),
         PYTHONPATH=str(REPO_ROOT),
+        SIGHTLINE_SITE=str(site_path),
         SIGHTLINE_WAREHOUSE_URL=warehouse_url,
         SIGHTLINE_SOURCE="segments",
         SIGHTLINE_SOURCE_PATH=str(video),
         SIGHTLINE_EXECUTOR=executor,
         SIGHTLINE_CELERY_QUEUE=queue,
     )
-    dagster_home.mkdir(parents=True, exist_ok=True)
     return env
 
 
@@ -84,7 +113,7 @@ def celery_workers(names: list[str], env: Mapping[str, str], log_dir: Path) -> I
             log = log_dir / f"{name}.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(
-                    celery_worker_command(name, concurrency=1),
+                    celery_worker_command(name, concurrency=1, queue=celery_queue(env)),
                     env=dict(env),
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -123,8 +152,19 @@ def materialize(env: Mapping[str, str], select: str, partition: str, log: Path) 
         )  # fmt: skip
 
 
-def wait_all(procs: list[tuple[subprocess.Popen, Path]]) -> None:
-    failed = [log for proc, log in procs if proc.wait() != 0]
+def wait_all(procs: list[tuple[subprocess.Popen, Path]], timeout: float = 900) -> None:
+    """Wait for every run; a run still going after `timeout` s (e.g. no worker on its queue) is killed."""
+    deadline = time.monotonic() + timeout
+    failed = []
+    for proc, log in procs:
+        try:
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = "timeout"
+        if rc != 0:
+            failed.append(log)
     if failed:
         raise RuntimeError("runs failed:\n" + "\n".join(f"{p}:\n{p.read_text()[-4000:]}" for p in failed))
 
@@ -167,13 +207,13 @@ def celery_steps(dagster_home: Path) -> dict[str, str]:
     return out
 
 
-def table_rows(url: str, tables: list[str]):
+def table_rows(url: str, site_path: Path, tables: list[str]):
     """Every row of each table, sorted on all its columns (polars frames)."""
     from ingestion.site import load_site
     from ingestion.warehouse import connect
 
     out = {}
-    with connect(url, load_site()) as wh:
+    with connect(url, load_site(site_path)) as wh:
         for table in tables:
             frame = wh.query(f"SELECT * FROM {table}")  # noqa: S608 - names from the model list
             out[table] = frame.sort(frame.columns) if frame.height else frame
@@ -196,13 +236,14 @@ def main() -> int:
         default=os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     args = parser.parse_args()
-    site = load_site()
-    cameras = list(site.camera_ids)[: args.cameras]
     with tempfile.TemporaryDirectory(prefix="sightline_scaleout_") as tmp_name:
         tmp = Path(tmp_name)
+        site_path = short_shift_site(tmp, args.minutes)
+        site = load_site(site_path)
+        cameras = list(site.camera_ids)[: args.cameras]
         video = tmp / "video"
         t0 = time.perf_counter()
-        segments = render(video, cameras, args.minutes)
+        segments = render(video, cameras, site_path)
         print(f"rendered {len(segments)} segments ({len(cameras)} camera-days x {args.minutes} min) "
               f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
         results: dict[str, float] = {}
@@ -212,18 +253,21 @@ def main() -> int:
         try:
             for executor, n_workers in configs:
                 label = executor if not n_workers else f"celery, {n_workers} worker{'s' * (n_workers > 1)}"
-                db = f"sightline_scaleout_{uuid.uuid4().hex[:8]}"
+                db, storage_db = (f"sightline_scaleout_{uuid.uuid4().hex[:8]}" for _ in range(2))
                 with psycopg.connect(args.pg_admin_url, autocommit=True) as admin:
-                    admin.execute(f'CREATE DATABASE "{db}"')
-                dbs.append(db)
-                url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{db}"
+                    for name in (db, storage_db):
+                        admin.execute(f'CREATE DATABASE "{name}"')
+                        dbs.append(name)
+                server = args.pg_admin_url.rsplit("/", 1)[0]
+                url = f"{server}/{db}"
                 with connect(url, site) as wh:
                     wh.setup()
                 run_dir = tmp / label.replace(" ", "_").replace(",", "")
                 logs = run_dir / "logs"
                 logs.mkdir(parents=True)
                 queue = f"sightline_{uuid.uuid4().hex[:8]}"
-                env = base_env(run_dir / "dagster_home", url, video, executor, queue)
+                storage = f"{server}/{storage_db}"
+                env = base_env(run_dir / "dagster_home", url, video, executor, queue, storage, site_path)
                 names = [f"w{i + 1}_{uuid.uuid4().hex[:4]}" for i in range(n_workers)]
                 with celery_workers(names, env, logs) if n_workers else _nothing():
                     results[label] = ingest(env, cameras, logs, concurrent=bool(n_workers))
@@ -231,7 +275,7 @@ def main() -> int:
                     if n_workers:
                         used = sorted(set(celery_steps(run_dir / "dagster_home").values()))
                         print(f"  steps ran on: {', '.join(used)}", flush=True)
-                rows[label] = table_rows(url, ["raw.detections", "raw.camera_health"])
+                rows[label] = table_rows(url, site_path, ["raw.detections", "raw.camera_health"])
         finally:
             with psycopg.connect(args.pg_admin_url, autocommit=True) as admin:
                 for db in dbs:

@@ -6,6 +6,7 @@ SIGHTLINE_WAREHOUSE_URL=postgresql://..., SIGHTLINE_SITE, SIGHTLINE_SOURCE / SIG
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def build_definitions(
         url=warehouse_url or env_or("SIGHTLINE_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), site=site_resource
     )
     source = detection_source or DetectionSourceResource(
-        kind=env_or("SIGHTLINE_SOURCE", "simulated"), path=env_or("SIGHTLINE_SOURCE_PATH", None)
+        # `kind` is a Literal: an EnvVar there fails validation, so its value is read when loading.
+        kind=os.environ.get("SIGHTLINE_SOURCE") or "simulated",
+        path=env_or("SIGHTLINE_SOURCE_PATH", None),
     )
     return dg.Definitions(
         assets=[site_reference, raw_assets, mart_assets, report],

@@ -84,7 +84,8 @@ def celery_queue(env: Mapping[str, str] | None = None) -> str:
 
 
 def celery_worker_command(name: str, *, concurrency: int = 1, queue: str | None = None) -> list[str]:
-    """The command that starts one Celery worker for Sightline's steps (in the environment it inherits).
+    """The command that starts one Celery worker for Sightline's steps (in the environment it inherits;
+    `queue` defaults to this process's SIGHTLINE_CELERY_QUEUE: pass the worker's own when they differ).
 
     `concurrency` steps at a time (processes); one reserved task at a time (prefetch 1), so a slow video
     step never holds back steps another idle worker could take.

@@ -25,6 +25,7 @@ from bench.scaleout import (
     celery_workers,
     ingest,
     render,
+    short_shift_site,
     table_rows,
 )
 from orchestration.sqlmesh_models import load_mart_models
@@ -48,23 +49,29 @@ def broker_missing_reason() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.skipif(broker_missing_reason() is not None, reason=str(broker_missing_reason()))
 def test_two_celery_workers_take_the_steps_and_land_what_one_process_lands(tmp_path: Path):
+    site_path = short_shift_site(tmp_path, minutes=2)  # the rendered minutes are the whole working day
     video = tmp_path / "video"
-    segments = render(video, CAMERAS, minutes=2)
+    segments = render(video, CAMERAS, site_path)
     assert {p.parent.name for p in segments} == set(CAMERAS)
-    marts = [m.table for m in load_mart_models() if m.kind != "VIEW"]
+    marts = [m.table for m in load_mart_models(str(site_path)) if m.kind != "VIEW"]
     tables = ["raw.detections", "raw.camera_health", *marts]
 
     landed = {}
     for executor in ("celery", "in_process"):
-        for url in fresh_database(f"sightline_test_celery_{executor}"):
-            owner_setup(url)
+        for url, storage_url in zip(
+            fresh_database(f"sightline_test_celery_{executor}"),
+            fresh_database(f"sightline_test_dagster_{executor}"),
+            strict=True,
+        ):
+            owner_setup(url, site_path)
             home = tmp_path / executor
             logs = home / "logs"
             logs.mkdir(parents=True)
             queue = f"sightline_test_{uuid.uuid4().hex[:8]}"
-            env = base_env(home / "dagster_home", url, video, executor, queue)
+            env = base_env(home / "dagster_home", url, video, executor, queue, storage_url, site_path)
             env["SIGHTLINE_CELERY_BROKER"] = BROKER
             if executor == "celery":
                 names = [f"w1_{uuid.uuid4().hex[:4]}", f"w2_{uuid.uuid4().hex[:4]}"]
@@ -80,7 +87,7 @@ def test_two_celery_workers_take_the_steps_and_land_what_one_process_lands(tmp_p
             else:
                 ingest(env, CAMERAS, logs, concurrent=False)
                 build_marts(env, logs)
-            landed[executor] = table_rows(url, tables)
+            landed[executor] = table_rows(url, site_path, tables)
 
     assert landed["in_process"]["raw.detections"]["camera_id"].unique().sort().to_list() == CAMERAS
     assert landed["in_process"]["analytics.sessions"].height > 0
