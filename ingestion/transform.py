@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestion.redact import redact_url
 from ingestion.schema import HEALTH_WINDOW_SECONDS
-from ingestion.site import Site, load_site
+from ingestion.site import Schedule, Site, load_site
 from ingestion.warehouse import resolve_url
 
 if TYPE_CHECKING:  # sqlmesh is heavy: imported inside the functions that need it
@@ -152,11 +152,8 @@ def backend_of(url: str) -> str:
                      "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)")
 
 
-def sqlmesh_variables(site: Site) -> dict[str, Any]:
-    """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
-    th = site.thresholds
-    sched = site.schedule
-    # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
+def _working_minutes(sched: Schedule) -> list[list[int]]:
+    """Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks)."""
     minutes = []
     cursor = sched.work_start.hour * 60 + sched.work_start.minute
     for brk in sched.breaks:
@@ -164,6 +161,13 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         minutes.append([cursor, b_start])
         cursor = b_start + brk.minutes
     minutes.append([cursor, sched.work_end.hour * 60 + sched.work_end.minute])
+    return [m for m in minutes if m[1] > m[0]]
+
+
+def sqlmesh_variables(site: Site) -> dict[str, Any]:
+    """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    th = site.thresholds
+    sched = site.schedule
     settings = {name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
                 for name, default in DEFAULT_SETTINGS.items()}
     return {
@@ -175,7 +179,18 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "overflow_seconds": th.overflow_seconds,
         "empty_seconds": th.empty_seconds,
         "workdays": list(sched.workdays),
-        "working_minutes": [m for m in minutes if m[1] > m[0]],
+        "working_minutes": _working_minutes(sched),
+        # Dated schedules (the macro working_intervals applies them as Site.schedule_on does).
+        "schedule_changes": [
+            {"effective": c.effective.isoformat(), "workdays": list(c.schedule.workdays),
+             "working_minutes": _working_minutes(c.schedule)}
+            for c in site.schedule_changes
+        ],
+        "schedule_overrides": [
+            {"start": o.start.isoformat(), "end": o.end.isoformat(),
+             "working_minutes": _working_minutes(o.schedule) if o.schedule else []}
+            for o in site.schedule_overrides
+        ],
         **settings,
     }
 
@@ -258,6 +273,8 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
     began = time.perf_counter()
     with connect(url, site) as wh:  # clear error when `sightline db setup` never ran (DuckDB: runs it)
         wh.require_setup()
+        if restate:  # rebuilding days is the one way their index timeline changes (schedule in force then)
+            wh.rebuild_index_timeline(start, end - timedelta(days=1))
     ctx = sqlmesh_context(url, site)
     try:
         if ctx.engine_adapter.dialect == "postgres":
