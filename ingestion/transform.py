@@ -41,6 +41,8 @@ MART_MODELS = (
     "analytics.daily_zone_stats",
     "analytics.daily_camera_stats",
     "analytics.heatmap_hourly",
+    "analytics.worker_daily",
+    "analytics.worker_index",
     "analytics.dashboard",
 )
 # Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
@@ -54,6 +56,8 @@ TIME_COLUMNS = {
     "analytics.daily_zone_stats": "day_start",
     "analytics.daily_camera_stats": "day_start",
     "analytics.heatmap_hourly": "hour_start",
+    "analytics.worker_daily": "day_start",
+    "analytics.worker_index": "scheduled_start",
 }
 # Project defaults that are not site thresholds (overridable with SIGHTLINE_TRANSFORM_<NAME> variables).
 DEFAULT_SETTINGS = {
@@ -61,6 +65,7 @@ DEFAULT_SETTINGS = {
     "heatmap_cell_px": 40,  # heatmap grid cell size in pixels
     "camera_down_seconds": 60,  # a camera delivering no frames this long in working time is an anomaly
     "index_start_grace_seconds": 300,  # an index block whose first activity is later than this is delayed
+    "index_overrun_grace_seconds": 120,  # an index block whose work ends later than this past its end overran
     "health_window_seconds": HEALTH_WINDOW_SECONDS,  # raw.camera_health window length
 }
 
