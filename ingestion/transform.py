@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestion.redact import redact_url
+from ingestion.rollups import refresh_rollups
 from ingestion.schema import HEALTH_WINDOW_SECONDS
 from ingestion.site import Schedule, Site, load_site
 from ingestion.warehouse import resolve_url
@@ -114,6 +115,7 @@ class TransformResult:
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)  # model -> rows in [start, end) after the build
     audits: list[AuditOutcome] = field(default_factory=list)
+    rollup_seconds: float = 0.0  # recomputing the weeks and months holding the built days
 
     @property
     def audits_passed(self) -> bool:
@@ -306,11 +308,17 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
             status = ctx.run("prod", start=_ts(run_start), end=_ts(utc_end), ignore_cron=True)
             if status.is_failure:
                 raise TransformError(f"the SQLMesh run of {start}..{end} failed; see the errors above")
+        # Weeks and months holding the built days (and the lookback day) are recomputed from their days.
+        adapter = ctx.engine_adapter
+        with adapter.transaction():
+            rollup = refresh_rollups(adapter.execute, backend_of(url),
+                                     [start + timedelta(days=i) for i in range(-1, (end - start).days)])
         audits = _run_audits(ctx, utc_start, utc_end) if report_audits else []
         rows = _count_rows(ctx, utc_start, utc_end)
     finally:
         ctx.close()
-    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits)
+    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits,
+                           rollup.seconds)
 
 
 def _was_built(ctx: Context, start: datetime, end: datetime) -> bool:
