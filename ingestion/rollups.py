@@ -36,7 +36,9 @@ class RollupSpec:
 ZONE_ROLLUP = RollupSpec(
     table="analytics.zone_period_stats",
     source="analytics.daily_zone_stats",
-    keys=(("zone_id", "VARCHAR"), ("zone_name", "VARCHAR"), ("zone_type", "VARCHAR"), ("camera_id", "VARCHAR")),
+    keys=(
+        ("zone_id", "VARCHAR"), ("zone_name", "VARCHAR"), ("zone_type", "VARCHAR"), ("camera_id", "VARCHAR")
+    ),
     sums=(
         ("sessions", "BIGINT"),
         ("unique_visitors", "BIGINT"),  # summed over days: visitor-days, not distinct people of the period
@@ -114,8 +116,8 @@ def touched_periods(days: Iterable[date]) -> dict[str, list[date]]:
 
 def create_sql(spec: RollupSpec, backend: str) -> str:
     def sql_type(t: str) -> str:
-        return {"VARCHAR": "TEXT", "DOUBLE PRECISION": "DOUBLE PRECISION"}.get(t, t) if backend == "postgres" \
-            else {"DOUBLE PRECISION": "DOUBLE"}.get(t, t)
+        names = {"VARCHAR": "TEXT"} if backend == "postgres" else {"DOUBLE PRECISION": "DOUBLE"}
+        return names.get(t, t)
 
     cols = [("grain", "VARCHAR"), ("period_start", "DATE"), ("period_end", "DATE"), *spec.keys,
             ("days", "INTEGER"), *spec.sums, *spec.maxes, *((n, "DOUBLE PRECISION") for n, _ in spec.ratios)]
@@ -146,17 +148,19 @@ def refresh_sql(spec: RollupSpec, grain: str, starts: list[date]) -> list[str]:
     ratios = ", ".join(f"CAST({expr} AS DOUBLE PRECISION) AS {n}" for n, expr in spec.ratios)
     end_expr = ("CAST(period_start + INTERVAL '7 days' AS DATE)" if grain == "week"
                 else "CAST(period_start + INTERVAL '1 month' AS DATE)")
+    summed = ", ".join([n for n, _ in spec.sums] + [n for n, _ in spec.maxes])
+    window = f"local_date >= CAST('{lo.isoformat()}' AS DATE) AND local_date < CAST('{hi.isoformat()}' AS DATE)"
     columns = ", ".join(["grain", "period_start", "period_end", *keys, "days", *(n for n, _ in spec.sums),
                          *(n for n, _ in spec.maxes), *(n for n, _ in spec.ratios)])
     return [
         f"DELETE FROM {spec.table} WHERE grain = '{grain}' AND period_start IN ({literals})",
         f"""INSERT INTO {spec.table} ({columns})
 SELECT grain, period_start, {end_expr} AS period_end, {", ".join(keys)}, days,
-    {", ".join(n for n, _ in spec.sums)}{"".join(f", {n}" for n, _ in spec.maxes)}{", " + ratios if ratios else ""}
+    {summed}{", " + ratios if ratios else ""}
 FROM (
   SELECT {aggregated}
   FROM (SELECT '{grain}' AS grain, {inner} FROM {spec.source}
-        WHERE local_date >= CAST('{lo.isoformat()}' AS DATE) AND local_date < CAST('{hi.isoformat()}' AS DATE)) AS d
+        WHERE {window}) AS d
   WHERE period_start IN ({literals})
   GROUP BY grain, period_start, {", ".join(keys)}
 ) AS agg""",
@@ -174,7 +178,10 @@ class RollupRefresh:
 
 
 def refresh_rollups(
-    execute: Callable[[str], object], backend: str, days: Iterable[date], specs: tuple[RollupSpec, ...] = ROLLUPS
+    execute: Callable[[str], object],
+    backend: str,
+    days: Iterable[date],
+    specs: tuple[RollupSpec, ...] = ROLLUPS,
 ) -> RollupRefresh:
     """Recompute the week and month rows holding `days`, for every spec. `execute` runs one statement
     inside the caller's transaction (the SQLMesh engine adapter's, in build_marts)."""

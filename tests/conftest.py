@@ -141,3 +141,13 @@ def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield request.getfixturevalue("timescale_url")
     else:
         yield from _warehouse(request.param, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def workforce(tmp_path_factory: pytest.TempPathFactory):
+    """Marts of the workforce days (tests/workforce_data.py) on DuckDB and PostgreSQL, built once per session
+    for the workforce and report tests."""
+    from workforce_data import make_workforce
+
+    for pg in fresh_database("sightline_wf"):
+        yield make_workforce(tmp_path_factory.mktemp("workforce"), pg)
