@@ -149,7 +149,7 @@ def refresh_sql(spec: RollupSpec, grain: str, starts: list[date]) -> list[str]:
     end_expr = ("CAST(period_start + INTERVAL '7 days' AS DATE)" if grain == "week"
                 else "CAST(period_start + INTERVAL '1 month' AS DATE)")
     summed = ", ".join([n for n, _ in spec.sums] + [n for n, _ in spec.maxes])
-    window = f"local_date >= CAST('{lo.isoformat()}' AS DATE) AND local_date < CAST('{hi.isoformat()}' AS DATE)"
+    window = f"local_date >= CAST('{lo}' AS DATE) AND local_date < CAST('{hi}' AS DATE)"
     columns = ", ".join(["grain", "period_start", "period_end", *keys, "days", *(n for n, _ in spec.sums),
                          *(n for n, _ in spec.maxes), *(n for n, _ in spec.ratios)])
     return [
