@@ -37,7 +37,10 @@ ZONE_ROLLUP = RollupSpec(
     table="analytics.zone_period_stats",
     source="analytics.daily_zone_stats",
     keys=(
-        ("zone_id", "VARCHAR"), ("zone_name", "VARCHAR"), ("zone_type", "VARCHAR"), ("camera_id", "VARCHAR")
+        ("zone_id", "VARCHAR"),
+        ("zone_name", "VARCHAR"),
+        ("zone_type", "VARCHAR"),
+        ("camera_id", "VARCHAR"),
     ),
     sums=(
         ("sessions", "BIGINT"),
@@ -119,8 +122,16 @@ def create_sql(spec: RollupSpec, backend: str) -> str:
         names = {"VARCHAR": "TEXT"} if backend == "postgres" else {"DOUBLE PRECISION": "DOUBLE"}
         return names.get(t, t)
 
-    cols = [("grain", "VARCHAR"), ("period_start", "DATE"), ("period_end", "DATE"), *spec.keys,
-            ("days", "INTEGER"), *spec.sums, *spec.maxes, *((n, "DOUBLE PRECISION") for n, _ in spec.ratios)]
+    cols = [
+        ("grain", "VARCHAR"),
+        ("period_start", "DATE"),
+        ("period_end", "DATE"),
+        *spec.keys,
+        ("days", "INTEGER"),
+        *spec.sums,
+        *spec.maxes,
+        *((n, "DOUBLE PRECISION") for n, _ in spec.ratios),
+    ]
     body = ",\n    ".join(f"{n} {sql_type(t)}" for n, t in cols)
     # No PRIMARY KEY: DuckDB rejects deleting and re-inserting a key in one transaction; the refresh's
     # DELETE of exactly the periods it inserts keeps (grain, period_start, key) unique.
@@ -137,21 +148,44 @@ def refresh_sql(spec: RollupSpec, grain: str, starts: list[date]) -> list[str]:
     start_expr = f"CAST(DATE_TRUNC('{grain}', local_date) AS DATE)"
     keys = [n for n, _ in spec.keys]
     inner = ", ".join(
-        [*keys, "local_date", f"{start_expr} AS period_start",
-         *(f"{_SOURCE_EXPR.get(n, n)} AS {n}" for n, _ in spec.sums), *(n for n, _ in spec.maxes)]
+        [
+            *keys,
+            "local_date",
+            f"{start_expr} AS period_start",
+            *(f"{_SOURCE_EXPR.get(n, n)} AS {n}" for n, _ in spec.sums),
+            *(n for n, _ in spec.maxes),
+        ]
     )
     aggregated = ", ".join(
-        ["grain", "period_start", *keys, "CAST(COUNT(DISTINCT local_date) AS INTEGER) AS days",
-         *(f"CAST(COALESCE(SUM({n}), 0) AS {_cast(t)}) AS {n}" for n, t in spec.sums),
-         *(f"MAX({n}) AS {n}" for n, _ in spec.maxes)]
+        [
+            "grain",
+            "period_start",
+            *keys,
+            "CAST(COUNT(DISTINCT local_date) AS INTEGER) AS days",
+            *(f"CAST(COALESCE(SUM({n}), 0) AS {_cast(t)}) AS {n}" for n, t in spec.sums),
+            *(f"MAX({n}) AS {n}" for n, _ in spec.maxes),
+        ]
     )
     ratios = ", ".join(f"CAST({expr} AS DOUBLE PRECISION) AS {n}" for n, expr in spec.ratios)
-    end_expr = ("CAST(period_start + INTERVAL '7 days' AS DATE)" if grain == "week"
-                else "CAST(period_start + INTERVAL '1 month' AS DATE)")
+    end_expr = (
+        "CAST(period_start + INTERVAL '7 days' AS DATE)"
+        if grain == "week"
+        else "CAST(period_start + INTERVAL '1 month' AS DATE)"
+    )
     summed = ", ".join([n for n, _ in spec.sums] + [n for n, _ in spec.maxes])
     window = f"local_date >= CAST('{lo}' AS DATE) AND local_date < CAST('{hi}' AS DATE)"
-    columns = ", ".join(["grain", "period_start", "period_end", *keys, "days", *(n for n, _ in spec.sums),
-                         *(n for n, _ in spec.maxes), *(n for n, _ in spec.ratios)])
+    columns = ", ".join(
+        [
+            "grain",
+            "period_start",
+            "period_end",
+            *keys,
+            "days",
+            *(n for n, _ in spec.sums),
+            *(n for n, _ in spec.maxes),
+            *(n for n, _ in spec.ratios),
+        ]
+    )
     return [
         f"DELETE FROM {spec.table} WHERE grain = '{grain}' AND period_start IN ({literals})",
         f"""INSERT INTO {spec.table} ({columns})

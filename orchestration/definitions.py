@@ -16,6 +16,7 @@ from ingestion.warehouse import DEFAULT_WAREHOUSE_URL
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
+from orchestration.assets.report import build_daily_report_asset
 from orchestration.jobs import build_jobs
 from orchestration.partitions import day_camera_partitions, day_partitions
 from orchestration.resources import (
@@ -50,6 +51,7 @@ def build_definitions(
     checks = quality_checks(site, days, day_camera, [raw_assets, mart_assets])
     check_keys = [key for d in (raw_assets, mart_assets, *checks) for key in d.check_keys]
     report = build_quality_report(site, days, [m.key for m in models], check_keys)
+    daily_report = build_daily_report_asset(days, [m.key for m in models])
 
     site_resource = SiteResource(path=str(site_path) if site_path else env_or("SIGHTLINE_SITE", None))
     warehouse = WarehouseResource(
@@ -59,9 +61,9 @@ def build_definitions(
         kind=env_or("SIGHTLINE_SOURCE", "simulated"), path=env_or("SIGHTLINE_SOURCE_PATH", None)
     )
     return dg.Definitions(
-        assets=[site_reference, raw_assets, mart_assets, report],
+        assets=[site_reference, raw_assets, mart_assets, report, daily_report],
         asset_checks=checks,
-        jobs=build_jobs(raw_assets, mart_assets, report),
+        jobs=build_jobs(raw_assets, mart_assets, report, daily_report),
         schedules=build_schedules(site),
         sensors=build_sensors(site, models[0].key),
         resources={

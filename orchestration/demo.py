@@ -31,6 +31,7 @@ class DemoReport:
     sessions: dict[date, int] = field(default_factory=dict)
     productivity: dict[date, pl.DataFrame] = field(default_factory=dict)
     anomalies: dict[date, pl.DataFrame] = field(default_factory=dict)
+    reports: dict[date, Path] = field(default_factory=dict)  # the daily_report asset's HTML pages
 
     @property
     def ok(self) -> bool:
@@ -128,7 +129,12 @@ def _collect_checks(result, report: DemoReport) -> None:
 
 def _summarise(report: DemoReport, site) -> None:
     from ingestion.warehouse import connect
+    from orchestration.assets.report import DailyReportConfig
 
+    for day in report.days:
+        page = Path(DailyReportConfig().out_dir) / day.isoformat() / "daily_report.html"
+        if page.is_file():
+            report.reports[day] = page.resolve()
     with connect(report.warehouse_url, site) as wh:
         for day in report.days:
             start, end = site.day_window(day)
@@ -170,6 +176,8 @@ def format_report(report: DemoReport, seconds: float) -> str:
             lines.append("  anomalies  " + ", ".join(f"{t} {n}" for t, n in anomalies.iter_rows()))
         else:
             lines.append("  anomalies  none")
+        if day in report.reports:
+            lines.append(f"  daily report  {report.reports[day]}")
     checks = report.checks
     lines += [
         "",
@@ -182,6 +190,8 @@ def format_report(report: DemoReport, seconds: float) -> str:
         "Next: `make ui`, then open http://127.0.0.1:3000",
         "  Assets: groups ingestion (day x camera), transforms (one per SQLMesh model, per day), quality",
         "  Charts: analytics/zone_occupancy_minutely and analytics/heatmap_hourly, latest materialisation",
+        "  Daily report: reports/daily_report (charts in its metadata); the HTML pages are listed above,",
+        "  `sightline report --date <day> --pdf` prints one to PDF",
         f"  Runs and checks of this demo are kept in {report.dagster_home}",
     ]
     return "\n".join(lines)

@@ -12,9 +12,13 @@ SQLMESH_TAG = {"sightline/sqlmesh": "run"}
 
 
 def build_jobs(
-    raw_assets: dg.AssetsDefinition, mart_assets: dg.AssetsDefinition, quality_report: dg.AssetsDefinition
+    raw_assets: dg.AssetsDefinition,
+    mart_assets: dg.AssetsDefinition,
+    quality_report: dg.AssetsDefinition,
+    *after_marts: dg.AssetsDefinition,
 ) -> list:
-    """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts."""
+    """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts.
+    `after_marts`: day-partitioned assets built from the marts in the same run (the daily report)."""
     return [
         dg.define_asset_job(
             INGESTION_JOB,
@@ -23,7 +27,7 @@ def build_jobs(
         ),
         dg.define_asset_job(
             MARTS_JOB,
-            selection=dg.AssetSelection.assets(mart_assets, quality_report),
+            selection=dg.AssetSelection.assets(mart_assets, quality_report, *after_marts),
             tags=SQLMESH_TAG,
             description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run) "
             "and run the audits and quality checks.",

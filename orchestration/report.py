@@ -70,20 +70,29 @@ class DailyReport:
             "date": self.day.isoformat(),
             "history": [d.isoformat() for d in self.history],
             "kpis": self.kpis,
-            "blocks": _records(self.blocks.select(
-                "index_number", "completion_status", "productivity_score", "overrun_seconds",
-                "start_delay_seconds")),
+            "blocks": _records(
+                self.blocks.select(
+                    "index_number",
+                    "completion_status",
+                    "productivity_score",
+                    "overrun_seconds",
+                    "start_delay_seconds",
+                )
+            ),
             "block_median": {str(k): v for k, v in self.block_median.items()},
             "anomalies": _records(self.anomalies.group_by("anomaly_type").len().sort("anomaly_type")),
-            "workers": _records(self.workers.select("worker_id", "registered", "presence_seconds",
-                                                    "productivity")),
+            "workers": _records(
+                self.workers.select("worker_id", "registered", "presence_seconds", "productivity")
+            ),
             "recommendations": self.recommendations,
         }
 
 
 def _records(df: pl.DataFrame) -> list[dict]:
-    return [{k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in r.items()}
-            for r in df.iter_rows(named=True)]
+    return [
+        {k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in r.items()}
+        for r in df.iter_rows(named=True)
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -96,8 +105,11 @@ def _day_query(wh: Warehouse, sql: str, days: list[date]) -> pl.DataFrame:
 
 def build_daily_report(wh: Warehouse, site: Site, day: date, *, charts: bool = True) -> DailyReport:
     """Read the marts of `day` and the previous workdays and derive KPIs, charts and recommendations."""
-    built = wh.query("SELECT DISTINCT local_date FROM analytics.daily_zone_stats WHERE local_date <= {p} "
-                     "ORDER BY local_date DESC", [day])["local_date"].to_list()
+    built = wh.query(
+        "SELECT DISTINCT local_date FROM analytics.daily_zone_stats WHERE local_date <= {p} "
+        "ORDER BY local_date DESC",
+        [day],
+    )["local_date"].to_list()
     if day not in built:
         raise ValueError(f"no marts for {day}: build them first (sightline transform --start {day})")
     history = [d for d in built if d < day and site.is_workday(d)][:HISTORY_WORKDAYS]
@@ -105,32 +117,58 @@ def build_daily_report(wh: Warehouse, site: Site, day: date, *, charts: bool = T
 
     zones = _day_query(wh, "SELECT * FROM analytics.daily_zone_stats WHERE local_date IN ({days})", days)
     cameras = _day_query(wh, "SELECT * FROM analytics.daily_camera_stats WHERE local_date IN ({days})", days)
-    blocks = _day_query(wh, "SELECT date, index_number, scheduled_start, scheduled_end, actual_start, actual_end, "
-                            "completion_status, productivity_score, overrun_seconds, start_delay_seconds, "
-                            "total_workers, anomalies_count FROM analytics.index_records "
-                            "WHERE date IN ({days}) ORDER BY date, index_number", days)
-    anomalies = wh.query("SELECT anomaly_type, severity, ts, ts_end, duration_seconds, camera_id, zone_id, "
-                         "description FROM analytics.anomalies WHERE local_date = {p} ORDER BY ts", [day])
-    workers = wh.query("SELECT * FROM analytics.worker_daily WHERE local_date = {p} ORDER BY worker_id", [day])
-    occupancy = wh.query("SELECT zone_id, minute_start, mean_people, max_people, in_working_time "
-                         "FROM analytics.zone_occupancy_minutely WHERE local_date = {p}", [day])
-    heatmap = wh.query("SELECT camera_id, cell_x, cell_y, MAX(cell_px) AS cell_px, SUM(samples) AS samples "
-                       "FROM analytics.heatmap_hourly WHERE local_date = {p} "
-                       "GROUP BY camera_id, cell_x, cell_y", [day])
+    blocks = _day_query(
+        wh,
+        "SELECT date, index_number, scheduled_start, scheduled_end, actual_start, actual_end, "
+        "completion_status, productivity_score, overrun_seconds, start_delay_seconds, "
+        "total_workers, anomalies_count FROM analytics.index_records "
+        "WHERE date IN ({days}) ORDER BY date, index_number",
+        days,
+    )
+    anomalies = wh.query(
+        "SELECT anomaly_type, severity, ts, ts_end, duration_seconds, camera_id, zone_id, "
+        "description FROM analytics.anomalies WHERE local_date = {p} ORDER BY ts",
+        [day],
+    )
+    workers = wh.query(
+        "SELECT * FROM analytics.worker_daily WHERE local_date = {p} ORDER BY worker_id", [day]
+    )
+    occupancy = wh.query(
+        "SELECT zone_id, minute_start, mean_people, max_people, in_working_time "
+        "FROM analytics.zone_occupancy_minutely WHERE local_date = {p}",
+        [day],
+    )
+    heatmap = wh.query(
+        "SELECT camera_id, cell_x, cell_y, MAX(cell_px) AS cell_px, SUM(samples) AS samples "
+        "FROM analytics.heatmap_hourly WHERE local_date = {p} "
+        "GROUP BY camera_id, cell_x, cell_y",
+        [day],
+    )
 
     today_blocks = blocks.filter(pl.col("date") == day)
     past = blocks.filter(pl.col("date") != day)
     block_median = {
-        int(k): float(median(v)) for k, v in (
-            (r["index_number"], r["values"]) for r in past.drop_nulls("productivity_score")
-            .group_by("index_number").agg(values=pl.col("productivity_score")).iter_rows(named=True))
+        int(k): float(median(v))
+        for k, v in (
+            (r["index_number"], r["values"])
+            for r in past.drop_nulls("productivity_score")
+            .group_by("index_number")
+            .agg(values=pl.col("productivity_score"))
+            .iter_rows(named=True)
+        )
     }
     report = DailyReport(
-        site=site, day=day, history=history,
+        site=site,
+        day=day,
+        history=history,
         kpis=_kpis(site, day, history, zones, cameras, blocks, anomalies, wh),
-        blocks=today_blocks, block_median=block_median,
+        blocks=today_blocks,
+        block_median=block_median,
         zones=zones.filter(pl.col("local_date") == day).sort("zone_id"),
-        occupancy=occupancy, heatmap=heatmap, anomalies=anomalies, workers=workers,
+        occupancy=occupancy,
+        heatmap=heatmap,
+        anomalies=anomalies,
+        workers=workers,
         cameras=cameras.filter(pl.col("local_date") == day).sort("camera_id"),
         recommendations=[],
     )
@@ -140,8 +178,15 @@ def build_daily_report(wh: Warehouse, site: Site, day: date, *, charts: bool = T
     return report
 
 
-def _kpi_values(site: Site, d: date, zones: pl.DataFrame, cameras: pl.DataFrame, blocks: pl.DataFrame,
-                anomaly_counts: dict[date, int], workers: dict[date, int]) -> dict[str, float | None]:
+def _kpi_values(
+    site: Site,
+    d: date,
+    zones: pl.DataFrame,
+    cameras: pl.DataFrame,
+    blocks: pl.DataFrame,
+    anomaly_counts: dict[date, int],
+    workers: dict[date, int],
+) -> dict[str, float | None]:
     z = zones.filter((pl.col("local_date") == d) & pl.col("zone_type").is_in(WORK_ZONE_TYPES))
     active, idle = float(z["total_active_seconds"].sum()), float(z["total_idle_seconds"].sum())
     scheduled = float(z["scheduled_seconds"].sum())
@@ -172,21 +217,35 @@ KPI_LABELS = {
 
 def _kpis(site, day, history, zones, cameras, blocks, anomalies, wh) -> list[dict[str, Any]]:
     days = [day, *history]
-    counts = _day_query(wh, "SELECT local_date, COUNT(*) AS n FROM analytics.anomalies "
-                            "WHERE local_date IN ({days}) GROUP BY local_date", days)
+    counts = _day_query(
+        wh,
+        "SELECT local_date, COUNT(*) AS n FROM analytics.anomalies "
+        "WHERE local_date IN ({days}) GROUP BY local_date",
+        days,
+    )
     anomaly_counts = dict(counts.iter_rows())
-    identified = _day_query(wh, "SELECT local_date, COUNT(*) AS n FROM analytics.worker_daily "
-                                "WHERE local_date IN ({days}) GROUP BY local_date", days)
+    identified = _day_query(
+        wh,
+        "SELECT local_date, COUNT(*) AS n FROM analytics.worker_daily "
+        "WHERE local_date IN ({days}) GROUP BY local_date",
+        days,
+    )
     workers = dict(identified.iter_rows())
     per_day = {d: _kpi_values(site, d, zones, cameras, blocks, anomaly_counts, workers) for d in days}
     out = []
     for name, (label, unit, higher_is_better) in KPI_LABELS.items():
         past = [per_day[d][name] for d in history if per_day[d][name] is not None]
-        out.append({
-            "name": name, "label": label, "unit": unit, "higher_is_better": higher_is_better,
-            "value": per_day[day][name], "median_7": float(median(past)) if past else None,
-            "history": [per_day[d][name] for d in reversed(history)],
-        })
+        out.append(
+            {
+                "name": name,
+                "label": label,
+                "unit": unit,
+                "higher_is_better": higher_is_better,
+                "value": per_day[day][name],
+                "median_7": float(median(past)) if past else None,
+                "history": [per_day[d][name] for d in reversed(history)],
+            }
+        )
     return out
 
 
@@ -201,8 +260,10 @@ def recommendations(report: DailyReport, blocks: pl.DataFrame) -> list[str]:
     silent = set(report.cameras.filter(pl.col("frames_read") == 0)["camera_id"].to_list())
     if site.is_workday(report.day):
         for camera_id in sorted(silent):
-            out.append(f"{camera_id} delivered no frames all day: nothing it watches is measured; check the "
-                       "camera, its network and its ingestion.")
+            out.append(
+                f"{camera_id} delivered no frames all day: nothing it watches is measured; check the "
+                "camera, its network and its ingestion."
+            )
     working = report.occupancy.filter(pl.col("in_working_time"))
     for zone_id, part in sorted(working.group_by("zone_id"), key=lambda g: g[0][0]):
         zone = zone_by_id.get(zone_id[0])
@@ -211,44 +272,59 @@ def recommendations(report: DailyReport, blocks: pl.DataFrame) -> list[str]:
         if zone.min_workers > 0:
             share = float((part["mean_people"] < zone.min_workers).mean())
             if share > UNDERSTAFFED_SHARE:
-                out.append(f"{zone.id} ({zone.name}) under-staffed {share:.0%} of working time "
-                           f"(fewer than {zone.min_workers} present): assign another worker or rebalance.")
+                out.append(
+                    f"{zone.id} ({zone.name}) under-staffed {share:.0%} of working time "
+                    f"(fewer than {zone.min_workers} present): assign another worker or rebalance."
+                )
         over = float((part["max_people"] > zone.max_workers).mean())
         if over > OVERFLOW_SHARE:
             what = "entered" if zone.max_workers == 0 else f"over its {zone.max_workers}-person capacity"
-            out.append(f"{zone.id} ({zone.name}) {what} during {over:.0%} of working time: check the layout "
-                       "and who needs to be there.")
+            out.append(
+                f"{zone.id} ({zone.name}) {what} during {over:.0%} of working time: check the layout "
+                "and who needs to be there."
+            )
     need, window = OVERRUN_DAYS
     recent = sorted({report.day, *report.history}, reverse=True)[:window]
-    for index_number, part in sorted(blocks.filter(pl.col("date").is_in(recent)).group_by("index_number"),
-                                     key=lambda g: g[0][0]):
+    for index_number, part in sorted(
+        blocks.filter(pl.col("date").is_in(recent)).group_by("index_number"), key=lambda g: g[0][0]
+    ):
         over = part.filter(pl.col("completion_status") == "overrun")
         if over.height >= need and report.day in over["date"].to_list():
             minutes = float(over["overrun_seconds"].median()) / 60
-            out.append(f"Block {index_number[0]} overran by {minutes:.0f} min (median) on {over.height} of the "
-                       f"last {len(recent)} workdays: review its work content or staffing.")
+            out.append(
+                f"Block {index_number[0]} overran by {minutes:.0f} min (median) on {over.height} of the "
+                f"last {len(recent)} workdays: review its work content or staffing."
+            )
         late = part.filter(pl.col("completion_status") == "delayed")
         if late.height >= need and report.day in late["date"].to_list():
             minutes = float(late["start_delay_seconds"].median()) / 60
-            out.append(f"Block {index_number[0]} started {minutes:.0f} min late (median) on {late.height} of the "
-                       f"last {len(recent)} workdays: check the hand-over before it.")
+            out.append(
+                f"Block {index_number[0]} started {minutes:.0f} min late (median) on {late.height} of the "
+                f"last {len(recent)} workdays: check the hand-over before it."
+            )
     for row in report.blocks.iter_rows(named=True):
         ref = report.block_median.get(row["index_number"])
         value = row["productivity_score"]
         if ref and value is not None and value < LOW_PRODUCTIVITY * ref:
-            out.append(f"Block {row['index_number']} productivity {value:.0%} against a 7-workday median of "
-                       f"{ref:.0%}: look at the idle anomalies of that block.")
+            out.append(
+                f"Block {row['index_number']} productivity {value:.0%} against a 7-workday median of "
+                f"{ref:.0%}: look at the idle anomalies of that block."
+            )
     downtime = report.anomalies.filter(pl.col("anomaly_type") == "camera_down")
     for (camera_id,), part in sorted(downtime.group_by("camera_id"), key=lambda g: g[0][0]):
         if camera_id not in silent:
             minutes = float(part["duration_seconds"].sum()) / 60
-            out.append(f"{camera_id} was down {minutes:.0f} min in working time ({part.height} outage(s)): "
-                       "its numbers for those periods are missing.")
+            out.append(
+                f"{camera_id} was down {minutes:.0f} min in working time ({part.height} outage(s)): "
+                "its numbers for those periods are missing."
+            )
     unknown = report.workers.filter(~pl.col("registered"))["worker_id"].to_list()
     if unknown:
         shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        out.append(f"{len(unknown)} worker id(s) seen but not in the registry ({shown}): add them to the "
-                   "site's workers list so their numbers carry a name and assigned zones.")
+        out.append(
+            f"{len(unknown)} worker id(s) seen but not in the registry ({shown}): add them to the "
+            "site's workers list so their numbers carry a name and assigned zones."
+        )
     if not out:
         out.append("No rule fired: staffing, blocks and cameras were within their limits.")
     return out
@@ -272,7 +348,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    return text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
 
 
 def _png(fig, dpi: int = 80) -> bytes:
@@ -310,8 +386,16 @@ def _productivity_figure(report: DailyReport):
     ax.bar(x, values, color=colours, width=0.7)
     med = [report.block_median.get(i) for i in x]
     if any(m is not None for m in med):
-        ax.scatter([i for i, m in zip(x, med, strict=True) if m is not None], [m for m in med if m is not None],
-                   marker="_", s=600, color="black", linewidths=2.5, label="7-workday median", zorder=3)
+        ax.scatter(
+            [i for i, m in zip(x, med, strict=True) if m is not None],
+            [m for m in med if m is not None],
+            marker="_",
+            s=600,
+            color="black",
+            linewidths=2.5,
+            label="7-workday median",
+            zorder=3,
+        )
     for status, colour in STATUS_COLOURS.items():
         ax.bar([0], [0], color=colour, label=status.replace("_", " "))
     ax.set_xlim(0.4, max(x, default=1) + 0.6)
@@ -336,14 +420,17 @@ def _occupancy_figure(report: DailyReport):
     for ax, zone in zip(axes.flat, zones, strict=False):
         part = occupancy.filter(pl.col("zone_id") == zone.id)
         if part.height:
-            t = [ts.astimezone(tz).hour + ts.astimezone(tz).minute / 60 for ts in part["minute_start"].to_list()]
+            t = [
+                ts.astimezone(tz).hour + ts.astimezone(tz).minute / 60
+                for ts in part["minute_start"].to_list()
+            ]
             ax.axhspan(zone.min_workers, zone.max_workers, color="#c8e6c9", alpha=0.7, lw=0)
             ax.plot(t, part["mean_people"].to_list(), color="#1565c0", lw=0.8)
         ax.set_title(f"{zone.id} {zone.name}", fontsize=7, loc="left")
         ax.tick_params(labelsize=6)
         ax.set_xlim(*hours)
         ax.set_xticks(range(hours[0], hours[1] + 1, 2))
-    for ax in list(axes.flat)[len(zones):]:
+    for ax in list(axes.flat)[len(zones) :]:
         ax.axis("off")
     fig.tight_layout(pad=0.4)
     return fig
@@ -364,8 +451,9 @@ def camera_background(site: Site, camera: Camera, backgrounds_dir: Path | None =
     if camera.source.startswith("sim://"):
         from ingestion.simulate.render import _SceneRenderer
 
-        return cv2.cvtColor(_SceneRenderer(camera, site.zones_for(camera.id), 1.0, 0).background,
-                            cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(
+            _SceneRenderer(camera, site.zones_for(camera.id), 1.0, 0).background, cv2.COLOR_BGR2RGB
+        )
     return np.full((camera.height, camera.width, 3), 128, np.uint8)
 
 
@@ -383,8 +471,13 @@ def _heatmap_figure(report: DailyReport, camera: Camera):
         ok = (xs >= 0) & (ys >= 0) & (xs < grid.shape[1]) & (ys < grid.shape[0])
         grid[ys[ok], xs[ok]] = part["samples"].to_numpy()[ok]
         masked = np.ma.masked_where(grid == 0, grid)
-        image = ax.imshow(masked, cmap="inferno", alpha=0.65, interpolation="nearest",
-                          extent=(0, grid.shape[1] * cell, grid.shape[0] * cell, 0))
+        image = ax.imshow(
+            masked,
+            cmap="inferno",
+            alpha=0.65,
+            interpolation="nearest",
+            extent=(0, grid.shape[1] * cell, grid.shape[0] * cell, 0),
+        )
         bar = fig.colorbar(image, ax=ax, fraction=0.035, pad=0.01)
         bar.set_label("detections per cell", fontsize=7)
         bar.ax.tick_params(labelsize=6)
@@ -406,7 +499,8 @@ CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; color: #222; margin: 0; }
 section.page { padding: 14mm 12mm; page-break-after: always; break-after: page; }
 section.page:last-of-type { page-break-after: auto; break-after: auto; }
-h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 0 0 8px; border-bottom: 2px solid #1565c0; }
+h1 { font-size: 20px; margin: 0 0 4px; }
+h2 { font-size: 15px; margin: 0 0 8px; border-bottom: 2px solid #1565c0; }
 .sub { color: #555; font-size: 12px; margin-bottom: 10px; }
 .kpis { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; }
 .kpi { border: 1px solid #ddd; border-radius: 6px; padding: 8px; }
@@ -439,8 +533,10 @@ def _kpi_html(k: dict[str, Any]) -> str:
         shown = f"{delta * 100:+.1f} pts" if k["unit"] == "pct" else f"{delta:+,.0f}"
         cmp = f'<span class="{cls}">{shown}</span> vs 7-workday median {_fmt(ref, k["unit"])}'
     raw = "" if value is None else f"{value:.6g}"
-    return (f'<div class="kpi" data-kpi="{k["name"]}" data-value="{raw}"><div class="label">{k["label"]}'
-            f'</div><div class="value">{_fmt(value, k["unit"])}</div><div class="cmp">{cmp}</div></div>')
+    return (
+        f'<div class="kpi" data-kpi="{k["name"]}" data-value="{raw}"><div class="label">{k["label"]}'
+        f'</div><div class="value">{_fmt(value, k["unit"])}</div><div class="cmp">{cmp}</div></div>'
+    )
 
 
 def _local(ts: datetime | None, site: Site) -> str:
@@ -458,37 +554,76 @@ def render_html(report: DailyReport) -> str:
     e = html.escape
     override = site.override_on(day)
     schedule = site.schedule_on(day)
-    when = (f"{schedule.work_start:%H:%M}–{schedule.work_end:%H:%M}, {schedule.indices} index blocks"
-            if schedule else "not a workday")
+    when = (
+        f"{schedule.work_start:%H:%M}–{schedule.work_end:%H:%M}, {schedule.indices} index blocks"
+        if schedule
+        else "not a workday"
+    )
     note = f" · {e(override.note)}" if override and override.note else ""
-    compared = (f"compared with the median of {len(report.history)} previous workdays "
-                f"({report.history[-1]} – {report.history[0]})" if report.history else "no previous workdays")
+    compared = (
+        f"compared with the median of {len(report.history)} previous workdays "
+        f"({report.history[-1]} – {report.history[0]})"
+        if report.history
+        else "no previous workdays"
+    )
     block_rows = [
-        [str(r["index_number"]), _local(r["scheduled_start"], site), _local(r["scheduled_end"], site),
-         _local(r["actual_start"], site), _local(r["actual_end"], site),
-         f'<span class="status" style="background:{STATUS_COLOURS.get(r["completion_status"], "#999")}">'
-         f'{e(r["completion_status"])}</span>',
-         _fmt(r["productivity_score"], "pct"),
-         "" if r["overrun_seconds"] is None else f'{r["overrun_seconds"] / 60:.1f}',
-         str(r["total_workers"] or 0)]
+        [
+            str(r["index_number"]),
+            _local(r["scheduled_start"], site),
+            _local(r["scheduled_end"], site),
+            _local(r["actual_start"], site),
+            _local(r["actual_end"], site),
+            f'<span class="status" style="background:{STATUS_COLOURS.get(r["completion_status"], "#999")}">'
+            f"{e(r['completion_status'])}</span>",
+            _fmt(r["productivity_score"], "pct"),
+            "" if r["overrun_seconds"] is None else f"{r['overrun_seconds'] / 60:.1f}",
+            str(r["total_workers"] or 0),
+        ]
         for r in report.blocks.sort("index_number").iter_rows(named=True)
     ]
     zone_rows = [
-        [e(r["zone_id"]), e(r["zone_name"] or ""), e(r["zone_type"]), _fmt(r["utilization"], "pct"),
-         _fmt(r["productivity"], "pct"), str(r["sessions"]), str(r["peak_people"]), str(r["anomalies"])]
+        [
+            e(r["zone_id"]),
+            e(r["zone_name"] or ""),
+            e(r["zone_type"]),
+            _fmt(r["utilization"], "pct"),
+            _fmt(r["productivity"], "pct"),
+            str(r["sessions"]),
+            str(r["peak_people"]),
+            str(r["anomalies"]),
+        ]
         for r in report.zones.iter_rows(named=True)
     ]
     by_type = report.anomalies.group_by("anomaly_type", "severity").len().sort("len", descending=True)
     severity_rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-    top = report.anomalies.with_columns(
-        rank=pl.col("severity").replace_strict(severity_rank, default=9, return_dtype=pl.Int32)
-    ).sort("rank", "ts").head(14)
-    anomaly_rows = [[_local(r["ts"], site), e(r["severity"]), e(r["anomaly_type"]), e(r["camera_id"] or ""),
-                     e(r["zone_id"] or ""), e((r["description"] or "")[:110])] for r in top.iter_rows(named=True)]
+    top = (
+        report.anomalies.with_columns(
+            rank=pl.col("severity").replace_strict(severity_rank, default=9, return_dtype=pl.Int32)
+        )
+        .sort("rank", "ts")
+        .head(14)
+    )
+    anomaly_rows = [
+        [
+            _local(r["ts"], site),
+            e(r["severity"]),
+            e(r["anomaly_type"]),
+            e(r["camera_id"] or ""),
+            e(r["zone_id"] or ""),
+            e((r["description"] or "")[:110]),
+        ]
+        for r in top.iter_rows(named=True)
+    ]
     worker_rows = [
-        [e(r["worker_id"]), e(r["worker_name"] or "not in registry"), f'{r["presence_seconds"] / 3600:.2f}',
-         _fmt(r["productivity"], "pct"), _fmt(r["assigned_share"], "pct"), str(r["sessions"]),
-         str(r["anomalies"])]
+        [
+            e(r["worker_id"]),
+            e(r["worker_name"] or "not in registry"),
+            f"{r['presence_seconds'] / 3600:.2f}",
+            _fmt(r["productivity"], "pct"),
+            _fmt(r["assigned_share"], "pct"),
+            str(r["sessions"]),
+            str(r["anomalies"]),
+        ]
         for r in report.workers.sort("presence_seconds", descending=True).head(16).iter_rows(named=True)
     ]
     data = json.dumps(report.data(), default=str).replace("</", "<\\/")
@@ -504,20 +639,53 @@ def render_html(report: DailyReport) -> str:
 <div class="sub">Bars: the day's productivity (active / active + idle) per block, coloured by completion;
 black marks: the block's median over the previous workdays.</div>
 {report.charts.get("productivity", "")}
-{_table(["block", "scheduled", "until", "first work", "last work", "status", "productivity",
-         "overrun min", "people"], block_rows)}""",
+{
+            _table(
+                [
+                    "block",
+                    "scheduled",
+                    "until",
+                    "first work",
+                    "last work",
+                    "status",
+                    "productivity",
+                    "overrun min",
+                    "people",
+                ],
+                block_rows,
+            )
+        }""",
         f"""<h2>Occupancy per zone</h2>
 <div class="sub">Mean people present per minute (local time); green band: the zone's min–max workers.</div>
 {report.charts.get("occupancy", "")}
-{_table(["zone", "name", "type", "utilization", "productivity", "visits", "peak", "anomalies"], zone_rows)}""",
+{_table(["zone", "name", "type", "utilization", "productivity", "visits", "peak", "anomalies"],
+        zone_rows)}""",
         f"""<h2>Where people were: heatmap per camera</h2>
 <div class="sub">Detections per grid cell over the day, drawn over each camera's view with its zones.</div>
 <div class="heats">{report.charts.get("heatmaps", "")}</div>""",
         f"""<h2>Anomalies of the day (most severe first)</h2>
-{_table(["time", "severity", "type", "camera", "zone", "what"], anomaly_rows) if anomaly_rows else "<p>None.</p>"}
+{
+            _table(["time", "severity", "type", "camera", "zone", "what"], anomaly_rows)
+            if anomaly_rows
+            else "<p>None.</p>"
+        }
 <h2 style="margin-top:14px">Workers with an identity ({report.workers.height})</h2>
-{_table(["worker", "name", "hours present", "productivity", "at assigned zones", "visits", "anomalies"],
-        worker_rows) if worker_rows else "<p>No identified workers.</p>"}""",
+{
+            _table(
+                [
+                    "worker",
+                    "name",
+                    "hours present",
+                    "productivity",
+                    "at assigned zones",
+                    "visits",
+                    "anomalies",
+                ],
+                worker_rows,
+            )
+            if worker_rows
+            else "<p>No identified workers.</p>"
+        }""",
     ]
     body = "\n".join(f'<section class="page">{p}</section>' for p in pages)
     return f"""<!DOCTYPE html>
@@ -552,18 +720,28 @@ def chromium() -> str | None:
 def _run_chromium(args: list[str], timeout: float = 120) -> None:
     binary = chromium()
     if binary is None:
-        raise RuntimeError("no headless Chromium found for the PDF: install the `chromium` package "
-                           "(apt-get install chromium) or leave out --pdf")
+        raise RuntimeError(
+            "no headless Chromium found for the PDF: install the `chromium` package "
+            "(apt-get install chromium) or leave out --pdf"
+        )
     with tempfile.TemporaryDirectory() as profile:  # a throwaway profile: no state shared between runs
-        cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               f"--user-data-dir={profile}", *args]
+        cmd = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            *args,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr.strip()[-400:]}")
 
 
-def write_report(report: DailyReport, out_dir: Path, *, pdf: bool = False,
-                 screenshot: bool = False) -> ReportFiles:
+def write_report(
+    report: DailyReport, out_dir: Path, *, pdf: bool = False, screenshot: bool = False
+) -> ReportFiles:
     """Write <out_dir>/<date>/daily_report.html (+ .pdf, + .png screenshot of the first screen)."""
     folder = Path(out_dir) / report.day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
@@ -575,8 +753,9 @@ def write_report(report: DailyReport, out_dir: Path, *, pdf: bool = False,
         _run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", page.resolve().as_uri()])
     if screenshot:
         shot = folder / "daily_report.png"
-        _run_chromium([f"--screenshot={shot}", "--window-size=1100,1500", "--hide-scrollbars",
-                       page.resolve().as_uri()])
+        _run_chromium(
+            [f"--screenshot={shot}", "--window-size=1100,1500", "--hide-scrollbars", page.resolve().as_uri()]
+        )
     return ReportFiles(page, pdf_path, shot)
 
 

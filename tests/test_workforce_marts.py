@@ -37,12 +37,18 @@ def test_override_day_builds_its_own_blocks_and_working_time(workforce, backend)
     site, url = workforce.site, workforce.urls[backend]
     blocks = site.index_timeline(OVERRIDE_DAY)
     assert len(blocks) == 4
-    got = read(url, f"SELECT index_number, scheduled_start, scheduled_end FROM analytics.index_records "
-                    f"WHERE date = '{OVERRIDE_DAY}' ORDER BY index_number")
+    got = read(
+        url,
+        f"SELECT index_number, scheduled_start, scheduled_end FROM analytics.index_records "
+        f"WHERE date = '{OVERRIDE_DAY}' ORDER BY index_number",
+    )
     assert got.rows() == [(b.index_number, b.scheduled_start, b.scheduled_end) for b in blocks]
     # The transforms' working time follows the override too (08:00-16:00 less a 60 min break).
-    scheduled = read(url, f"SELECT DISTINCT scheduled_seconds FROM analytics.daily_zone_stats "
-                          f"WHERE local_date = '{OVERRIDE_DAY}'")["scheduled_seconds"].to_list()
+    scheduled = read(
+        url,
+        f"SELECT DISTINCT scheduled_seconds FROM analytics.daily_zone_stats "
+        f"WHERE local_date = '{OVERRIDE_DAY}'",
+    )["scheduled_seconds"].to_list()
     assert scheduled == [pytest.approx(7 * 3600)]
     regular = read(url, f"SELECT COUNT(*) AS n FROM analytics.index_records WHERE date = '{REGULAR_DAY}'")
     assert regular["n"][0] == site.schedule.indices
@@ -52,8 +58,12 @@ def test_override_day_builds_its_own_blocks_and_working_time(workforce, backend)
 def test_delayed_and_overrun_blocks_from_constructed_detections(workforce, backend):
     site, url = workforce.site, workforce.urls[backend]
     blocks = site.index_timeline(CONSTRUCTED_DAY)
-    got = {r["index_number"]: r for r in read(
-        url, f"SELECT * FROM analytics.index_records WHERE date = '{CONSTRUCTED_DAY}'").iter_rows(named=True)}
+    got = {
+        r["index_number"]: r
+        for r in read(
+            url, f"SELECT * FROM analytics.index_records WHERE date = '{CONSTRUCTED_DAY}'"
+        ).iter_rows(named=True)
+    }
     first, last = got[1], got[len(blocks)]
     # Track 1 starts at 08:10: 600 s after the block, past the 300 s grace.
     assert first["completion_status"] == "delayed"
@@ -71,8 +81,9 @@ def test_delayed_and_overrun_blocks_from_constructed_detections(workforce, backe
         if 1 < b.index_number and b.scheduled_end <= worked_until:
             assert row["completion_status"] == "on_time", row
             assert row["overrun_seconds"] == 0
-        if b.scheduled_start >= site.local_datetime(CONSTRUCTED_DAY, time(10, 15)) and \
-                b.scheduled_end <= site.local_datetime(CONSTRUCTED_DAY, time(16)):
+        if b.scheduled_start >= site.local_datetime(
+            CONSTRUCTED_DAY, time(10, 15)
+        ) and b.scheduled_end <= site.local_datetime(CONSTRUCTED_DAY, time(16)):
             assert row["completion_status"] == "incomplete" and row["actual_end"] is None, row
 
 
@@ -83,7 +94,8 @@ def _truth_per_worker(workforce) -> pl.DataFrame:
     truth = workforce.sim.sessions.filter(pl.col("worker_id").is_not_null()).with_columns(
         local_date=pl.col("entry_time").dt.convert_time_zone(site.timezone).dt.date(),
         assigned=pl.struct("worker_id", "zone_id").map_elements(
-            lambda r: r["zone_id"] in assigned.get(r["worker_id"], set()), return_dtype=pl.Boolean),
+            lambda r: r["zone_id"] in assigned.get(r["worker_id"], set()), return_dtype=pl.Boolean
+        ),
     )
     return truth.group_by("local_date", "worker_id").agg(
         sessions=pl.len(),
@@ -132,8 +144,9 @@ def test_worker_index_splits_each_worker_over_blocks(workforce, backend):
     for block in site.index_timeline(REGULAR_DAY):
         start, end = block.scheduled_start, block.scheduled_end
         inside = truth.filter((pl.col("entry_time") < end) & (pl.col("exit_time") > start))
-        part = (pl.min_horizontal("exit_time", pl.lit(end)) - pl.max_horizontal("entry_time", pl.lit(start))
-                ).dt.total_microseconds() / 1e6
+        part = (
+            pl.min_horizontal("exit_time", pl.lit(end)) - pl.max_horizontal("entry_time", pl.lit(start))
+        ).dt.total_microseconds() / 1e6
         expected = inside.group_by("worker_id").agg(
             presence=part.sum(),
             active=(pl.col("total_active_seconds") * part / pl.col("duration_seconds")).sum(),
@@ -148,19 +161,46 @@ def test_worker_index_splits_each_worker_over_blocks(workforce, backend):
 
 
 def _period_sums(daily: pl.DataFrame, key: str, grain: str, sums: list[str]) -> pl.DataFrame:
-    return daily.with_columns(
-        period_start=pl.col("local_date").map_elements(lambda d: period_start(grain, d), return_dtype=pl.Date)
-    ).group_by("period_start", key).agg([pl.col(c).sum() for c in sums] + [pl.len().alias("days")])
+    return (
+        daily.with_columns(
+            period_start=pl.col("local_date").map_elements(
+                lambda d: period_start(grain, d), return_dtype=pl.Date
+            )
+        )
+        .group_by("period_start", key)
+        .agg([pl.col(c).sum() for c in sums] + [pl.len().alias("days")])
+    )
 
 
 def _assert_rollups_equal_days(url: str) -> None:
     for table, daily_table, key, sums in (
-        ("analytics.zone_period_stats", "analytics.daily_zone_stats", "zone_id",
-         ["sessions", "total_dwell_seconds", "total_active_seconds", "total_idle_seconds", "occupied_seconds",
-          "scheduled_seconds", "anomalies"]),
-        ("analytics.camera_period_stats", "analytics.daily_camera_stats", "camera_id",
-         ["detections", "frames_read", "sessions", "total_active_seconds", "total_idle_seconds",
-          "anomalies"]),
+        (
+            "analytics.zone_period_stats",
+            "analytics.daily_zone_stats",
+            "zone_id",
+            [
+                "sessions",
+                "total_dwell_seconds",
+                "total_active_seconds",
+                "total_idle_seconds",
+                "occupied_seconds",
+                "scheduled_seconds",
+                "anomalies",
+            ],
+        ),
+        (
+            "analytics.camera_period_stats",
+            "analytics.daily_camera_stats",
+            "camera_id",
+            [
+                "detections",
+                "frames_read",
+                "sessions",
+                "total_active_seconds",
+                "total_idle_seconds",
+                "anomalies",
+            ],
+        ),
     ):
         daily = read(url, f"SELECT * FROM {daily_table}")
         rollups = read(url, f"SELECT * FROM {table}")
@@ -172,8 +212,10 @@ def _assert_rollups_equal_days(url: str) -> None:
             for c in [*sums, "days"]:
                 diff = (joined[c] - joined[f"{c}_r"]).abs()
                 assert (diff <= 1e-6 * joined[c].abs() + 1e-6).all(), (table, c)
-            assert (got["period_end"] == got["period_start"].map_elements(
-                lambda d, g=grain: period_end(g, d), return_dtype=pl.Date)).all()
+            assert (
+                got["period_end"]
+                == got["period_start"].map_elements(lambda d, g=grain: period_end(g, d), return_dtype=pl.Date)
+            ).all()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -193,16 +235,33 @@ def test_a_restated_day_restates_its_week_and_month(workforce, tmp_path):
     copy_path = tmp_path / "warehouse.duckdb"  # same file name: DuckDB's catalog is named after it
     shutil.copy(workforce.urls["duckdb"].removeprefix("duckdb:///"), copy_path)
     url = f"duckdb:///{copy_path}"
-    before = read(url, "SELECT * FROM analytics.zone_period_stats WHERE zone_id = 'Z05' AND period_start "
-                       f"= '{date(2025, 2, 1)}'").row(0, named=True)
+    before = read(
+        url,
+        "SELECT * FROM analytics.zone_period_stats WHERE zone_id = 'Z05' AND period_start "
+        f"= '{date(2025, 2, 1)}'",
+    ).row(0, named=True)
     detections, health = constructed_day(site)
     with connect(url, site) as wh:
-        wh.replace_partition("CAM02", CONSTRUCTED_DAY, detections.filter(pl.col("track_id") == 1),
-                             source="detection_log", camera_health=health)
-    build_marts(url, CONSTRUCTED_DAY, CONSTRUCTED_DAY + timedelta(days=1), restate=True, site=site,
-                report_audits=False)
-    after = read(url, "SELECT * FROM analytics.zone_period_stats WHERE zone_id = 'Z05' AND period_start "
-                      f"= '{date(2025, 2, 1)}'").row(0, named=True)
+        wh.replace_partition(
+            "CAM02",
+            CONSTRUCTED_DAY,
+            detections.filter(pl.col("track_id") == 1),
+            source="detection_log",
+            camera_health=health,
+        )
+    build_marts(
+        url,
+        CONSTRUCTED_DAY,
+        CONSTRUCTED_DAY + timedelta(days=1),
+        restate=True,
+        site=site,
+        report_audits=False,
+    )
+    after = read(
+        url,
+        "SELECT * FROM analytics.zone_period_stats WHERE zone_id = 'Z05' AND period_start "
+        f"= '{date(2025, 2, 1)}'",
+    ).row(0, named=True)
     assert after["sessions"] == before["sessions"] - 1
     assert after["total_dwell_seconds"] == pytest.approx(before["total_dwell_seconds"] - 66 * 60)
     _assert_rollups_equal_days(url)

@@ -40,8 +40,14 @@ def workforce_site(tmp: Path) -> Site:
     doc = copy.deepcopy(doc)
     doc["workers"] = REGISTRY
     doc["schedule"]["overrides"] = [
-        {"date": OVERRIDE_DAY, "work_start": "08:00", "work_end": "16:00",
-         "breaks": [{"start": "12:00", "minutes": 60}], "indices": 4, "note": "stock-take"},
+        {
+            "date": OVERRIDE_DAY,
+            "work_start": "08:00",
+            "work_end": "16:00",
+            "breaks": [{"start": "12:00", "minutes": 60}],
+            "indices": 4,
+            "note": "stock-take",
+        },
     ]
     path = tmp / "site.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -52,6 +58,7 @@ def constructed_day(site: Site, day: date = CONSTRUCTED_DAY) -> tuple[pl.DataFra
     """CAM02 on `day`, 1 fps in zone Z05: track 1 from 08:10 to the 10:00 break (block 1 starts 10 minutes
     late), track 2 from 16:00 to 17:06 (the last block's work ends 6 minutes late); health every 10 s from
     07:50 to 17:20, so the data covers every block."""
+
     def seconds(a: time, b: time) -> pl.Series:
         start = site.local_datetime(day, a)
         n = int((site.local_datetime(day, b) - start).total_seconds())
@@ -60,21 +67,54 @@ def constructed_day(site: Site, day: date = CONSTRUCTED_DAY) -> tuple[pl.DataFra
     parts = []
     for track, (a, b) in enumerate([(time(8, 10), time(10)), (time(16), time(17, 6))], start=1):
         ts = seconds(a, b)
-        parts.append(pl.DataFrame({
-            "ts": ts, "camera_id": "CAM02", "frame_idx": np.arange(len(ts)), "track_id": track,
-            "class_id": 0, "confidence": 0.9, "x": 300.0, "y": 300.0, "w": 60.0, "h": 120.0,
-            "zone_id": "Z05", "motion_score": 0.5, "worker_id": UNREGISTERED, "batch_id": "constructed",
-        }))
-    detections = pl.concat(parts).with_columns(pl.col("ts").dt.replace_time_zone("UTC")).cast(
-        dict(DETECTION_SCHEMA)).select(list(DETECTION_SCHEMA))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "ts": ts,
+                    "camera_id": "CAM02",
+                    "frame_idx": np.arange(len(ts)),
+                    "track_id": track,
+                    "class_id": 0,
+                    "confidence": 0.9,
+                    "x": 300.0,
+                    "y": 300.0,
+                    "w": 60.0,
+                    "h": 120.0,
+                    "zone_id": "Z05",
+                    "motion_score": 0.5,
+                    "worker_id": UNREGISTERED,
+                    "batch_id": "constructed",
+                }
+            )
+        )
+    detections = (
+        pl.concat(parts)
+        .with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+        .cast(dict(DETECTION_SCHEMA))
+        .select(list(DETECTION_SCHEMA))
+    )
     start = site.local_datetime(day, time(7, 50))
-    windows = [start + timedelta(seconds=HEALTH_WINDOW_SECONDS * i)
-               for i in range(int(9.5 * 3600 / HEALTH_WINDOW_SECONDS))]
-    health = pl.DataFrame({
-        "window_start": windows, "camera_id": "CAM02", "frames_read": 10, "frames_processed": 10,
-        "frames_dropped": 0, "decode_errors": 0, "latency_ms_mean": 5.0, "latency_ms_p95": 8.0,
-        "batch_id": "constructed",
-    }).cast(dict(CAMERA_HEALTH_SCHEMA)).select(list(CAMERA_HEALTH_SCHEMA))
+    windows = [
+        start + timedelta(seconds=HEALTH_WINDOW_SECONDS * i)
+        for i in range(int(9.5 * 3600 / HEALTH_WINDOW_SECONDS))
+    ]
+    health = (
+        pl.DataFrame(
+            {
+                "window_start": windows,
+                "camera_id": "CAM02",
+                "frames_read": 10,
+                "frames_processed": 10,
+                "frames_dropped": 0,
+                "decode_errors": 0,
+                "latency_ms_mean": 5.0,
+                "latency_ms_p95": 8.0,
+                "batch_id": "constructed",
+            }
+        )
+        .cast(dict(CAMERA_HEALTH_SCHEMA))
+        .select(list(CAMERA_HEALTH_SCHEMA))
+    )
     return detections, health
 
 
@@ -92,10 +132,13 @@ def land_and_build(url: str, site: Site, sim: SimulationResult) -> list[Transfor
         for camera_id, day, detections, health in sim.camera_days():
             wh.replace_partition(camera_id, day, detections, source="simulator", camera_health=health)
         detections, health = constructed_day(site)
-        wh.replace_partition("CAM02", CONSTRUCTED_DAY, detections, source="detection_log",
-                             camera_health=health)
-    return [build_marts(url, OVERRIDE_DAY, REGULAR_DAY + timedelta(days=1), site=site),
-            build_marts(url, CONSTRUCTED_DAY, CONSTRUCTED_DAY + timedelta(days=1), site=site)]
+        wh.replace_partition(
+            "CAM02", CONSTRUCTED_DAY, detections, source="detection_log", camera_health=health
+        )
+    return [
+        build_marts(url, OVERRIDE_DAY, REGULAR_DAY + timedelta(days=1), site=site),
+        build_marts(url, CONSTRUCTED_DAY, CONSTRUCTED_DAY + timedelta(days=1), site=site),
+    ]
 
 
 def make_workforce(tmp: Path, pg_url: str) -> Workforce:

@@ -13,16 +13,21 @@ DEFAULT_OUT = Path("data/reports")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report", help="write the daily report of a site-day (HTML, optionally PDF)",
+        "report",
+        help="write the daily report of a site-day (HTML, optionally PDF)",
         description="Write <out>/<date>/daily_report.html from the marts of that day and the previous "
-                    "workdays: headline KPIs, productivity per index block, occupancy per zone, a heatmap "
-                    "per camera, anomalies, workers and recommendations. Build the marts first "
-                    "(sightline transform).")
+        "workdays: headline KPIs, productivity per index block, occupancy per zone, a heatmap "
+        "per camera, anomalies, workers and recommendations. Build the marts first "
+        "(sightline transform).",
+    )
     parser.add_argument("--date", type=date.fromisoformat, required=True, help="site-local day, YYYY-MM-DD")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+    )
     parser.add_argument("--pdf", action="store_true", help="also print it to PDF with headless Chromium")
-    parser.add_argument("--screenshot", action="store_true",
-                        help="also save a PNG of the first screen (headless Chromium)")
+    parser.add_argument(
+        "--screenshot", action="store_true", help="also save a PNG of the first screen (headless Chromium)"
+    )
     add_warehouse_option(parser)
     add_site_option(parser)
     parser.set_defaults(func=run)
