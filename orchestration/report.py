@@ -342,11 +342,11 @@ def _plt():
     return plt
 
 
-def _svg(fig) -> str:
-    plt = _plt()
+def _svg(fig, close: bool = True) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        _plt().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
 
@@ -366,8 +366,9 @@ def _img(png: bytes, alt: str) -> str:
 def _charts(report: DailyReport) -> None:
     figures = {"productivity": _productivity_figure, "occupancy": _occupancy_figure}
     for name, make in figures.items():
-        report.pngs[name] = _png(make(report))
-        report.charts[name] = _svg(make(report))
+        fig = make(report)  # drawn once, saved twice: SVG for the page, PNG for the Dagster metadata
+        report.charts[name] = _svg(fig, close=False)
+        report.pngs[name] = _png(fig)
     heatmaps = []
     for camera in report.site.cameras:
         png = _png(_heatmap_figure(report, camera), dpi=85)

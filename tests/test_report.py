@@ -65,16 +65,16 @@ def reports(workforce):
     out = {}
     for backend, url in workforce.urls.items():
         with connect(url, workforce.site) as wh:
+            # Charts are drawn for one page only: they take most of the time and hold no number tested.
             out[backend] = {
-                d: build_daily_report(wh, workforce.site, d)
+                d: build_daily_report(wh, workforce.site, d, charts=backend == "duckdb" and d == REGULAR_DAY)
                 for d in (OVERRIDE_DAY, REGULAR_DAY, CONSTRUCTED_DAY)
             }
     return out
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_report_is_one_self_contained_page(reports, backend):
-    text = render_html(reports[backend][REGULAR_DAY])
+def test_report_is_one_self_contained_page(reports):
+    text = render_html(reports["duckdb"][REGULAR_DAY])
     page = _parse(text)
     assert page.open_sections == 0 and page.tags.count("section") == expected_pages(text) == 5
     assert not page.external, page.external  # no CDN, no linked file: it can be mailed as is
