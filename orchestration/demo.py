@@ -129,10 +129,10 @@ def _collect_checks(result, report: DemoReport) -> None:
 
 def _summarise(report: DemoReport, site) -> None:
     from ingestion.warehouse import connect
-    from orchestration.assets.report import DailyReportConfig
+    from orchestration.report import reports_dir
 
     for day in report.days:
-        page = Path(DailyReportConfig().out_dir) / day.isoformat() / "daily_report.html"
+        page = reports_dir() / day.isoformat() / "daily_report.html"
         if page.is_file():
             report.reports[day] = page.resolve()
     with connect(report.warehouse_url, site) as wh:

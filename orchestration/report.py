@@ -19,6 +19,7 @@ import html
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -708,6 +709,11 @@ class ReportFiles:
     html: Path
     pdf: Path | None = None
     screenshot: Path | None = None
+
+
+def reports_dir() -> Path:
+    """Where reports go by default: $SIGHTLINE_REPORTS_DIR, else data/reports."""
+    return Path(os.environ.get("SIGHTLINE_REPORTS_DIR") or "data/reports")
 
 
 def chromium() -> str | None:

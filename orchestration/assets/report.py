@@ -1,8 +1,6 @@
 """The daily report as a day-partitioned asset: the HTML page (PDF on request) per site-day, with its
 headline numbers, recommendations and charts in the asset's metadata (shown inline in the Dagster UI)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +13,9 @@ GROUP = "reports"
 
 
 class DailyReportConfig(dg.Config):
-    out_dir: str = "data/reports"  # <out_dir>/<date>/daily_report.html
+    out_dir: str | None = (
+        None  # <out_dir>/<date>/daily_report.html; default $SIGHTLINE_REPORTS_DIR or data/reports
+    )
     pdf: bool = False  # also print a PDF with headless Chromium
 
 
@@ -39,7 +39,7 @@ def build_daily_report_asset(day_partitions: dg.PartitionsDefinition, upstream: 
         site: SiteResource,
     ) -> dg.MaterializeResult:
         from orchestration.charts import png_markdown
-        from orchestration.report import build_daily_report, write_report
+        from orchestration.report import build_daily_report, reports_dir, write_report
 
         s = site.load()
         days = days_of_range(context.partition_key_range.start, context.partition_key_range.end)
@@ -47,7 +47,7 @@ def build_daily_report_asset(day_partitions: dg.PartitionsDefinition, upstream: 
         with warehouse.connect() as wh:
             for day in days:
                 report = build_daily_report(wh, s, day)
-                files = write_report(report, Path(config.out_dir), pdf=config.pdf)
+                files = write_report(report, Path(config.out_dir or reports_dir()), pdf=config.pdf)
                 written.append(files)
                 context.log.info("daily report of %s: %s", day, files.html.resolve())
         last = written[-1]

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from orchestration.cli.options import add_site_option, add_warehouse_option
 
-DEFAULT_OUT = Path("data/reports")
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -22,7 +20,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--date", type=date.fromisoformat, required=True, help="site-local day, YYYY-MM-DD")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default $SIGHTLINE_REPORTS_DIR, else data/reports)",
     )
     parser.add_argument("--pdf", action="store_true", help="also print it to PDF with headless Chromium")
     parser.add_argument(
@@ -36,12 +37,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingestion.site import load_site
     from ingestion.warehouse import connect
-    from orchestration.report import build_daily_report, write_report
+    from orchestration.report import build_daily_report, reports_dir, write_report
 
     site = load_site(args.site)
     with connect(args.warehouse, site) as wh:
         report = build_daily_report(wh, site, args.date)
-    files = write_report(report, args.out, pdf=args.pdf, screenshot=args.screenshot)
+    files = write_report(report, args.out or reports_dir(), pdf=args.pdf, screenshot=args.screenshot)
     print(f"report: {files.html.resolve()}")
     for label, path in (("pdf", files.pdf), ("screenshot", files.screenshot)):
         if path:
