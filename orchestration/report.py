@@ -660,8 +660,12 @@ black marks: the block's median over the previous workdays.</div>
         f"""<h2>Occupancy per zone</h2>
 <div class="sub">Mean people present per minute (local time); green band: the zone's min–max workers.</div>
 {report.charts.get("occupancy", "")}
-{_table(["zone", "name", "type", "utilization", "productivity", "visits", "peak", "anomalies"],
-        zone_rows)}""",
+{
+            _table(
+                ["zone", "name", "type", "utilization", "productivity", "visits", "peak", "anomalies"],
+                zone_rows,
+            )
+        }""",
         f"""<h2>Where people were: heatmap per camera</h2>
 <div class="sub">Detections per grid cell over the day, drawn over each camera's view with its zones.</div>
 <div class="heats">{report.charts.get("heatmaps", "")}</div>""",
@@ -773,3 +777,228 @@ def expected_pages(html_text: str) -> int:
 
 def report_days_back(day: date, n: int) -> list[date]:
     return [day - timedelta(days=i) for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------ weekly / monthly
+
+
+@dataclass
+class PeriodReport:
+    site: Site
+    grain: str  # week | month
+    start: date  # first day of the period
+    end: date  # exclusive
+    zones: pl.DataFrame  # analytics.zone_period_stats of the period
+    previous: pl.DataFrame  # the same of the period before
+    cameras: pl.DataFrame  # analytics.camera_period_stats of the period
+    days: pl.DataFrame  # per day: productivity and utilization of the work zones
+    blocks: pl.DataFrame  # per index block: days, overruns, delays, median productivity
+    recommendations: list[str]
+    chart: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "grain": self.grain,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "zones": _records(
+                self.zones.select("zone_id", "days", "sessions", "utilization", "productivity")
+            ),
+            "blocks": _records(self.blocks),
+            "recommendations": self.recommendations,
+        }
+
+
+def build_period_report(
+    wh: Warehouse, site: Site, grain: str, day: date, *, charts: bool = True
+) -> PeriodReport:
+    """The week or month holding `day`, from the rollups (analytics.*_period_stats) and its days."""
+    from ingestion.rollups import period_end, period_start
+
+    start = period_start(grain, day)
+    end = period_end(grain, start)
+    before = period_start(grain, start - timedelta(days=1))
+    zones = wh.query(
+        "SELECT * FROM analytics.zone_period_stats WHERE grain = {p} AND period_start = {p} ORDER BY zone_id",
+        [grain, start],
+    )
+    if zones.is_empty():
+        raise ValueError(f"no {grain} rollup starting {start}: build the marts of its days first")
+    previous = wh.query(
+        "SELECT * FROM analytics.zone_period_stats WHERE grain = {p} AND period_start = {p} ORDER BY zone_id",
+        [grain, before],
+    )
+    cameras = wh.query(
+        "SELECT * FROM analytics.camera_period_stats WHERE grain = {p} AND period_start = {p} "
+        "ORDER BY camera_id",
+        [grain, start],
+    )
+    days = wh.query(
+        "SELECT local_date, SUM(total_active_seconds) AS active, SUM(total_idle_seconds) AS idle, "
+        "SUM(utilization * scheduled_seconds) AS occupied_working, SUM(scheduled_seconds) AS scheduled "
+        "FROM analytics.daily_zone_stats WHERE local_date >= {p} AND local_date < {p} "
+        "AND zone_type IN ('work_area', 'inspection') GROUP BY local_date ORDER BY local_date",
+        [start, end],
+    ).with_columns(
+        productivity=pl.col("active") / (pl.col("active") + pl.col("idle")),
+        utilization=pl.col("occupied_working") / pl.col("scheduled"),
+    )
+    blocks = (
+        wh.query(
+            "SELECT index_number, completion_status, productivity_score, overrun_seconds "
+            "FROM analytics.index_records WHERE date >= {p} AND date < {p}",
+            [start, end],
+        )
+        .group_by("index_number")
+        .agg(
+            days=pl.len(),
+            on_time=(pl.col("completion_status") == "on_time").sum(),
+            delayed=(pl.col("completion_status") == "delayed").sum(),
+            overrun=(pl.col("completion_status") == "overrun").sum(),
+            median_overrun_min=pl.col("overrun_seconds")
+            .filter(pl.col("completion_status") == "overrun")
+            .median()
+            / 60,
+            median_productivity=pl.col("productivity_score").median(),
+        )
+        .sort("index_number")
+    )
+    report = PeriodReport(site, grain, start, end, zones, previous, cameras, days, blocks, [])
+    report.recommendations = _period_recommendations(report)
+    if charts and days.height:
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(9, 2.8))
+        labels = [d.strftime("%a %d") for d in days["local_date"].to_list()]
+        ax.bar(labels, days["productivity"].fill_null(0).to_list(), color="#1565c0", label="productivity")
+        ax.plot(
+            labels,
+            days["utilization"].fill_null(0).to_list(),
+            color="#f57c00",
+            marker="o",
+            label="utilization",
+        )
+        ax.set_ylim(0, 1.05)
+        ax.tick_params(axis="x", labelsize=7, rotation=45 if len(labels) > 10 else 0)
+        ax.legend(fontsize=8, loc="lower right")
+        report.chart = _svg(fig)
+    return report
+
+
+def _period_recommendations(report: PeriodReport) -> list[str]:
+    out = []
+    for row in report.blocks.iter_rows(named=True):
+        if row["days"] >= 2 and row["overrun"] * 2 >= row["days"]:
+            out.append(
+                f"Block {row['index_number']} overran on {row['overrun']} of {row['days']} days "
+                f"(median {row['median_overrun_min']:.0f} min): review its work content or staffing."
+            )
+        if row["days"] >= 2 and row["delayed"] * 2 >= row["days"]:
+            out.append(f"Block {row['index_number']} started late on {row['delayed']} of {row['days']} days.")
+    previous = {r["zone_id"]: r for r in report.previous.iter_rows(named=True)}
+    for row in report.zones.iter_rows(named=True):
+        before = previous.get(row["zone_id"])
+        if before and row["productivity"] is not None and before["productivity"]:
+            change = row["productivity"] - before["productivity"]
+            if change < -0.05:
+                out.append(
+                    f"{row['zone_id']} ({row['zone_name']}) productivity fell {abs(change) * 100:.0f} pts "
+                    "from the "
+                    f"previous {report.grain} ({before['productivity']:.0%} to {row['productivity']:.0%})."
+                )
+    for row in report.cameras.iter_rows(named=True):
+        if row["frames_read"] == 0:
+            out.append(f"{row['camera_id']} delivered no frames all {report.grain}.")
+    return out or [f"No rule fired for this {report.grain}."]
+
+
+def render_period_html(report: PeriodReport) -> str:
+    e = html.escape
+    site = report.site
+    title = (
+        f"week {report.start.isocalendar().week}, {report.start:%d %b} – "
+        f"{report.end - timedelta(days=1):%d %b %Y}"
+        if report.grain == "week"
+        else f"{report.start:%B %Y}"
+    )
+    previous = {r["zone_id"]: r for r in report.previous.iter_rows(named=True)}
+    zone_rows = [
+        [
+            e(r["zone_id"]),
+            e(r["zone_name"] or ""),
+            str(r["days"]),
+            _fmt(r["utilization"], "pct"),
+            _fmt(r["productivity"], "pct"),
+            _fmt((previous.get(r["zone_id"]) or {}).get("productivity"), "pct"),
+            str(r["sessions"]),
+            str(r["peak_people"]),
+            str(r["anomalies"]),
+        ]
+        for r in report.zones.iter_rows(named=True)
+    ]
+    block_rows = [
+        [
+            str(r["index_number"]),
+            str(r["days"]),
+            str(r["on_time"]),
+            str(r["delayed"]),
+            str(r["overrun"]),
+            "" if r["median_overrun_min"] is None else f"{r['median_overrun_min']:.1f}",
+            _fmt(r["median_productivity"], "pct"),
+        ]
+        for r in report.blocks.iter_rows(named=True)
+    ]
+    data = json.dumps(report.data(), default=str).replace("</", "<\\/")
+    body = f"""<section class="page">
+<h1>{e(site.name)} — {report.grain}ly report, {title}</h1>
+<div class="sub">{e(site.timezone)} · site-local {"ISO week" if report.grain == "week" else "calendar month"};
+sums of the days in analytics.zone_period_stats</div>
+<h2>Recommendations</h2><ul class="recs">{"".join(f"<li>{e(r)}</li>" for r in report.recommendations)}</ul>
+<h2>Work zones per day</h2>{report.chart}
+<h2>Index blocks</h2>
+{
+        _table(
+            ["block", "days", "on time", "delayed", "overrun", "median overrun min", "median productivity"],
+            block_rows,
+        )
+    }
+</section><section class="page">
+<h2>Zones</h2>
+{
+        _table(
+            [
+                "zone",
+                "name",
+                "days",
+                "utilization",
+                "productivity",
+                f"previous {report.grain}",
+                "visits",
+                "peak",
+                "anomalies",
+            ],
+            zone_rows,
+        )
+    }
+</section>"""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{e(site.name)} {report.grain}ly report {report.start}</title>
+<style>{CSS}</style></head>
+<body>
+{body}
+<script type="application/json" id="report-data">{data}</script>
+</body></html>
+"""
+
+
+def write_period_report(report: PeriodReport, out_dir: Path, *, pdf: bool = False) -> ReportFiles:
+    """Write <out_dir>/<week|month>-<start>/<grain>ly_report.html (+ .pdf)."""
+    folder = Path(out_dir) / f"{report.grain}-{report.start.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / f"{report.grain}ly_report.html"
+    page.write_text(render_period_html(report), encoding="utf-8")
+    pdf_path = None
+    if pdf:
+        pdf_path = page.with_suffix(".pdf")
+        _run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", page.resolve().as_uri()])
+    return ReportFiles(page, pdf_path)

@@ -173,3 +173,36 @@ def test_pdf_opens_with_one_page_per_section(reports, tmp_path):
     reader = PdfReader(str(files.pdf))
     assert len(reader.pages) == expected_pages(files.html.read_text())
     assert "daily report" in reader.pages[0].extract_text()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weekly_and_monthly_reports_equal_the_rollups(workforce, backend):
+    from orchestration.report import build_period_report, render_period_html
+
+    url = workforce.urls[backend]
+    with connect(url, workforce.site) as wh:
+        week = build_period_report(wh, workforce.site, "week", REGULAR_DAY, charts=False)
+        month = build_period_report(wh, workforce.site, "month", CONSTRUCTED_DAY, charts=False)
+    assert (week.start.isoformat(), week.end.isoformat()) == ("2025-01-27", "2025-02-03")
+    for report in (week, month):
+        data = json.loads(_parse(render_period_html(report)).data)
+        rollup = read(
+            url,
+            f"SELECT zone_id, days, sessions, productivity FROM analytics.zone_period_stats "
+            f"WHERE grain = '{report.grain}' AND period_start = '{report.start}' ORDER BY zone_id",
+        )
+        assert [(z["zone_id"], z["days"], z["sessions"]) for z in data["zones"]] == [
+            (r[0], r[1], r[2]) for r in rollup.iter_rows()
+        ]
+        blocks = read(
+            url,
+            f"SELECT index_number, completion_status FROM analytics.index_records "
+            f"WHERE date >= '{report.start}' AND date < '{report.end}'",
+        )
+        for b in data["blocks"]:
+            mine = blocks.filter(blocks["index_number"] == b["index_number"])
+            assert b["days"] == mine.height
+            assert b["overrun"] == (mine["completion_status"] == "overrun").sum()
+            assert b["delayed"] == (mine["completion_status"] == "delayed").sum()
+    # Feb: only the constructed day, whose first block started late and whose last one overran.
+    assert [(b["index_number"], b["delayed"], b["overrun"]) for b in month.data()["blocks"]][0] == (1, 1, 0)

@@ -25,6 +25,12 @@ def register(subparsers) -> None:
         default=None,
         help="output folder (default $SIGHTLINE_REPORTS_DIR, else data/reports)",
     )
+    parser.add_argument(
+        "--period",
+        choices=("day", "week", "month"),
+        default="day",
+        help="day (default), or the site-local ISO week / calendar month holding --date (from the rollups)",
+    )
     parser.add_argument("--pdf", action="store_true", help="also print it to PDF with headless Chromium")
     parser.add_argument(
         "--screenshot", action="store_true", help="also save a PNG of the first screen (headless Chromium)"
@@ -37,12 +43,24 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ingestion.site import load_site
     from ingestion.warehouse import connect
-    from orchestration.report import build_daily_report, reports_dir, write_report
+    from orchestration.report import (
+        build_daily_report,
+        build_period_report,
+        reports_dir,
+        write_period_report,
+        write_report,
+    )
 
     site = load_site(args.site)
     with connect(args.warehouse, site) as wh:
-        report = build_daily_report(wh, site, args.date)
-    files = write_report(report, args.out or reports_dir(), pdf=args.pdf, screenshot=args.screenshot)
+        if args.period == "day":
+            report = build_daily_report(wh, site, args.date)
+        else:
+            report = build_period_report(wh, site, args.period, args.date)
+    if args.period == "day":
+        files = write_report(report, args.out or reports_dir(), pdf=args.pdf, screenshot=args.screenshot)
+    else:
+        files = write_period_report(report, args.out or reports_dir(), pdf=args.pdf)
     print(f"report: {files.html.resolve()}")
     for label, path in (("pdf", files.pdf), ("screenshot", files.screenshot)):
         if path:
