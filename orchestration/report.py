@@ -473,10 +473,14 @@ def _heatmap_figure(report: DailyReport, camera: Camera):
         ok = (xs >= 0) & (ys >= 0) & (xs < grid.shape[1]) & (ys < grid.shape[0])
         grid[ys[ok], xs[ok]] = part["samples"].to_numpy()[ok]
         masked = np.ma.masked_where(grid == 0, grid)
+        from matplotlib.colors import LogNorm
+
+        # Log scale: a worker standing still piles thousands of detections on one cell, passers-by a few.
         image = ax.imshow(
             masked,
-            cmap="inferno",
-            alpha=0.65,
+            cmap="YlOrRd",
+            norm=LogNorm(vmin=1, vmax=max(float(grid.max()), 10.0)),
+            alpha=0.55,
             interpolation="nearest",
             extent=(0, grid.shape[1] * cell, grid.shape[0] * cell, 0),
         )
@@ -533,7 +537,8 @@ def _kpi_html(k: dict[str, Any]) -> str:
         better = (delta > 0) == k["higher_is_better"]
         cls = "flat" if abs(delta) < 1e-9 else ("good" if better else "bad")
         shown = f"{delta * 100:+.1f} pts" if k["unit"] == "pct" else f"{delta:+,.0f}"
-        cmp = f'<span class="{cls}">{shown}</span> vs 7-workday median {_fmt(ref, k["unit"])}'
+        days = len([v for v in k["history"] if v is not None])
+        cmp = f'<span class="{cls}">{shown}</span> vs {days}-workday median {_fmt(ref, k["unit"])}'
     raw = "" if value is None else f"{value:.6g}"
     return (
         f'<div class="kpi" data-kpi="{k["name"]}" data-value="{raw}"><div class="label">{k["label"]}'
@@ -563,7 +568,7 @@ def render_html(report: DailyReport) -> str:
     )
     note = f" · {e(override.note)}" if override and override.note else ""
     compared = (
-        f"compared with the median of {len(report.history)} previous workdays "
+        f"compared with the median of the {len(report.history)} previous workday(s) "
         f"({report.history[-1]} – {report.history[0]})"
         if report.history
         else "no previous workdays"
