@@ -117,6 +117,44 @@ def touched_periods(days: Iterable[date]) -> dict[str, list[date]]:
     return {g: sorted({period_start(g, d) for d in days}) for g in GRAINS}
 
 
+_COMMENTS = {
+    "grain": "week (site-local ISO week, Monday first) | month (calendar month)",
+    "period_start": "first site-local day of the period",
+    "period_end": "day after the period's last day (exclusive)",
+    "days": "days of the period with a daily row",
+    "unique_visitors": "sum over the days of the daily distinct visitors (visitor-days)",
+    "occupied_working_seconds": "occupied time inside scheduled working time (utilization x scheduled)",
+    "uptime_days": "sum of the days' uptime (1 = a whole day delivering frames)",
+    "peak_people": "most people present at once on any day of the period",
+    "latency_ms_p95_max": "worst 10 s window p95 latency of the period, ms",
+    "productivity": "active / (active + idle) over the period; null without sessions",
+    "utilization": "occupied_working_seconds / scheduled_seconds; null without scheduled time",
+    "mean_dwell_seconds": "total_dwell_seconds / sessions; null without sessions",
+    "uptime": "mean daily uptime over the days of the period",
+}
+
+
+def comment_sql(spec: RollupSpec) -> list[str]:
+    """COMMENT ON the table and every column (BI reads every analytics relation with its comments)."""
+    names = [
+        "grain",
+        "period_start",
+        "period_end",
+        *(n for n, _ in spec.keys),
+        "days",
+        *(n for n, _ in spec.sums),
+        *(n for n, _ in spec.maxes),
+        *(n for n, _ in spec.ratios),
+    ]
+    out = [f"COMMENT ON TABLE {spec.table} IS '{spec.comment.replace(chr(39), chr(39) * 2)}'"]
+    for n in names:
+        text = _COMMENTS.get(n) or (
+            f"from {spec.source}" if n in {k for k, _ in spec.keys} else f"sum over the period's days of {n}"
+        )
+        out.append(f"COMMENT ON COLUMN {spec.table}.{n} IS '{text.replace(chr(39), chr(39) * 2)}'")
+    return out
+
+
 def create_sql(spec: RollupSpec, backend: str) -> str:
     def sql_type(t: str) -> str:
         names = {"VARCHAR": "TEXT"} if backend == "postgres" else {"DOUBLE PRECISION": "DOUBLE"}
@@ -223,6 +261,8 @@ def refresh_rollups(
     periods = touched_periods(days)
     for spec in specs:
         execute(create_sql(spec, backend))
+        for statement in comment_sql(spec):
+            execute(statement)
         for grain, starts in periods.items():
             for statement in refresh_sql(spec, grain, starts):
                 execute(statement)
