@@ -173,6 +173,7 @@ def _working_minutes(sched: Schedule) -> list[list[int]]:
 
 def sqlmesh_variables(site: Site) -> dict[str, Any]:
     """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    from ingestion.alerts.store import config_of
     th = site.thresholds
     sched = site.schedule
     settings = {name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
@@ -198,6 +199,8 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
              "working_minutes": _working_minutes(o.schedule) if o.schedule else []}
             for o in site.schedule_overrides
         ],
+        # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
+        **{f"severity_{kind}": severity for kind, severity in config_of(site).anomaly_severities().items()},
         **settings,
     }
 
@@ -208,8 +211,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import Config, DuckDBConnectionConfig, GatewayConfig, ModelDefaultsConfig
+    from sqlmesh.core.config import Config, GatewayConfig, ModelDefaultsConfig
 
+    from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
     from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
 
     url = resolve_url(warehouse_url)
@@ -217,7 +221,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     site = site or load_site()
     duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
     gateways = {
-        "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
+        "duckdb": GatewayConfig(connection=SightlineDuckDBConnectionConfig(
             database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
         "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
             **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),

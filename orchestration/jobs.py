@@ -15,6 +15,7 @@ def build_jobs(
     raw_assets: dg.AssetsDefinition,
     mart_assets: dg.AssetsDefinition,
     quality_report: dg.AssetsDefinition,
+    alerts: dg.AssetsDefinition | None = None,
     *after_marts: dg.AssetsDefinition,
 ) -> list:
     """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts.
@@ -27,10 +28,12 @@ def build_jobs(
         ),
         dg.define_asset_job(
             MARTS_JOB,
-            selection=dg.AssetSelection.assets(mart_assets, quality_report, *after_marts),
+            selection=dg.AssetSelection.assets(
+                mart_assets, quality_report, *([alerts] if alerts else []), *after_marts
+            ),
             tags=SQLMESH_TAG,
-            description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run) "
-            "and run the audits and quality checks.",
+            description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run), "
+            "run the audits and quality checks, raise the day's alerts and write its report.",
         ),
         dg.define_asset_job(
             REFERENCE_JOB,
