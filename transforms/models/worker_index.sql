@@ -21,7 +21,8 @@ MODEL (
     idle_seconds = 'idle seconds inside the block (proportional share)',
     productivity = 'active / (active + idle); null without time',
     assigned_seconds = 'presence in the worker''s assigned zones; null without assigned zones',
-    elsewhere_seconds = 'presence outside the assigned zones; null without assigned zones'
+    elsewhere_seconds = 'presence outside the assigned zones; null without assigned zones',
+    local_date = 'site-local day (equals date; the name every analytics fact shares)'
   )
 );
 
@@ -72,6 +73,7 @@ SELECT
   CAST(pw.idle AS DOUBLE) AS idle_seconds,
   CAST(pw.active AS DOUBLE) / NULLIF(CAST(pw.active + pw.idle AS DOUBLE), 0) AS productivity,
   CASE WHEN pw.has_assignment THEN CAST(pw.assigned AS DOUBLE) END AS assigned_seconds,
-  CASE WHEN pw.has_assignment THEN CAST(pw.presence - pw.assigned AS DOUBLE) END AS elsewhere_seconds
+  CASE WHEN pw.has_assignment THEN CAST(pw.presence - pw.assigned AS DOUBLE) END AS elsewhere_seconds,
+  pw.date AS local_date
 FROM per_worker AS pw
 LEFT JOIN ref.workers AS w ON w.worker_id = pw.worker_id
