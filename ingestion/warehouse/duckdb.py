@@ -110,6 +110,8 @@ class DuckDBWarehouse(SqlWarehouse):
                 self._execute(table.create_sql("duckdb", unique_key=table is not ddl.DETECTIONS))
                 for statement in table.comment_sql():
                     self._execute(statement)
+            for statement in ddl.migration_sql():
+                self._execute(statement)
 
     def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
         return self.con.execute(self._sql(sql), params).pl()
