@@ -80,6 +80,12 @@ class Thresholds:
     excessive_idle_seconds: float = 180
     overflow_seconds: float = 30
     empty_seconds: float = 120
+    # Visitors (track linking, DESIGN.md "Visitors"). Defaults measured on MOT17-09 (bench/accuracy.py):
+    # one identity's fragments are separated by gaps of up to ~6 s and restart within one box height of
+    # where the person was heading, at a similar size. link_max_gap_seconds 0 turns linking off.
+    link_max_gap_seconds: float = 6
+    link_max_distance: float = 1.0
+    link_max_size_ratio: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -540,6 +546,11 @@ class _Validator:
         if values["session_gap_seconds"] <= 0:
             raise self.error(
                 "thresholds.session_gap_seconds", "must be above 0", "use a positive number of seconds"
+            )
+        if values["link_max_size_ratio"] < 1:
+            raise self.error(
+                "thresholds.link_max_size_ratio", "must be at least 1 (larger box height / smaller one)",
+                "use e.g. 1.5; 1 links only boxes of exactly the same height"
             )
         return Thresholds(**values)
 

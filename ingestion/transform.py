@@ -32,6 +32,7 @@ TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
 MART_MODELS = (
     "staging.stg_detections",
+    "analytics.track_links",
     "analytics.sessions",
     "analytics.zone_presence",
     "analytics.zone_occupancy_minutely",
@@ -45,6 +46,7 @@ MART_MODELS = (
 )
 # Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
 TIME_COLUMNS = {
+    "analytics.track_links": "first_seen",
     "analytics.sessions": "entry_time",
     "analytics.zone_presence": "segment_start",
     "analytics.zone_occupancy_minutely": "minute_start",
@@ -174,6 +176,9 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "excessive_idle_seconds": th.excessive_idle_seconds,
         "overflow_seconds": th.overflow_seconds,
         "empty_seconds": th.empty_seconds,
+        "link_max_gap_seconds": th.link_max_gap_seconds,
+        "link_max_distance": th.link_max_distance,
+        "link_max_size_ratio": th.link_max_size_ratio,
         "workdays": list(sched.workdays),
         "working_minutes": [m for m in minutes if m[1] > m[0]],
         **settings,
