@@ -23,8 +23,16 @@ DAY = date(2025, 1, 15)
 FPS = 5
 
 
-def walk(site: Site, track: int, t0: float, t1: float, start: tuple[float, float],
-         velocity: tuple[float, float], h: float = 120.0, camera: str = "CAM01") -> pl.DataFrame:
+def walk(
+    site: Site,
+    track: int,
+    t0: float,
+    t1: float,
+    start: tuple[float, float],
+    velocity: tuple[float, float],
+    h: float = 120.0,
+    camera: str = "CAM01",
+) -> pl.DataFrame:
     """Samples of one track at FPS from t0 to t1 seconds after 09:00 local, the foot point moving from
     `start` (at t = 0, so fragments of one straight walk share `start`) at `velocity` px/s."""
     t = np.arange(round(t0 * FPS), round(t1 * FPS) + 1) / FPS
@@ -32,12 +40,28 @@ def walk(site: Site, track: int, t0: float, t1: float, start: tuple[float, float
     fx = start[0] + velocity[0] * t
     fy = start[1] + velocity[1] * t
     n = t.size
-    frame = pl.DataFrame({
-        "ts": [base + timedelta(seconds=float(s)) for s in t], "camera_id": camera,
-        "frame_idx": (t * FPS).round().astype(np.int64), "track_id": track, "class_id": 0, "confidence": 0.9,
-        "x": fx - h / 6, "y": fy - h, "w": np.full(n, h / 3), "h": np.full(n, h), "zone_id": None,
-        "motion_score": 0.5, "worker_id": None, "batch_id": None,
-    }).cast(dict(DETECTION_SCHEMA)).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    frame = (
+        pl.DataFrame(
+            {
+                "ts": [base + timedelta(seconds=float(s)) for s in t],
+                "camera_id": camera,
+                "frame_idx": (t * FPS).round().astype(np.int64),
+                "track_id": track,
+                "class_id": 0,
+                "confidence": 0.9,
+                "x": fx - h / 6,
+                "y": fy - h,
+                "w": np.full(n, h / 3),
+                "h": np.full(n, h),
+                "zone_id": None,
+                "motion_score": 0.5,
+                "worker_id": None,
+                "batch_id": None,
+            }
+        )
+        .cast(dict(DETECTION_SCHEMA))
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    )
     return with_zones(frame, site)
 
 
@@ -82,8 +106,10 @@ def test_chains_are_one_visitor_and_one_to_one(site):
     d_good = walk(site, 3, 16, 20, (100, 500), (50, 0))
     d_off = walk(site, 4, 16, 20, (100, 560), (50, 0))
     links = link_tracks(track_ends(pl.concat([a, b, c, d_good, d_off])))
-    got = {r["track_id"]: (r["visitor_id"], r["previous_track_id"], r["track_index"])
-           for r in links.iter_rows(named=True)}
+    got = {
+        r["track_id"]: (r["visitor_id"], r["previous_track_id"], r["track_index"])
+        for r in links.iter_rows(named=True)
+    }
     assert got == {5: (5, None, 0), 9: (5, 5, 1), 7: (5, 9, 2), 3: (5, 7, 3), 4: (4, None, 0)}
 
 
@@ -100,12 +126,14 @@ def _scene(site: Site) -> pl.DataFrame:
     """Z01 (x 80..480, y 200..620 on CAM01): a worker stands at (300, 500) for 60 s, the tracker breaking
     the track twice (gaps 2 s and 4 s, new ids each time, the last fragment 2 px off); a second person
     walks through Z02 untouched."""
-    return pl.concat([
-        walk(site, 11, 0, 20, (300, 500), (0, 0)),
-        walk(site, 12, 22, 40, (300, 500), (0, 0)),
-        walk(site, 13, 44, 60, (302, 500), (0, 0)),
-        walk(site, 20, 0, 30, (600, 400), (8, 0)),
-    ])
+    return pl.concat(
+        [
+            walk(site, 11, 0, 20, (300, 500), (0, 0)),
+            walk(site, 12, 22, 40, (300, 500), (0, 0)),
+            walk(site, 13, 44, 60, (302, 500), (0, 0)),
+            walk(site, 20, 0, 30, (600, 400), (8, 0)),
+        ]
+    )
 
 
 def _land(url: str, site: Site, frame: pl.DataFrame, batch: str = "scene") -> None:
@@ -117,12 +145,18 @@ def _land(url: str, site: Site, frame: pl.DataFrame, batch: str = "scene") -> No
 def test_sessions_are_visits_of_visitors(warehouse_url: str, site: Site):
     _land(warehouse_url, site, _scene(site))
     build_marts(warehouse_url, DAY, DAY + timedelta(days=1), site=site)
-    links = read(warehouse_url, "SELECT track_id, visitor_id, previous_track_id, track_index, "
-                                "link_gap_seconds FROM analytics.track_links ORDER BY track_id")
+    links = read(
+        warehouse_url,
+        "SELECT track_id, visitor_id, previous_track_id, track_index, "
+        "link_gap_seconds FROM analytics.track_links ORDER BY track_id",
+    )
     assert links.select("track_id", "visitor_id").rows() == [(11, 11), (12, 11), (13, 11), (20, 20)]
     assert links["link_gap_seconds"].to_list()[:3] == [None, pytest.approx(2.0), pytest.approx(4.0)]
-    sessions = read(warehouse_url, "SELECT zone_id, track_id, visitor_id, track_count, duration_seconds "
-                                   "FROM analytics.sessions ORDER BY zone_id")
+    sessions = read(
+        warehouse_url,
+        "SELECT zone_id, track_id, visitor_id, track_count, duration_seconds "
+        "FROM analytics.sessions ORDER BY zone_id",
+    )
     # One visit of 60 s in Z01 (the gaps are under session_gap_seconds, so they count as dwell).
     assert sessions.rows() == [("Z01", 11, 11, 3, 60.0), ("Z02", 20, 20, 1, 30.0)]
 
@@ -131,8 +165,10 @@ def test_linking_off_gives_one_session_per_fragment(duckdb_url: str, site: Site)
     off = replace(site, thresholds=replace(site.thresholds, link_max_gap_seconds=0))
     _land(duckdb_url, off, _scene(off))
     build_marts(duckdb_url, DAY, DAY + timedelta(days=1), site=off)
-    sessions = read(duckdb_url, "SELECT zone_id, track_id, duration_seconds FROM analytics.sessions "
-                                "ORDER BY entry_time, zone_id")
+    sessions = read(
+        duckdb_url,
+        "SELECT zone_id, track_id, duration_seconds FROM analytics.sessions ORDER BY entry_time, zone_id",
+    )
     assert sessions.rows() == [("Z01", 11, 20.0), ("Z02", 20, 30.0), ("Z01", 12, 18.0), ("Z01", 13, 16.0)]
 
 
@@ -151,17 +187,24 @@ def test_track_links_are_equal_on_both_backends(pg_url: str, duckdb_url: str, si
             t += length + float(rng.uniform(0.5, 5))
     frame = pl.concat(parts)
     from conftest import owner_setup
+
     owner_setup(pg_url)
     got = {}
     for url in (duckdb_url, pg_url):
         _land(url, site, frame)
         build_marts(url, DAY, DAY + timedelta(days=1), site=site)
         got[url] = {
-            "links": read(url, "SELECT camera_id, track_id, visitor_id, previous_track_id, track_index, "
-                               "first_seen, last_seen, link_gap_seconds, link_cost, local_date "
-                               "FROM analytics.track_links ORDER BY camera_id, track_id"),
-            "sessions": read(url, "SELECT session_id, zone_id, track_id, visitor_id, track_count, "
-                                  "entry_time, exit_time FROM analytics.sessions ORDER BY session_id"),
+            "links": read(
+                url,
+                "SELECT camera_id, track_id, visitor_id, previous_track_id, track_index, "
+                "first_seen, last_seen, link_gap_seconds, link_cost, local_date "
+                "FROM analytics.track_links ORDER BY camera_id, track_id",
+            ),
+            "sessions": read(
+                url,
+                "SELECT session_id, zone_id, track_id, visitor_id, track_count, "
+                "entry_time, exit_time FROM analytics.sessions ORDER BY session_id",
+            ),
         }
     duck, pg = got[duckdb_url], got[pg_url]
     assert duck["links"].height == track - 1 and (duck["links"]["previous_track_id"].is_not_null().sum() > 0)
