@@ -106,7 +106,8 @@ def per_camera(sessions: pl.DataFrame, camera: str, rename_from: str | None = No
 # ------------------------------------------------------------------ 1. MOT17-09
 
 
-def mot17_rows(tmp: Path) -> tuple[list[Row], dict[str, float]]:
+def mot17_rows(tmp: Path, **link: float) -> tuple[list[Row], dict[str, float]]:
+    """The MOT17-09 rows; `link` overrides the site's link_* thresholds for the `after linking` run."""
     if not (MOT17 / "gt.txt").is_file():
         print(f"MOT17 data not found at {MOT17}: skipped", file=sys.stderr)
         return [], {}
@@ -136,8 +137,7 @@ def mot17_rows(tmp: Path) -> tuple[list[Row], dict[str, float]]:
         )
     )
     sessions = {}
-    for mode, link_gap in (("off", 0.0), ("on", None)):
-        extra = {"link_max_gap_seconds": link_gap} if link_gap is not None else {}
+    for mode, extra in (("off", {"link_max_gap_seconds": 0.0}), ("on", link)):
         site = write_site(tmp / f"mot_{mode}.yaml", cameras, zones, **extra)
         url = f"duckdb:///{tmp / f'mot_{mode}.duckdb'}"
         with connect(url, site) as wh:
