@@ -224,3 +224,24 @@ def test_restating_a_day_without_tracks_clears_its_links(duckdb_url: str, site: 
     build_marts(duckdb_url, DAY, DAY + timedelta(days=1), restate=True, site=site)
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.track_links")["n"][0] == 0
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.sessions")["n"][0] == 0
+
+
+@pytest.mark.parametrize(("key", "value", "fix"), [
+    ("link_max_size_ratio", 0.5, "use e.g. 1.5"),
+    ("link_max_gap_seconds", -1, "at least 0"),
+    ("link_max_distance", "far", "number"),
+])
+def test_link_thresholds_are_validated(tmp_path, key, value, fix):
+    import yaml
+    from conftest import REPO_ROOT
+
+    from ingestion.site import SiteConfigError, load_site
+
+    doc = yaml.safe_load((REPO_ROOT / "site.yaml").read_text())
+    doc["thresholds"][key] = value
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SiteConfigError) as err:
+        load_site(path)
+    assert err.value.key == f"thresholds.{key}"
+    assert str(err.value).startswith(f"{path}: thresholds.{key}: ") and fix in str(err.value)

@@ -45,30 +45,31 @@ WITH links AS (
   FROM analytics.track_links
   WHERE first_seen >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
     AND first_seen < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
-), visitor_detections AS (
+), batch_samples AS (
+  /* The batch and session_gap_seconds before it (enough to know whether a visit really starts in it). */
   SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
          s.is_active, s.worker_id
   FROM staging.stg_detections AS s
   LEFT JOIN links AS l
     ON s.camera_id = l.camera_id AND s.track_id = l.track_id
-  WHERE s.ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds
-    AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
+  WHERE s.ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
 ), track_samples AS (
-  /* Every sample of the visitors that matter: the batch, session_gap_seconds before it (enough to know
-     whether a visit really starts in the batch), and the later samples of visitors still seen at its end. */
-  SELECT camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id
-  FROM visitor_detections
-  WHERE ts < @batch_end()
+  /* Every sample of the visitors that matter: the batch, and the later samples of visitors still seen at
+     its end (up to session_lookahead_hours). */
+  SELECT camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id FROM batch_samples
   UNION ALL
-  SELECT s.camera_id, s.visitor_id, s.track_id, s.ts, s.zone_id, s.is_active, s.worker_id
-  FROM visitor_detections AS s
+  SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
+         s.is_active, s.worker_id
+  FROM staging.stg_detections AS s
+  LEFT JOIN links AS l
+    ON s.camera_id = l.camera_id AND s.track_id = l.track_id
   JOIN (
     SELECT DISTINCT camera_id, visitor_id
-    FROM visitor_detections
-    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
+    FROM batch_samples
+    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds
   ) AS open_visitors
-    ON s.camera_id = open_visitors.camera_id AND s.visitor_id = open_visitors.visitor_id
-  WHERE s.ts >= @batch_end()
+    ON s.camera_id = open_visitors.camera_id AND COALESCE(l.visitor_id, s.track_id) = open_visitors.visitor_id
+  WHERE s.ts >= @batch_end() AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
 ), track_last AS (
   SELECT camera_id, visitor_id, MAX(ts) AS last_ts FROM track_samples GROUP BY camera_id, visitor_id
 ), zoned AS (
