@@ -54,7 +54,7 @@ _NO_EDGE = 1e9
 @dataclass(frozen=True)
 class LinkParams:
     max_gap_seconds: float = 6.0
-    max_distance: float = 1.0  # in box heights
+    max_distance: float = 0.7  # in box heights
     max_size_ratio: float = 1.5
 
 
