@@ -156,6 +156,7 @@ def backend_of(url: str) -> str:
 
 def sqlmesh_variables(site: Site) -> dict[str, Any]:
     """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    from ingestion.alerts.store import config_of
     th = site.thresholds
     sched = site.schedule
     # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
@@ -181,6 +182,8 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "link_max_size_ratio": th.link_max_size_ratio,
         "workdays": list(sched.workdays),
         "working_minutes": [m for m in minutes if m[1] > m[0]],
+        # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
+        **{f"severity_{kind}": severity for kind, severity in config_of(site).anomaly_severities().items()},
         **settings,
     }
 
@@ -191,8 +194,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import Config, DuckDBConnectionConfig, GatewayConfig, ModelDefaultsConfig
+    from sqlmesh.core.config import Config, GatewayConfig, ModelDefaultsConfig
 
+    from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
     from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
 
     url = resolve_url(warehouse_url)
@@ -200,7 +204,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     site = site or load_site()
     duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
     gateways = {
-        "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
+        "duckdb": GatewayConfig(connection=SightlineDuckDBConnectionConfig(
             database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
         "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
             **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),
