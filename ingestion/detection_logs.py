@@ -2,13 +2,19 @@
 
 MOT Challenge text is the interchange format trackers emit. Two variants exist and are told apart
 automatically (or with `mot_variant`):
-- results (tracker output): `frame, id, left, top, width, height, conf, x, y, z` — the 8th field is a
-  class id when a tracker writes one, -1 (unknown, which MOT uses for people) otherwise -> class 0;
+- results (tracker output, MOT15/16/17/20): `frame, id, left, top, width, height[, conf[, x, y[, z]]]`,
+  6 to 10 fields — the 8th field is a class id when a tracker writes one, -1 (unknown, which MOT uses for
+  people) otherwise -> class 0. A conf of -1 (many trackers write it), any value outside 0..1, or no
+  conf field at all means "no calibrated score": the row lands with confidence NULL and the summary
+  counts it (`unscored`);
 - ground truth (MOT16/17 gt.txt): `frame, id, left, top, width, height, consider, class, visibility` —
   only rows with consider = 1 and class = 1 (pedestrian) are people to evaluate; they land as class 0
   with confidence 1, the others are counted as `ignored` (reported, not dead letters: they are valid
   annotations of other things).
 Frame 1 is at `start_time`; ts = start_time + (frame - 1) / fps. MOT pixels are 1-based, ours 0-based.
+A line that cannot be a detection (too few fields, not a number, NaN/inf, frame outside 1..2^31-1, id
+negative or beyond 64 bits, a box coordinate beyond +-1e6 px or a size <= 0) is a dead letter naming its
+line number; the rest of the file still lands.
 
 JSON lines and Parquet carry the columns of raw.detections (`ts` required); `camera_id` defaults to the
 given camera, `frame_idx` to the row number, `class_id` to 0, `confidence` to 1, `zone_id` is computed
@@ -48,6 +54,9 @@ FORMATS = ("mot", "jsonl", "parquet")
 SOURCE = "detection_log"
 _MOT_FIELDS = ("frame", "id", "left", "top", "width", "height", "f7", "f8", "f9", "f10")
 _MOT_GT_PEDESTRIAN = 1
+_MOT_MAX_FRAME = 2**31 - 1  # every MOT tool stores frames as int32
+_MOT_MAX_ID = 2**62  # well inside int64 after the float parse
+_MOT_MAX_PX = 1e6  # no camera is a million pixels wide: anything beyond is a corrupt line
 
 
 class DetectionLogError(ValueError):
@@ -60,6 +69,7 @@ class ParsedLog:
     dead_letters: pl.DataFrame  # payload (the line as read), reason (names the line number)
     ignored: int = 0  # MOT gt rows that are not people to evaluate
     variant: str = ""
+    unscored: int = 0  # rows landing with confidence NULL (MOT conf -1 / outside 0..1 / absent)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class IngestSummary:
     batches_skipped: int
     landed: int
     rejected: int  # rows rejected by the landing layer's validation (plus malformed lines)
+    unscored: int = 0  # rows landed with confidence NULL (no calibrated score in the source)
 
 
 def _dead_letters(frame: pl.DataFrame, reason: pl.Expr, payload: str = "line") -> pl.DataFrame:
@@ -133,7 +144,29 @@ def parse_mot(
                 pl.lit(f"{name} must be a whole number")
             )
         )
-    problems.append(pl.when(pl.col("frame") < 1).then(pl.lit("frame must be >= 1 (MOT frames start at 1)")))
+    for name in ("frame", "id", "left", "top", "width", "height"):
+        problems.append(
+            pl.when(~pl.col(name).is_finite()).then(pl.lit(f"{name} is NaN or infinite"))
+        )
+    problems += [
+        pl.when((pl.col("frame") < 1) | (pl.col("frame") > _MOT_MAX_FRAME)).then(
+            pl.format(f"frame {{}} outside 1..{_MOT_MAX_FRAME} (MOT frames start at 1)", pl.col("raw_frame"))
+        ),
+        pl.when(pl.col("id") < 0).then(
+            pl.format("id {} is negative (a MOT det.txt has no track ids: track it first)", pl.col("raw_id"))
+        ),
+        pl.when(pl.col("id") > _MOT_MAX_ID).then(
+            pl.format("id {} is too large for a track id", pl.col("raw_id"))
+        ),
+    ]
+    for name in ("left", "top", "width", "height"):
+        problems.append(
+            pl.when(pl.col(name).abs() > _MOT_MAX_PX).then(
+                pl.format(f"{name} {{}} is beyond +-{_MOT_MAX_PX:.0e} pixels", pl.col(f"raw_{name}"))
+            )
+        )
+    for name in ("width", "height"):
+        problems.append(pl.when(pl.col(name) <= 0).then(pl.lit(f"{name} must be > 0")))
     table = table.with_columns(pl.concat_str(problems, separator="; ", ignore_nulls=True).alias("problem"))
     bad = table.filter(pl.col("problem") != "")
     good = table.filter(pl.col("problem") == "")
@@ -148,8 +181,10 @@ def parse_mot(
         ignored = good.filter(~keep).height
         good = good.filter(keep).with_columns(pl.lit(1.0).alias("conf"), pl.lit(0).alias("cls"))
     else:
+        # -1 (or anything outside 0..1, NaN, or no field) is "no calibrated score": NULL, never a guess.
+        scored = pl.col("f7").is_between(0, 1) & pl.col("f7").is_not_nan()
         good = good.with_columns(
-            pl.col("f7").fill_null(1.0).alias("conf"),
+            pl.when(scored).then(pl.col("f7")).alias("conf"),
             pl.when(pl.col("f8").is_null() | (pl.col("f8") < 0)).then(0).otherwise(pl.col("f8")).alias("cls"),
         )
     frame_us = 1e6 / fps
@@ -172,7 +207,8 @@ def parse_mot(
         pl.lit(None, dtype=pl.String).alias("worker_id"),
         pl.lit(None, dtype=pl.String).alias("batch_id"),
     )
-    return ParsedLog(detections, _dead_letters(bad, pl.col("problem")), ignored, variant)
+    unscored = detections["confidence"].null_count()
+    return ParsedLog(detections, _dead_letters(bad, pl.col("problem")), ignored, variant, unscored)
 
 
 def _detect_mot_variant(rows: pl.DataFrame) -> str:
@@ -408,6 +444,9 @@ def ingest_detection_log(
             "%d MOT ground-truth rows are not pedestrians to evaluate (consider=0 or class!=1): ignored",
             parsed.ignored,
         )
+    if parsed.unscored:
+        log.info("%d rows carry no calibrated score (MOT conf -1 or outside 0..1): confidence NULL",
+                 parsed.unscored)
     return IngestSummary(
         str(path),
         fmt,
@@ -418,4 +457,5 @@ def ingest_detection_log(
         skipped,
         landed,
         rejected + dead.height,
+        parsed.unscored,
     )

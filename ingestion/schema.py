@@ -25,7 +25,7 @@ DETECTION_COLUMNS: dict[str, tuple[pl.DataType, str, str, bool]] = {
     "frame_idx": (pl.Int64(), "bigint", "BIGINT", False),
     "track_id": (pl.Int64(), "bigint", "BIGINT", False),
     "class_id": (pl.Int16(), "smallint", "SMALLINT", False),
-    "confidence": (pl.Float32(), "real", "REAL", False),
+    "confidence": (pl.Float32(), "real", "REAL", True),  # null: no calibrated score (MOT conf -1)
     "x": (pl.Float32(), "real", "REAL", False),
     "y": (pl.Float32(), "real", "REAL", False),
     "w": (pl.Float32(), "real", "REAL", False),

@@ -113,6 +113,14 @@ class Thresholds:
     excessive_idle_seconds: float = 180
     overflow_seconds: float = 30
     empty_seconds: float = 120
+    # Visitors (track linking, DESIGN.md "Visitors"). Defaults from bench/accuracy.py: MOT17-09's tracker
+    # leaves gaps of p90 3.9 s inside one person (6 s covers them); fragments of one person restart within
+    # 0.58 box heights of the extrapolated position in 99% of the simulator's true links while the wrong
+    # candidates sit at a median 1.6, and on MOT17-09 0.7 beats 1.0 and 0.5 (bench/README.md).
+    # link_max_gap_seconds 0 turns linking off.
+    link_max_gap_seconds: float = 6
+    link_max_distance: float = 0.7
+    link_max_size_ratio: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -649,6 +657,11 @@ class _Validator:
         if values["session_gap_seconds"] <= 0:
             raise self.error(
                 "thresholds.session_gap_seconds", "must be above 0", "use a positive number of seconds"
+            )
+        if values["link_max_size_ratio"] < 1:
+            raise self.error(
+                "thresholds.link_max_size_ratio", "must be at least 1 (larger box height / smaller one)",
+                "use e.g. 1.5; 1 links only boxes of exactly the same height"
             )
         return Thresholds(**values)
 

@@ -38,6 +38,7 @@ MART_MODELS = (
     "analytics.cameras",
     "analytics.site",
     "analytics.index_blocks",
+    "analytics.track_links",
     "analytics.sessions",
     "analytics.zone_presence",
     "analytics.zone_occupancy_minutely",
@@ -56,6 +57,7 @@ MART_MODELS = (
 )
 # Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
 TIME_COLUMNS = {
+    "analytics.track_links": "first_seen",
     "analytics.sessions": "entry_time",
     "analytics.zone_presence": "segment_start",
     "analytics.zone_occupancy_minutely": "minute_start",
@@ -195,6 +197,9 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "excessive_idle_seconds": th.excessive_idle_seconds,
         "overflow_seconds": th.overflow_seconds,
         "empty_seconds": th.empty_seconds,
+        "link_max_gap_seconds": th.link_max_gap_seconds,
+        "link_max_distance": th.link_max_distance,
+        "link_max_size_ratio": th.link_max_size_ratio,
         "workdays": list(sched.workdays),
         "working_minutes": _working_minutes(sched),
         # Dated schedules (the macro working_intervals applies them as Site.schedule_on does).

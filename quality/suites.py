@@ -110,7 +110,6 @@ def _detections_values(p: Partition) -> list[Expect]:
                 "frame_idx",
                 "track_id",
                 "class_id",
-                "confidence",
                 "x",
                 "y",
                 "w",
@@ -120,7 +119,7 @@ def _detections_values(p: Partition) -> list[Expect]:
             ]
         ),
         _in_set("camera_id", cameras, "rows belong to the partition's camera(s)"),
-        _between("confidence", 0, 1, "detector confidence is a probability"),
+        _between("confidence", 0, 1, "detector confidence is a probability (null: no calibrated score)"),
         _between("motion_score", 0, 1, "motion_score is a share of moving pixels"),
         _between("w", 0, None, "bbox width is positive", strict_min=True),
         _between("h", 0, None, "bbox height is positive", strict_min=True),

@@ -133,10 +133,10 @@ def test_malformed_mot_lines_become_dead_letters_with_line_numbers(duck, tmp_pat
     assert sorted(by_line) == [2, 4, 5, 6]  # line 3 is blank, not malformed
     assert by_line[2][0] == "garbage" and "at least 6" in by_line[2][1]
     assert "field 3 (left) is not a number: 'x'" in by_line[4][1]
-    assert "frame must be >= 1" in by_line[6][1]
-    # Line 7 parses but breaks a landing rule (confidence 1.7): the landing layer rejects it.
-    assert any("confidence outside 0..1" in r for r in dead["reason"])
-    assert (summary.landed, summary.malformed_lines, summary.rejected) == (2, 4, 5)
+    assert "frame 0 outside 1.." in by_line[6][1]
+    # Line 7's confidence 1.7 is no calibrated score: it lands with confidence NULL and is counted.
+    assert (summary.landed, summary.malformed_lines, summary.rejected, summary.unscored) == (3, 4, 4, 1)
+    assert duck.query("SELECT frame_idx FROM raw.detections WHERE confidence IS NULL").rows() == [(4,)]
     # Ingesting the same file again adds neither rows nor dead letters.
     ingest_detection_log(duck, log, "mot", camera_id="CAM01", start_time=START, fps=FPS)
     assert duck.query("SELECT count(*) AS n FROM raw.rejected_detections")["n"][0] == dead.height
@@ -269,3 +269,90 @@ def test_cli_rejects_a_start_time_without_offset(capsys):
             ]
         )
     assert "has no UTC offset" in capsys.readouterr().err
+
+
+# --- MOT interop (issue 10): the variants trackers and benchmarks write, -1 scores, hostile lines ---
+
+# One detection of track 7 at frame 3, as each MOT edition writes it (results and ground truth).
+_MOT_VARIANTS = {
+    "6 fields (no score)": ("3,7,101,51,40,120", "results", None),
+    "MOT15 results (conf -1, x y z -1)": ("3,7,101,51,40,120,-1,-1,-1,-1", "results", None),
+    "MOT16/17 results (conf)": ("3,7,101,51,40,120,0.75,-1,-1,-1", "results", 0.75),
+    "MOT17 results, 7 fields": ("3,7,101,51,40,120,0.5", "results", 0.5),
+    "MOT20 results (conf 1, 9 fields)": ("3,7,101,51,40,120,1,-1,-1", "results", 1.0),
+    "uncalibrated score 37.2": ("3,7,101,51,40,120,37.2,-1,-1,-1", "results", None),
+    "MOT16/17/20 gt (consider, class, visibility)": ("3,7,101,51,40,120,1,1,0.8", "gt", 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MOT_VARIANTS))
+def test_mot_variants_land_with_the_right_score(name: str):
+    line, variant, confidence = _MOT_VARIANTS[name]
+    parsed = parse_mot(f"{line}\n".encode(), camera_id="CAM01", start_time=START, fps=FPS)
+    assert parsed.variant == variant and parsed.dead_letters.height == 0
+    row = parsed.detections.row(0, named=True)
+    box = (row["frame_idx"], row["track_id"], row["x"], row["y"], row["w"], row["h"])
+    assert box == (3, 7, 100, 50, 40, 120)
+    assert row["ts"] == START.astimezone(UTC) + timedelta(seconds=2 / FPS)
+    if confidence is None:
+        assert row["confidence"] is None and parsed.unscored == 1
+    else:
+        assert row["confidence"] == pytest.approx(confidence) and parsed.unscored == 0
+
+
+@needs_mot17
+def test_tracker_results_with_minus_one_scores_land_every_row(warehouse_url: str, site: Site, tmp_path: Path):
+    """A tracker's results with conf -1 (as many write it): every row lands, unscored, both backends."""
+    rows = _mot_rows(MOT17 / "tracker_LifT.txt")
+    log = tmp_path / "minus_one.txt"
+    log.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]},{r[3]},{r[4]},{r[5]},-1,-1,-1,-1\n"
+                           for r in rows))
+    with connect(warehouse_url, site) as wh:
+        wh.setup()
+        summary = ingest_detection_log(wh, log, "mot", camera_id="CAM01", start_time=START, fps=FPS)
+        assert (summary.landed, summary.rejected, summary.unscored) == (len(rows), 0, len(rows))
+        stored = wh.query("SELECT count(*) AS n, count(confidence) AS scored FROM raw.detections").row(0)
+        assert stored == (len(rows), 0)
+
+
+def test_hostile_mot_lines_are_dead_letters_and_never_abort_the_file(duck, tmp_path: Path):
+    good = "1,1,10,10,5,5,0.9,-1,-1,-1"
+    hostile = {
+        2: ("1e30,1,10,10,5,5,0.9,-1,-1,-1", "frame 1e30 outside"),
+        3: ("inf,1,10,10,5,5,0.9,-1,-1,-1", "frame is NaN or infinite"),
+        4: ("2,9e20,10,10,5,5,0.9,-1,-1,-1", "id 9e20 is too large"),
+        5: ("2,-1,10,10,5,5,0.9,-1,-1,-1", "id -1 is negative"),
+        6: ("2,3,1e39,10,5,5,0.9,-1,-1,-1", "left 1e39 is beyond"),
+        7: ("2,3,10,10,nan,5,0.9,-1,-1,-1", "width is NaN or infinite"),
+        8: ("2,3,10,10,5,-5,0.9,-1,-1,-1", "height must be > 0"),
+        9: ("2,x3,10,10,5,5,0.9,-1,-1,-1", "field 2 (id) is not a number: 'x3'"),
+        10: ("2.5,3,10,10,5,5,0.9,-1,-1,-1", "frame must be a whole number"),
+    }
+    lines = [good] + [hostile[n][0] for n in sorted(hostile)] + ["3,1,10,10,5,5,nan,-1,-1,-1"]
+    log = tmp_path / "hostile.txt"
+    log.write_text("\n".join(lines) + "\n")
+    summary = ingest_detection_log(duck, log, "mot", camera_id="CAM01", start_time=START, fps=FPS)
+    reasons = {int(r.split(":")[0].removeprefix("line ")): r
+               for r in duck.query("SELECT reason FROM raw.rejected_detections")["reason"]}
+    assert sorted(reasons) == sorted(hostile)
+    for n, (_, expected) in hostile.items():
+        assert expected in reasons[n], (n, reasons[n])
+    # The good line and the NaN-score line land (the latter unscored): nothing aborted the file.
+    assert (summary.landed, summary.malformed_lines, summary.unscored) == (2, len(hostile), 1)
+
+
+def test_setup_relaxes_not_null_confidence_of_an_older_warehouse(landing_url: str, site: Site, tmp_path: Path,
+                                                                  capsys):
+    """A warehouse set up before confidence became nullable accepts unscored rows after `db setup`."""
+    with connect(landing_url, site) as wh:
+        wh.setup()
+        with wh._transaction():  # the DDL of the previous version
+            wh._execute("ALTER TABLE raw.detections ALTER COLUMN confidence SET NOT NULL")
+        wh.setup()
+    log = tmp_path / "unscored.txt"
+    log.write_text("1,4,10,10,5,5,-1,-1,-1,-1\n2,4,11,10,5,5,-1,-1,-1,-1\n")
+    assert main(["ingest", "detections", str(log), "--format", "mot", "--camera", "CAM01",
+                 "--start-time", START.isoformat(), "--fps", "30", "--warehouse", landing_url]) == 0
+    assert "2 rows without a calibrated score (confidence NULL)" in capsys.readouterr().out
+    with connect(landing_url, site) as wh:
+        assert wh.query("SELECT count(*) AS n FROM raw.detections WHERE confidence IS NULL").item() == 2

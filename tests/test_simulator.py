@@ -358,8 +358,8 @@ def test_id_switches_continue_a_track_under_a_new_id(site):
     n = per_track.height
     assert abs(share - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n)
     assert per_track["ordered"].all()  # old id first, new id from the switch on, never back
-    # The realistic preset switches about one track in a hundred.
-    assert NOISE_PRESETS["realistic"].id_switch_probability == pytest.approx(0.01)
+    # The realistic preset fragments tracks at MOT17's rates instead (tests/test_simulator_realism.py).
+    assert NOISE_PRESETS["realistic"].id_switches_per_minute > 0
 
 
 def test_bbox_jitter_has_the_configured_spread(site):

@@ -13,6 +13,7 @@ from ingestion.simulate.noise import (
     NoiseConfig,
     plan_dropouts,
     plan_false_positives,
+    plan_fragments,
     plan_id_switches,
 )
 from ingestion.simulate.plan import Plan
@@ -22,6 +23,7 @@ from ingestion.site import Camera, Zone
 from ingestion.zones import assign_zones
 
 ID_SWITCH_OFFSET = 400_000  # track_id offset of tracks continued under a new id after an ID switch
+FRAGMENT_OFFSET = 600_000  # track_id offset of the fragments a dropout or a between-frame switch starts
 FALSE_POSITIVE_OFFSET = 800_000  # track_id offset of false positives
 
 
@@ -60,9 +62,8 @@ def noisy_rows(
     """The clean samples as a tracker reports them: outages and dropouts cut, ids switched, boxes jittered."""
     t = s.frame / fps
     lost = outages.covers(np.full(len(t), -1, np.int64), t)
-    lost |= plan_dropouts(stable_rng(key, "dropouts"), plan.track_start, plan.track_end, cfg).covers(
-        s.track, t
-    )
+    dropouts = plan_dropouts(stable_rng(key, "dropouts"), plan.track_start, plan.track_end, cfg)
+    lost |= dropouts.covers(s.track, t)
     kept = np.flatnonzero(~lost)
     frame, track, clean_tid, t = s.frame[kept], s.track[kept], tid[kept], t[kept]
 
@@ -70,6 +71,15 @@ def noisy_rows(
     switch_at = plan_id_switches(stable_rng(key, "id_switches"), plan.track_start, plan.track_end, cfg)
     new_ids = base_id + ID_SWITCH_OFFSET + 1 + np.arange(plan.n_tracks, dtype=np.int64)
     out_tid = np.where(t >= switch_at[track], new_ids[track], clean_tid)
+    if cfg.dropout_new_id_probability > 0 or cfg.id_switches_per_minute > 0:
+        # Fragments: from each change on, the person carries the id of that change (the last one before t).
+        rng = stable_rng(key, "fragments")
+        changes = plan_fragments(rng, plan.track_start, plan.track_end, dropouts, cfg)
+        span = float(1 << 18)  # times are < 2^17 s: keeps tracks apart in one sorted key
+        i = np.searchsorted(changes.group * span + changes.start, track * span + t, side="right") - 1
+        hit = i >= 0
+        hit[hit] = changes.group[i[hit]] == track[hit]
+        out_tid = np.where(hit, base_id + FRAGMENT_OFFSET + 1 + i, out_tid)
 
     box_w, box_h = plan.track_w[track], plan.track_h[track]
     x, y = s.px[kept] - box_w / 2, s.py[kept] - box_h
@@ -79,6 +89,14 @@ def noisy_rows(
         x, y = x + sigma * n1, y + sigma * n2
         box_w = np.maximum(box_w + 0.5 * sigma * n3, 4.0)
         box_h = np.maximum(box_h + 0.5 * sigma * n4, 4.0)
+    if cfg.bbox_jitter_relative > 0 or cfg.bbox_size_jitter_relative > 0:
+        # Foot point (bottom-centre) noise and a log-normal size error, both relative to the box height.
+        n1, n2, n3, _ = hashed_normals(key, clean_tid, frame, 2)
+        size = np.exp(cfg.bbox_size_jitter_relative * n3)
+        foot_x = x + box_w / 2 + cfg.bbox_jitter_relative * box_h * n1
+        foot_y = y + box_h + cfg.bbox_jitter_relative * box_h * n2
+        box_w, box_h = np.maximum(box_w * size, 4.0), np.maximum(box_h * size, 4.0)
+        x, y = foot_x - box_w / 2, foot_y - box_h
     x, y, w, h = stored_boxes(x, y, box_w, box_h, camera)
     return {
         "frame": frame,

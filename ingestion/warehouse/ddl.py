@@ -94,7 +94,7 @@ _DETECTION_COMMENTS = {
     "frame_idx": "frame number within the source",
     "track_id": "tracker id, unique per camera per day at least",
     "class_id": "COCO class id; 0 = person",
-    "confidence": "detector confidence 0..1",
+    "confidence": "detector confidence 0..1; null when the source gave no calibrated score (MOT conf -1)",
     "x": "bbox left, pixels",
     "y": "bbox top, pixels",
     "w": "bbox width, pixels",
@@ -404,6 +404,13 @@ _ACTIVE_ALERTS_COLUMNS = {
 CREATE_PARTITION_FUNCTION = "raw.create_detections_partition(date, timestamptz, timestamptz)"
 ANALYZE_FUNCTION = "raw.analyze_landed_tables()"
 OWNER_FUNCTIONS = (CREATE_PARTITION_FUNCTION, ANALYZE_FUNCTION)
+
+
+def migration_sql() -> list[str]:
+    """Statements that bring a table created by an older version up to the DDL above (same syntax on
+    both backends; each is a no-op when already applied). Run by setup after CREATE TABLE IF NOT EXISTS."""
+    # confidence became nullable (issue 10): a tracker's MOT results with conf -1 carry no score.
+    return ["ALTER TABLE raw.detections ALTER COLUMN confidence DROP NOT NULL"]
 
 
 def postgres_function_sql() -> list[str]:

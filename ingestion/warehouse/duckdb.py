@@ -140,6 +140,8 @@ class DuckDBWarehouse(SqlWarehouse):
                 self._execute(table.create_sql("duckdb", unique_key=table is not ddl.DETECTIONS))
                 for statement in table.comment_sql():
                     self._execute(statement)
+            for statement in ddl.migration_sql():
+                self._execute(statement)
             for statement in ddl.active_alerts_view_sql("duckdb"):
                 self._execute(statement)
 

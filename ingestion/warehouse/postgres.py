@@ -177,6 +177,8 @@ class PostgresWarehouse(SqlWarehouse):
                 self._execute(table.create_sql("postgres", suffix=suffix))
                 for statement in table.comment_sql():
                     self._execute(statement)
+            for statement in ddl.migration_sql():
+                self._execute(statement)
             if timescale:
                 self._setup_hypertable()
             for statement in ddl.active_alerts_view_sql("postgres"):

@@ -82,5 +82,6 @@ def run(args: argparse.Namespace) -> int:
         f"(skipped); landed {s.landed} rows, rejected {s.rejected} to raw.rejected_detections "
         f"({s.malformed_lines} malformed lines)"
         + (f", ignored {s.ignored} non-pedestrian gt rows" if s.ignored else "")
+        + (f", {s.unscored} rows without a calibrated score (confidence NULL)" if s.unscored else "")
     )
     return 0

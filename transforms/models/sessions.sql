@@ -8,17 +8,19 @@ MODEL (
   grain session_id,
   audits (
     unique_values(columns := (session_id)),
-    not_null(columns := (session_id, camera_id, zone_id, track_id, entry_time, exit_time, status)),
+    not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, status)),
     accepted_values(column := status, is_in := ('completed', 'interrupted', 'active')),
     session_times_consistent,
     no_overlapping_sessions
   ),
-  description 'One row per visit of a track to a zone. A visit ends when the track enters another zone or is unseen in the zone for more than session_gap_seconds; visits shorter than min_session_seconds are dropped. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
+  description 'One row per visit of a visitor to a zone. A visitor is a chain of track fragments joined by analytics.track_links (a track that continues nothing and is continued by nothing is its own visitor), so a person whose track the tracker broke is one visitor: the step between the last sample of one fragment and the first of the next counts like any other step. A visit ends when the visitor enters another zone or is unseen in the zone for more than session_gap_seconds; visits shorter than min_session_seconds are dropped. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
   column_descriptions (
-    session_id = 'md5 of camera_id|track_id|entry epoch microseconds',
+    session_id = 'md5 of camera_id|visitor_id|entry epoch microseconds (= the track id when nothing was linked)',
     camera_id = 'camera (analytics.cameras)',
     zone_id = 'zone visited (analytics.zones)',
-    track_id = 'tracker id of the visitor',
+    track_id = 'tracker id of the track that entered the zone',
+    visitor_id = 'visitor (analytics.track_links.visitor_id): track id of the first fragment of the person',
+    track_count = 'tracks (fragments) of the visitor seen during the visit',
     worker_id = 'identity of the visitor when known upstream (from the entry sample)',
     entry_time = 'first sample of the visit (UTC)',
     exit_time = 'last sample of the visit (UTC)',
@@ -40,34 +42,51 @@ MODEL (
 
 @DEF(gap_us, CAST(ROUND(@session_gap_seconds * 1000000) AS BIGINT));
 
-WITH track_samples AS (
-  /* Every sample of the tracks that matter: the batch, session_gap_seconds before it (enough to know
-     whether a visit really starts in the batch), and the later samples of tracks still seen at its end. */
-  SELECT camera_id, track_id, ts, zone_id, is_active, worker_id
-  FROM staging.stg_detections
-  WHERE ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
-  UNION ALL
-  SELECT s.camera_id, s.track_id, s.ts, s.zone_id, s.is_active, s.worker_id
+WITH links AS (
+  /* The visitor of every track that can appear below (tracks first seen up to a day and the lookahead
+     before the batch, or inside the lookahead after it). A track without a row is its own visitor. */
+  SELECT camera_id, track_id, visitor_id
+  FROM analytics.track_links
+  WHERE first_seen >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+    AND first_seen < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
+), batch_samples AS (
+  /* The batch and session_gap_seconds before it (enough to know whether a visit really starts in it). */
+  SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
+         s.is_active, s.worker_id
   FROM staging.stg_detections AS s
+  LEFT JOIN links AS l
+    ON s.camera_id = l.camera_id AND s.track_id = l.track_id
+  WHERE s.ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
+), track_samples AS (
+  /* Every sample of the visitors that matter: the batch, and the later samples of visitors still seen at
+     its end (up to session_lookahead_hours). */
+  SELECT camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id FROM batch_samples
+  UNION ALL
+  SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
+         s.is_active, s.worker_id
+  FROM staging.stg_detections AS s
+  LEFT JOIN links AS l
+    ON s.camera_id = l.camera_id AND s.track_id = l.track_id
   JOIN (
-    SELECT DISTINCT camera_id, track_id
-    FROM staging.stg_detections
-    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND ts < @batch_end()
-  ) AS open_tracks
-    ON s.camera_id = open_tracks.camera_id AND s.track_id = open_tracks.track_id
+    SELECT DISTINCT camera_id, visitor_id
+    FROM batch_samples
+    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds
+  ) AS open_visitors
+    ON s.camera_id = open_visitors.camera_id AND COALESCE(l.visitor_id, s.track_id) = open_visitors.visitor_id
   WHERE s.ts >= @batch_end() AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
 ), track_last AS (
-  SELECT camera_id, track_id, MAX(ts) AS last_ts FROM track_samples GROUP BY camera_id, track_id
+  SELECT camera_id, visitor_id, MAX(ts) AS last_ts FROM track_samples GROUP BY camera_id, visitor_id
 ), zoned AS (
   SELECT
-    camera_id, track_id, ts, zone_id, is_active, worker_id,
+    camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id,
     @epoch_us(ts) AS ts_us,
     LAG(zone_id) OVER w AS prev_zone,
     @epoch_us(LAG(ts) OVER w) AS prev_us,
-    LAG(is_active) OVER w AS prev_active
+    LAG(is_active) OVER w AS prev_active,
+    LAG(track_id) OVER w AS prev_track
   FROM track_samples
   WHERE zone_id IS NOT NULL
-  WINDOW w AS (PARTITION BY camera_id, track_id ORDER BY ts)
+  WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id)
 ), starts AS (
   SELECT
     *,
@@ -81,17 +100,18 @@ WITH track_samples AS (
     LEAD(ts_us) OVER w AS next_us,
     LEAD(visit_start) OVER w AS next_visit_start
   FROM starts
-  WINDOW w AS (PARTITION BY camera_id, track_id ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+  WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), steps AS (
   /* The step from each sample to the next one of the same visit, capped at the gap. */
   SELECT
     *,
-    CASE WHEN next_visit_start = 0 THEN LEAST(next_us - ts_us, @gap_us) ELSE 0 END AS step_us
+    CASE WHEN next_visit_start = 0 THEN LEAST(next_us - ts_us, @gap_us) ELSE 0 END AS step_us,
+    CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track
   FROM numbered
 ), runs AS (
   /* Uninterrupted stretches of one state inside a visit. */
   SELECT
-    camera_id, track_id, visit_no, run_no,
+    camera_id, visitor_id, visit_no, run_no,
     MIN(zone_id) AS zone_id,
     MIN(ts) AS run_start,
     MAX(ts) AS run_end,
@@ -99,21 +119,25 @@ WITH track_samples AS (
     BOOL_AND(is_active) AS is_active,
     SUM(step_us) AS run_us,
     COUNT(*) AS samples,
-    MAX(CASE WHEN visit_start = 1 THEN worker_id END) AS entry_worker_id
+    SUM(new_track) AS new_tracks,
+    MAX(CASE WHEN visit_start = 1 THEN worker_id END) AS entry_worker_id,
+    MAX(CASE WHEN visit_start = 1 THEN track_id END) AS entry_track_id
   FROM steps
-  GROUP BY camera_id, track_id, visit_no, run_no
+  GROUP BY camera_id, visitor_id, visit_no, run_no
 ), ranked_runs AS (
   SELECT
     *,
     /* the longest idle stretch of the visit ranks first (the earliest on a tie) */
     ROW_NUMBER() OVER (
-      PARTITION BY camera_id, track_id, visit_no
+      PARTITION BY camera_id, visitor_id, visit_no
       ORDER BY CASE WHEN is_active THEN -1 ELSE run_us END DESC, run_start
     ) AS idle_rank
   FROM runs
 ), visits AS (
   SELECT
-    camera_id, track_id, visit_no,
+    camera_id, visitor_id, visit_no,
+    MAX(entry_track_id) AS track_id,
+    SUM(new_tracks) AS track_count,
     MIN(zone_id) AS zone_id,
     MIN(run_start) AS entry_time,
     MAX(run_end) AS exit_time,
@@ -125,15 +149,17 @@ WITH track_samples AS (
     MAX(entry_worker_id) AS worker_id,
     SUM(samples) AS samples
   FROM ranked_runs
-  GROUP BY camera_id, track_id, visit_no
+  GROUP BY camera_id, visitor_id, visit_no
 ), camera_last AS (
   SELECT camera_id, MAX(max_event_ts) AS last_ts FROM raw.camera_watermarks GROUP BY camera_id
 )
 SELECT
-  MD5(v.camera_id || '|' || CAST(v.track_id AS VARCHAR) || '|' || CAST(v.entry_us AS VARCHAR)) AS session_id,
+  MD5(v.camera_id || '|' || CAST(v.visitor_id AS VARCHAR) || '|' || CAST(v.entry_us AS VARCHAR)) AS session_id,
   v.camera_id,
   v.zone_id,
   v.track_id,
+  v.visitor_id,
+  CAST(v.track_count AS BIGINT) AS track_count,
   v.worker_id,
   v.entry_time,
   v.exit_time,
@@ -157,7 +183,7 @@ SELECT
   @local_ts(v.exit_time) AS exit_time_local
 FROM visits AS v
 JOIN track_last AS tl
-  ON v.camera_id = tl.camera_id AND v.track_id = tl.track_id
+  ON v.camera_id = tl.camera_id AND v.visitor_id = tl.visitor_id
 LEFT JOIN camera_last AS cl
   ON v.camera_id = cl.camera_id
 LEFT JOIN ref.index_timeline AS it
