@@ -39,10 +39,10 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-# Embedded Dagster home (SQLite, pool limits for DuckDB); the root dagster.yaml is for deployments.
+# `dagster dev` from the repository root: the root dagster.yaml (embedded: SQLite in .dagster_home/, where
+# `make demo` writes its runs; the DuckDB pool limit). DAGSTER_HOME is unset so that file is the one read.
 ui: $(VENV)/.installed-base
-	$(BIN)/python -m orchestration.embedded >/dev/null
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
+	env -u DAGSTER_HOME $(BIN)/dagster dev
 
 bench: $(VENV)/.installed-dev
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -474,7 +474,7 @@ def pg_url(set_up_pg_url: str) -> str:
 
 
 def test_deployed_dagster_yaml_runs_a_partition_on_postgresql(defs, site_file, pg_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml, as deployed: PostgreSQL storage from DAGSTER_PG_* variables, the run
+    """deploy/dagster.yaml, as deployed: PostgreSQL storage from DAGSTER_PG_* variables, the run
     queue with per-camera limits, run retries; a partitioned run executes in it against a PostgreSQL
     warehouse."""
     import psycopg
@@ -485,7 +485,7 @@ def test_deployed_dagster_yaml_runs_a_partition_on_postgresql(defs, site_file, p
     try:
         home = tmp_path / "home"
         home.mkdir()
-        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         parts = conninfo_to_dict(storage_url)
         for var, value in (
             ("HOST", parts["host"]),
