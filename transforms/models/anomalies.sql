@@ -55,7 +55,7 @@ WITH expected_windows AS (
   SELECT
     'excessive_idle' AS anomaly_type, 'medium' AS severity,
     max_idle_streak_start AS ts,
-    max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS ts_end,
+    CAST(max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS TIMESTAMPTZ) AS ts_end,
     camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
       || ' s in zone ' || zone_id AS description,
