@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint ui bench clean lock
+.PHONY: demo test test-fast lint ui bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The tier that needs no server: no PostgreSQL, no Mosquitto, no whole pipeline (markers in pyproject.toml,
+# applied in tests/conftest.py). Under SIGHTLINE_TEST_NO_SERVERS=1 a test that reaches for a server without
+# its marker fails, naming the marker; the PostgreSQL URL points at a closed port to make sure.
+FAST := not postgres and not mqtt and not timescaledb and not pipeline
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	SIGHTLINE_TEST_NO_SERVERS=1 SIGHTLINE_TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:1/postgres \
+		$(BIN)/python -m pytest -m "$(FAST)" -p no:cacheprovider
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -218,6 +218,8 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
         ),
         variables=sqlmesh_variables(site),
         disable_anonymized_analytics=True,
+        # Default transforms/.cache; tests point it at a temporary folder so they never write the checkout.
+        cache_dir=os.environ.get("SIGHTLINE_SQLMESH_CACHE_DIR") or None,
     )
 
 

@@ -102,7 +102,7 @@ def test_the_cases_tell_the_three_points_apart():
 def test_tiling_zones_give_every_point_exactly_one_zone():
     """A 3x3 grid of touching squares: every point of a fine lattice (edges and corners included) is in
     exactly one square, so no detection on a boundary is counted twice or lost between zones."""
-    squares = [rect(f"{i}{j}", 10 * i, 10 * j, 10 * (i + 1), 10 * (j + 1)) for i in range(3) for j in range(3)]
+    squares = [rect(f"{i}{j}", 10 * i, 10 * j, 10 * i + 10, 10 * j + 10) for i in range(3) for j in range(3)]
     grid = np.arange(0, 30, 0.5)
     px, py = (a.ravel() for a in np.meshgrid(grid, grid))
     hits = np.stack([points_in_polygon(px, py, s.polygon) for s in squares])
