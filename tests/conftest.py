@@ -46,6 +46,21 @@ MODULE_MARKERS = {
     "test_column_types": ("pipeline", "postgres"),
     "test_roles": ("postgres",),
 }
+# Single tests, by module and name prefix: video through the whole vision pipeline (rendering, decoding,
+# subprocesses), CLI round trips, and tests that create a PostgreSQL database themselves.
+TEST_MARKERS = {
+    "test_video": {
+        "test_video_lands_tracked_detections": ("pipeline",),
+        "test_crash_mid_video": ("pipeline",),
+        "test_truncated_segment": ("pipeline",),
+        "test_cli_ingest_video": ("pipeline",),
+    },
+    "test_stream_video": {"test_video_stream_stops_cleanly": ("pipeline",)},
+    "test_detectors": {"test_yolo_rows_land_through_the_video_pipeline": ("pipeline",)},
+    "test_simulator_cli": {"test_simulate_command_lands_the_simulated_days": ("pipeline",)},
+    "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
+    "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
+}
 ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A server with timescaledb preloaded (e.g. a second local cluster: see README, "TimescaleDB").
 TIMESCALE_URL = os.environ.get(
@@ -200,7 +215,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, names in SERVER_FIXTURES.items():
             if fixtures & names or params & SERVER_PARAMS.get(marker, set()):
                 item.add_marker(marker)
-        for marker in MODULE_MARKERS.get(item.module.__name__.rpartition(".")[2] if item.module else "", ()):
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        markers = list(MODULE_MARKERS.get(module, ()))
+        for prefix, marks in TEST_MARKERS.get(module, {}).items():
+            if item.name.startswith(prefix):
+                markers += marks
+        for marker in markers:
             item.add_marker(marker)
 
 
