@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,9 +69,13 @@ TIMESCALE_URL = os.environ.get(
 )
 
 
-# Property tests are reproducible (the same examples every run) and keep no example database in the checkout.
+# Property tests are reproducible (the same examples every run) and keep no example database in the checkout;
+# Hypothesis' other caches (constants) go to the system temp folder, not .hypothesis/ in the checkout.
 settings.register_profile("sightline", derandomize=True, database=None)
 settings.load_profile("sightline")
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "sightline-hypothesis")
+)
 
 # Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
 # a temporary folder instead. SQLMesh's cache, GX Data Docs and chart PNGs.
