@@ -35,23 +35,25 @@ TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # open context; the module attributes MART_MODELS and TIME_COLUMNS load the project once, lazily.
 
 
-def mart_models(ctx: Context) -> tuple[str, ...]:
+def project_models(ctx: Context) -> list[Any]:
     """Every model of the project that SQLMesh builds (not the external raw/ref tables), in dependency
-    order (the staging view first), as schema.table: the names BI reads in schema `analytics`."""
-    return tuple(
-        _schema_table(fqn) for fqn in ctx.dag.sorted
-        if fqn in ctx.models and not ctx.models[fqn].kind.is_external
-    )
+    order (the staging view first). The one list the builds, the audit report and Dagster's assets use."""
+    models = (ctx.models.get(fqn) for fqn in ctx.dag.sorted)
+    return [m for m in models if m is not None and not m.kind.is_external]
+
+
+def mart_models(ctx: Context) -> tuple[str, ...]:
+    """`project_models` as schema.table: the names BI reads in schema `analytics`."""
+    return tuple(_schema_table(m.fqn) for m in project_models(ctx))
 
 
 def time_columns(ctx: Context) -> dict[str, str]:
     """Incremental models and the UTC time column each is partitioned on (restated by range, counted)."""
-    out = {}
-    for fqn in ctx.dag.sorted:
-        model = ctx.models.get(fqn)
-        if model is not None and model.kind.is_incremental_by_time_range:
-            out[_schema_table(fqn)] = model.time_column.column.name
-    return out
+    return {
+        _schema_table(m.fqn): m.time_column.column.name
+        for m in project_models(ctx)
+        if m.kind.is_incremental_by_time_range
+    }
 
 
 def _schema_table(fqn: str) -> str:

@@ -106,15 +106,11 @@ def load_mart_models(site_path: str | None = None) -> tuple[MartModel, ...]:
     """The project's non-external models in dependency order (upstream first). Loading the SQLMesh context
     parses the models; it does not open the warehouse."""
     from ingestion.site import load_site
-    from ingestion.transform import sqlmesh_context
+    from ingestion.transform import project_models, sqlmesh_context
 
     ctx = sqlmesh_context(None, load_site(site_path))
     try:
-        return tuple(
-            _mart_model(ctx.models[fqn])
-            for fqn in ctx.dag.sorted
-            if fqn in ctx.models and not ctx.models[fqn].kind.is_external
-        )
+        return tuple(_mart_model(m) for m in project_models(ctx))
     finally:
         ctx.close()
 
