@@ -210,8 +210,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import Config, DuckDBConnectionConfig, GatewayConfig, ModelDefaultsConfig
+    from sqlmesh.core.config import Config, GatewayConfig, ModelDefaultsConfig
 
+    from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
     from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
 
     url = resolve_url(warehouse_url)
@@ -219,7 +220,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     site = site or load_site()
     duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
     gateways = {
-        "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
+        "duckdb": GatewayConfig(connection=SightlineDuckDBConnectionConfig(
             database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
         "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
             **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),

@@ -61,6 +61,7 @@ TEST_MARKERS = {
     "test_simulator_cli": {"test_simulate_command_lands_the_simulated_days": ("pipeline",)},
     "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
     "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
+    "test_hostile_input": {"test_video_stream_on_duckdb": ("pipeline",)},
 }
 ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A server with timescaledb preloaded (e.g. a second local cluster: see README, "TimescaleDB").
@@ -252,3 +253,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"SIGHTLINE_REQUIRE_TIMESCALEDB=1 but the TimescaleDB test skipped: {reason}"
+
+
+@pytest.fixture(scope="session")
+def streamable_site_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo site with `stream.max_lateness_days` of 10 years, for tests that stream the simulator's
+    2025 days through `sightline stream` (the shipped 7 days would dead-letter them as too old)."""
+    text = (REPO_ROOT / "site.yaml").read_text()
+    lenient = text.replace("max_lateness_days: 7 ", "max_lateness_days: 3650 ")
+    assert lenient != text, "site.yaml: stream.max_lateness_days not found"
+    path = tmp_path_factory.mktemp("site") / "site.yaml"
+    path.write_text(lenient)
+    return path
