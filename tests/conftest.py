@@ -79,17 +79,12 @@ os.environ.setdefault(
 )
 
 # Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
-# a temporary folder instead. SQLMesh's cache, GX Data Docs and chart PNGs.
+# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture:
+# collection already loads the SQLMesh project (modules parametrized over ingestion.transform.MART_MODELS).
 OUTPUT_ENV = ("SIGHTLINE_SQLMESH_CACHE_DIR", "SIGHTLINE_GX_DOCS_DIR", "SIGHTLINE_PLOTS_DIR")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _outputs_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    base = tmp_path_factory.mktemp("outputs")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in OUTPUT_ENV:
-            mp.setenv(var, str(base / var.lower()))
-        yield
+_OUTPUTS = tempfile.mkdtemp(prefix="sightline-test-outputs-")
+for _var in OUTPUT_ENV:
+    os.environ.setdefault(_var, os.path.join(_OUTPUTS, _var.lower()))
 
 
 @pytest.fixture(scope="session")
