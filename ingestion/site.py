@@ -13,10 +13,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+if TYPE_CHECKING:
+    from ingestion.alerts.rules import AlertsConfig
 
 DEFAULT_SITE_FILE = Path(__file__).resolve().parent.parent / "site.yaml"
 ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
@@ -119,6 +122,7 @@ class Site:
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     path: str = "<memory>"
     stream: StreamSettings = field(default_factory=StreamSettings)
+    alerts: AlertsConfig | None = None  # the `alerts:` section (ingestion.alerts.rules); None when absent
 
     @property
     def tz(self) -> ZoneInfo:
@@ -303,14 +307,20 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
     thresholds = v.thresholds(v.mapping(doc.get("thresholds", {}) or {}, "thresholds"))
     warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
     stream = v.stream(v.mapping(doc.get("stream", {}) or {}, "stream"))
-    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse", "stream"}
+    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse", "stream",
+                          "alerts"}
     if unknown:
         raise v.error(
             sorted(unknown)[0],
             "unknown top-level key",
-            "use only site, cameras, zones, schedule, thresholds, warehouse and stream",
+            "use only site, cameras, zones, schedule, thresholds, warehouse, stream and alerts",
         )
-    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream)
+    from ingestion.alerts.rules import parse_alerts  # the alerts package builds on this module
+
+    alerts = parse_alerts(doc.get("alerts"), v, set(by_id), {z.id: z for z in zones}, {
+        "idle": thresholds.excessive_idle_seconds, "zone_overflow": thresholds.overflow_seconds,
+        "zone_empty": thresholds.empty_seconds, "camera_down": 60.0})
+    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream, alerts)
 
 
 class _Validator:

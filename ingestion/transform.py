@@ -178,6 +178,7 @@ def backend_of(url: str) -> str:
 
 def sqlmesh_variables(site: Site) -> dict[str, Any]:
     """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    from ingestion.alerts.store import config_of
     th = site.thresholds
     sched = site.schedule
     # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
@@ -200,6 +201,8 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "empty_seconds": th.empty_seconds,
         "workdays": list(sched.workdays),
         "working_minutes": [m for m in minutes if m[1] > m[0]],
+        # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
+        **{f"severity_{kind}": severity for kind, severity in config_of(site).anomaly_severities().items()},
         **settings,
     }
 

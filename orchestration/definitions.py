@@ -12,7 +12,8 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.site import load_site
-from ingestion.warehouse import DEFAULT_WAREHOUSE_URL
+from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, resolve_url
+from orchestration.assets.alerts import build_alerts_asset, build_delivery_sensor
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
@@ -54,6 +55,7 @@ def build_definitions(
     checks = quality_checks(site, days, day_camera, [raw_assets, mart_assets])
     check_keys = [key for d in (raw_assets, mart_assets, *checks) for key in d.check_keys]
     report = build_quality_report(site, days, [m.key for m in models], check_keys)
+    alerts = build_alerts_asset(days)
 
     site_resource = SiteResource(path=str(site_path) if site_path else env_or("SIGHTLINE_SITE", None))
     warehouse = WarehouseResource(
@@ -63,11 +65,12 @@ def build_definitions(
         kind=env_or("SIGHTLINE_SOURCE", "simulated"), path=env_or("SIGHTLINE_SOURCE_PATH", None)
     )
     return dg.Definitions(
-        assets=[site_reference, raw_assets, mart_assets, report],
+        assets=[site_reference, raw_assets, mart_assets, report, alerts],
         asset_checks=checks,
-        jobs=build_jobs(raw_assets, mart_assets, report),
+        jobs=build_jobs(raw_assets, mart_assets, report, alerts),
         schedules=build_schedules(site),
-        sensors=build_sensors(site, models[0].key),
+        sensors=[*build_sensors(site, models[0].key), build_delivery_sensor(
+            running=not resolve_url(warehouse_url).startswith("duckdb"))],
         resources={
             "site": site_resource,
             "warehouse": warehouse,

@@ -29,7 +29,7 @@ ANOMALY_TYPES = [
     "after_hours_presence",
     "camera_down",
 ]
-ANOMALY_SEVERITIES = ["low", "medium", "high", "critical"]
+ANOMALY_SEVERITIES = ["info", "warning", "error", "critical"]  # ingestion.alerts.rules.SEVERITIES
 ZONE_TYPES = ["work_area", "inspection", "break_area", "restricted"]
 # Float sums computed two ways (e.g. active + idle vs duration) may differ by rounding only.
 SECONDS_TOLERANCE = 1e-3
@@ -387,7 +387,7 @@ def _anomalies_values(p: Partition) -> list[Expect]:
     return [
         *_not_null(["anomaly_id", "anomaly_type", "severity", "ts", "camera_id", "description"]),
         _in_set("anomaly_type", ANOMALY_TYPES, "anomaly_type is one the marts know"),
-        _in_set("severity", ANOMALY_SEVERITIES, "severity is low, medium, high or critical"),
+        _in_set("severity", ANOMALY_SEVERITIES, "severity is info, warning, error or critical"),
         _in_set("camera_id", list(p.site.camera_ids), "camera_id is a camera of the site"),
         _in_set("zone_id", p.zone_ids(), "zone_id is a zone of the site (or null)"),
         Expect(

@@ -161,7 +161,6 @@ class StreamConsumer:
         outcomes = self._land_isolating(batch)
         committed = time.time()
         self.source.ack(batch)
-        self.lander.release()  # after the ack: closing an embedded file takes a moment
         self.stats.messages += len(batch)
         self.stats.batches += 1
         for outcome in outcomes:
@@ -172,7 +171,13 @@ class StreamConsumer:
                       "%d messages in total", outcome.batch_id, outcome.messages, outcome.landed,
                       outcome.duplicate_rows, outcome.rejected_messages, self.stats.messages)
         if self.on_commit:
-            self.on_commit(batch, outcomes[0] if len(outcomes) == 1 else _combined(outcomes), committed)
+            try:
+                self.on_commit(batch, outcomes[0] if len(outcomes) == 1 else _combined(outcomes), committed)
+            except Exception:  # noqa: BLE001 - a hook (alerts, metrics) must never stop the landing of data
+                log.exception("after-commit hook failed; landing continues")
+        # After the ack (closing an embedded file takes a moment) and the hook (live alerts evaluate on
+        # this connection): the embedded file is free between micro-batches.
+        self.lander.release()
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_SECONDS:  # a long-running service: progress in the log
             self._last_progress = now

@@ -136,10 +136,12 @@ class DuckDBWarehouse(SqlWarehouse):
         with self._transaction():
             for schema in ddl.SCHEMAS:
                 self._execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            for table in ddl.RAW_TABLES + ddl.REF_TABLES:
+            for table in ddl.RAW_TABLES + ddl.REF_TABLES + ddl.OPS_TABLES:
                 self._execute(table.create_sql("duckdb", unique_key=table is not ddl.DETECTIONS))
                 for statement in table.comment_sql():
                     self._execute(statement)
+            for statement in ddl.active_alerts_view_sql("duckdb"):
+                self._execute(statement)
 
     def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
         return self.con.execute(self._sql(sql), params).pl()

@@ -52,6 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--fps", type=float, default=5.0, help="video sources: frames processed per second (5)")
     p.add_argument("--deepstream-motion-score", type=float, default=0.0,
                    help="motion_score for DeepStream minimal messages, which carry none (0.0)")
+    p.add_argument("--no-alerts", dest="alerts", action="store_false",
+                   help="do not evaluate the site's live alert rules or deliver alerts from this process")
     p.set_defaults(func=run)
 
 
@@ -94,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
     policy = BatchPolicy(rows=args.batch_rows, seconds=args.batch_seconds,
                          max_messages=max(1, args.receive_maximum // 2),
                          max_bytes=max(1, args.receive_maximum_bytes // 2))
-    consumer = StreamConsumer(source, lander, policy, stop_when_idle=args.stop_when_idle)
+    alerts = None
+    if args.alerts and site.alerts and site.alerts.rules:
+        from ingestion.alerts.live import StreamAlerts
+
+        alerts = StreamAlerts(url, site, lander)  # live rules after each commit; delivery in a thread
+        alerts.start()
+    consumer = StreamConsumer(source, lander, policy, stop_when_idle=args.stop_when_idle, on_commit=alerts)
     consumer.install_signal_handlers()
     try:
         consumer.run()
@@ -103,4 +111,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_WAREHOUSE_DOWN
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if alerts:
+            alerts.close()
     return 0

@@ -6,13 +6,13 @@ MODEL (
     unique_values(columns := (anomaly_id)),
     not_null(columns := (anomaly_id, anomaly_type, severity, ts, camera_id, description, metadata)),
     accepted_values(column := anomaly_type, is_in := ('excessive_idle', 'zone_overflow', 'zone_empty', 'restricted_zone_entry', 'after_hours_presence', 'camera_down')),
-    accepted_values(column := severity, is_in := ('low', 'medium', 'high', 'critical'))
+    accepted_values(column := severity, is_in := ('info', 'warning', 'error', 'critical'))
   ),
   description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
   column_descriptions (
     anomaly_id = 'md5 of type|camera|zone|track|start epoch microseconds',
     anomaly_type = 'excessive_idle | zone_overflow | zone_empty | restricted_zone_entry | after_hours_presence | camera_down',
-    severity = 'low | medium | high | critical',
+    severity = 'info | warning | error | critical: the highest severity of the site.yaml alert rules of this type (defaults without a rule: camera_down critical, restricted_zone_entry and zone_overflow error, others warning)',
     ts = 'when it started (UTC)',
     ts_end = 'when it ended (UTC)',
     duration_seconds = 'ts_end - ts',
@@ -53,7 +53,7 @@ WITH expected_windows AS (
     AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
 ), session_anomalies AS (
   SELECT
-    'excessive_idle' AS anomaly_type, 'medium' AS severity,
+    'excessive_idle' AS anomaly_type, @severity_excessive_idle AS severity,
     max_idle_streak_start AS ts,
     CAST(max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS TIMESTAMPTZ) AS ts_end,
     camera_id, zone_id, track_id, session_id,
@@ -65,14 +65,14 @@ WITH expected_windows AS (
   WHERE max_idle_streak_seconds >= @excessive_idle_seconds
   UNION ALL
   SELECT
-    'restricted_zone_entry', 'high', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
+    'restricted_zone_entry', @severity_restricted_zone_entry, entry_time, exit_time, camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_id,
     '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
   FROM day_sessions
   WHERE zone_type = 'restricted'
   UNION ALL
   SELECT
-    'after_hours_presence', 'medium', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
+    'after_hours_presence', @severity_after_hours_presence, entry_time, exit_time, camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_id || ' outside working time',
     '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
   FROM day_sessions
@@ -107,7 +107,7 @@ WITH expected_windows AS (
   GROUP BY rule, camera_id, zone_id, island
 ), staffing_anomalies AS (
   SELECT
-    rule AS anomaly_type, CASE WHEN rule = 'zone_overflow' THEN 'high' ELSE 'medium' END AS severity,
+    rule AS anomaly_type, CASE WHEN rule = 'zone_overflow' THEN @severity_zone_overflow ELSE @severity_zone_empty END AS severity,
     ts, ts_end, camera_id, zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
     CASE
       WHEN rule = 'zone_overflow' THEN 'Zone ' || zone_id || ' held up to ' || CAST(max_people AS VARCHAR)
@@ -139,7 +139,7 @@ WITH expected_windows AS (
     AND EXISTS (SELECT 1 FROM delivered)
 ), camera_anomalies AS (
   SELECT
-    'camera_down' AS anomaly_type, 'critical' AS severity,
+    'camera_down' AS anomaly_type, @severity_camera_down AS severity,
     CAST(TO_TIMESTAMP(first_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts,
     CAST(TO_TIMESTAMP(end_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts_end,
     camera_id, CAST(NULL AS VARCHAR) AS zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,

@@ -15,7 +15,7 @@ MODEL (
     productivity = 'active / (active + idle) over all sessions',
     utilization = 'occupied working time / scheduled working time over work zones',
     anomalies = 'anomalies of the day',
-    critical_anomalies = 'anomalies of severity high or critical',
+    critical_anomalies = 'anomalies of severity error or critical',
     indices_on_time = 'index blocks completed on time',
     indices_delayed = 'index blocks delayed',
     people_now = 'people present in zones at the end of the latest data',
@@ -65,7 +65,7 @@ WITH latest AS (
   FROM analytics.daily_zone_stats AS z
   JOIN latest AS l ON z.local_date = l.local_date
 ), anom AS (
-  SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity IN ('high', 'critical') THEN 1 ELSE 0 END) AS critical
+  SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity IN ('error', 'critical') THEN 1 ELSE 0 END) AS critical
   FROM analytics.anomalies AS a
   JOIN latest AS l ON a.local_date = l.local_date
 ), idx AS (
