@@ -62,6 +62,12 @@ TEST_MARKERS = {
     "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
     "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
     "test_hostile_input": {"test_video_stream_on_duckdb": ("pipeline",)},
+    "test_alerts": {
+        "test_live_rules_raise_clear_suppress": ("postgres", "pipeline"),
+        "test_mqtt_channel_publishes": ("mqtt",),
+        "test_batch_alerts_agree": ("postgres", "pipeline"),
+        "test_an_anomaly_the_stream_raised_live": ("postgres", "pipeline"),
+    },
 }
 ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A server with timescaledb preloaded (e.g. a second local cluster: see README, "TimescaleDB").
