@@ -6,6 +6,7 @@ SIGHTLINE_WAREHOUSE_URL=postgresql://..., SIGHTLINE_SITE, SIGHTLINE_SOURCE / SIG
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from orchestration.assets.alerts import build_alerts_asset, build_delivery_senso
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
+from orchestration.executors import executor_from_env
 from orchestration.jobs import build_jobs
 from orchestration.partitions import day_camera_partitions, day_partitions
 from orchestration.resources import (
@@ -62,7 +64,9 @@ def build_definitions(
         url=warehouse_url or env_or("SIGHTLINE_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), site=site_resource
     )
     source = detection_source or DetectionSourceResource(
-        kind=env_or("SIGHTLINE_SOURCE", "simulated"), path=env_or("SIGHTLINE_SOURCE_PATH", None)
+        # `kind` is a Literal: an EnvVar there fails validation, so its value is read when loading.
+        kind=os.environ.get("SIGHTLINE_SOURCE") or "simulated",
+        path=env_or("SIGHTLINE_SOURCE_PATH", None),
     )
     return dg.Definitions(
         assets=[site_reference, raw_assets, mart_assets, report, alerts],
@@ -71,6 +75,7 @@ def build_definitions(
         schedules=build_schedules(site),
         sensors=[*build_sensors(site, models[0].key), build_delivery_sensor(
             running=not resolve_url(warehouse_url).startswith("duckdb"))],
+        executor=executor_from_env(),  # SIGHTLINE_EXECUTOR: in_process, multiprocess or celery
         resources={
             "site": site_resource,
             "warehouse": warehouse,
