@@ -62,6 +62,7 @@ TEST_MARKERS = {
     "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
     "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
     "test_hostile_input": {"test_video_stream_on_duckdb": ("pipeline",)},
+    "test_celery_scaleout": {"test_two_celery_workers": ("pipeline",)},  # RabbitMQ and Celery workers
     "test_alerts": {
         "test_live_rules_raise_clear_suppress": ("postgres", "pipeline"),
         "test_mqtt_channel_publishes": ("mqtt",),
