@@ -46,6 +46,7 @@ MODULE_MARKERS = {
     "test_docs_offline": ("pipeline",),
     "test_column_types": ("pipeline", "postgres"),
     "test_roles": ("postgres",),
+    "test_pg_binary": ("postgres",),  # connects to ADMIN_URL itself
 }
 # Single tests, by module and name prefix: video through the whole vision pipeline (rendering, decoding,
 # subprocesses), CLI round trips, and tests that create a PostgreSQL database themselves.
