@@ -97,9 +97,13 @@ def _catalog(url: str) -> dict[str, dict[str, str]]:
     return out
 
 
-# The same type in both engines: a string literal is `character varying` (no length) in PostgreSQL, which
-# is TEXT under another name.
-EQUIVALENT = [{exp.DType.TEXT, exp.DType.VARCHAR}]
+# The same type in both engines under other names: a string literal is `character varying` (no length) in
+# PostgreSQL, i.e. TEXT; DuckDB's TIMESTAMP is `timestamp without time zone`; JSON is stored as jsonb there.
+EQUIVALENT = [
+    {exp.DType.TEXT, exp.DType.VARCHAR},
+    {exp.DType.TIMESTAMP, exp.DType.TIMESTAMPNTZ},
+    {exp.DType.JSON, exp.DType.JSONB},
+]
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])

@@ -182,7 +182,7 @@ SELECT
   a.anomaly_type,
   a.severity,
   a.ts,
-  a.ts_end,
+  CAST(a.ts_end AS TIMESTAMPTZ) AS ts_end,  -- typed for the catalog (Dagster UI)
   CAST(@epoch_us(a.ts_end) - @epoch_us(a.ts) AS DOUBLE) / 1000000 AS duration_seconds,
   a.camera_id,
   a.zone_id,
