@@ -47,6 +47,7 @@ MODULE_MARKERS = {
     "test_column_types": ("pipeline", "postgres"),
     "test_roles": ("postgres",),
     "test_pg_binary": ("postgres",),  # connects to ADMIN_URL itself
+    "test_bi": ("pipeline", "postgres"),  # builds the marts on both backends in a module fixture
 }
 # Single tests, by module and name prefix: video through the whole vision pipeline (rendering, decoding,
 # subprocesses), CLI round trips, and tests that create a PostgreSQL database themselves.
