@@ -11,13 +11,13 @@ COPY ingestion ingestion
 COPY quality quality
 COPY orchestration orchestration
 COPY transforms transforms
-COPY site.yaml dagster.yaml ./
+COPY site.yaml ./
+# The deployed Dagster instance config (PostgreSQL storage); compose mounts the checkout's copy over it.
+COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 COPY docker/workspace.yaml ./workspace.yaml
 # Editable: transforms/ and site.yaml are found next to the packages, as in a checkout. The versions CI
 # tested (requirements.lock) constrain the install.
-RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && mkdir -p /opt/dagster/dagster_home \
-    && cp dagster.yaml /opt/dagster/dagster_home/dagster.yaml
+RUN pip install --no-cache-dir -c requirements.lock -e .
 
 # The code stays root's (read-only to the service); the user writes only Dagster's home, SQLMesh's cache
 # and logs under transforms/, quality reports under data/, and the recordings volume.

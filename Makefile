@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint ui bench clean lock
+.PHONY: demo test test-fast lint ui bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,22 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The tier that needs no server: no PostgreSQL, no Mosquitto, no whole pipeline (markers in pyproject.toml,
+# applied in tests/conftest.py). Under SIGHTLINE_TEST_NO_SERVERS=1 a test that reaches for a server without
+# its marker fails, naming the marker; the PostgreSQL URL points at a closed port to make sure.
+FAST := not postgres and not mqtt and not timescaledb and not pipeline
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	SIGHTLINE_TEST_NO_SERVERS=1 SIGHTLINE_TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:1/postgres \
+		$(BIN)/python -m pytest -m "$(FAST)" -p no:cacheprovider
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-# Embedded Dagster home (SQLite, pool limits for DuckDB); the root dagster.yaml is for deployments.
+# `dagster dev` from the repository root: the root dagster.yaml (embedded: SQLite in .dagster_home/, where
+# `make demo` writes its runs; the DuckDB pool limit). DAGSTER_HOME is unset so that file is the one read.
 ui: $(VENV)/.installed-base
-	$(BIN)/python -m orchestration.embedded >/dev/null
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev
+	env -u DAGSTER_HOME $(BIN)/dagster dev
 
 bench: $(VENV)/.installed-dev
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

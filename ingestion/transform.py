@@ -11,6 +11,7 @@ as SQLMesh variables built from the site config, so no model holds a literal thr
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -30,47 +31,55 @@ if TYPE_CHECKING:  # sqlmesh is heavy: imported inside the functions that need i
     from sqlmesh.core.config import Config
 
 TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
-# The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
-MART_MODELS = (
-    "staging.stg_detections",
-    # dimensions: views over ref.* (which BI cannot read), so reports can name zones, cameras and blocks
-    "analytics.zones",
-    "analytics.cameras",
-    "analytics.site",
-    "analytics.index_blocks",
-    "analytics.track_links",
-    "analytics.sessions",
-    "analytics.zone_presence",
-    "analytics.zone_occupancy_minutely",
-    "analytics.anomalies",
-    "analytics.index_records",
-    # one grain per table: zone/camera x hour/day (the day ones are the daily_*_stats)
-    "analytics.zone_hourly",
-    "analytics.camera_hourly",
-    "analytics.daily_zone_stats",
-    "analytics.daily_camera_stats",
-    "analytics.performance_metrics",  # deprecated view over the four above, kept for one release
-    "analytics.heatmap_hourly",
-    "analytics.worker_daily",
-    "analytics.worker_index",
-    "analytics.dashboard",
-)
-# Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
-TIME_COLUMNS = {
-    "analytics.track_links": "first_seen",
-    "analytics.sessions": "entry_time",
-    "analytics.zone_presence": "segment_start",
-    "analytics.zone_occupancy_minutely": "minute_start",
-    "analytics.anomalies": "ts",
-    "analytics.index_records": "scheduled_start",
-    "analytics.zone_hourly": "hour_start",
-    "analytics.camera_hourly": "hour_start",
-    "analytics.daily_zone_stats": "day_start",
-    "analytics.daily_camera_stats": "day_start",
-    "analytics.heatmap_hourly": "hour_start",
-    "analytics.worker_daily": "day_start",
-    "analytics.worker_index": "scheduled_start",
-}
+# The marts and their time columns come from the SQLMesh project itself (one owner: a new model is never
+# left out of a restate, a row count or the audit report). `mart_models(ctx)` / `time_columns(ctx)` on an
+# open context; the module attributes MART_MODELS and TIME_COLUMNS load the project once, lazily.
+
+
+def project_models(ctx: Context) -> list[Any]:
+    """Every model of the project that SQLMesh builds (not the external raw/ref tables), in dependency
+    order (the staging view first). The one list the builds, the audit report and Dagster's assets use."""
+    models = (ctx.models.get(fqn) for fqn in ctx.dag.sorted)
+    return [m for m in models if m is not None and not m.kind.is_external]
+
+
+def mart_models(ctx: Context) -> tuple[str, ...]:
+    """`project_models` as schema.table: the names BI reads in schema `analytics`."""
+    return tuple(_schema_table(m.fqn) for m in project_models(ctx))
+
+
+def time_columns(ctx: Context) -> dict[str, str]:
+    """Incremental models and the UTC time column each is partitioned on (restated by range, counted)."""
+    return {
+        _schema_table(m.fqn): m.time_column.column.name
+        for m in project_models(ctx)
+        if m.kind.is_incremental_by_time_range
+    }
+
+
+def _schema_table(fqn: str) -> str:
+    return ".".join(p.strip('"') for p in fqn.split(".")[-2:])
+
+
+@functools.cache
+def _project_shape() -> tuple[tuple[str, ...], dict[str, str]]:
+    ctx = sqlmesh_context(None, load_site())
+    try:
+        return mart_models(ctx), time_columns(ctx)
+    finally:
+        ctx.close()
+
+
+def __getattr__(name: str):
+    """MART_MODELS and TIME_COLUMNS, read from the SQLMesh project on first use (loading it takes seconds,
+    so importing this module stays cheap)."""
+    if name == "MART_MODELS":
+        return _project_shape()[0]
+    if name == "TIME_COLUMNS":
+        return dict(_project_shape()[1])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Project defaults that are not site thresholds (overridable with SIGHTLINE_TRANSFORM_<NAME> variables).
 DEFAULT_SETTINGS = {
     "session_lookahead_hours": 12,  # how far past a day's end a visit that started in the day is followed
@@ -261,6 +270,8 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
         ),
         variables=sqlmesh_variables(site),
         disable_anonymized_analytics=True,
+        # Default transforms/.cache; tests point it at a temporary folder so they never write the checkout.
+        cache_dir=os.environ.get("SIGHTLINE_SQLMESH_CACHE_DIR") or None,
     )
 
 
@@ -319,7 +330,7 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
                         len(changed), ", ".join(changed), start, end)
         if restate:
             # ...then rebuild exactly [start, end): intervals are cleared and recomputed for every model.
-            ctx.plan("prod", start=_ts(utc_start), end=_ts(utc_end), restate_models=list(TIME_COLUMNS),
+            ctx.plan("prod", start=_ts(utc_start), end=_ts(utc_end), restate_models=list(time_columns(ctx)),
                      skip_tests=True, auto_apply=True, no_prompts=True)
         else:
             # ...or fill what is missing. Starting the range one lookback earlier lets SQLMesh's lookback
@@ -365,7 +376,7 @@ def _ts(value: datetime) -> str:
 def _count_rows(ctx: Context, utc_start: datetime, utc_end: datetime) -> dict[str, int]:
     adapter = ctx.engine_adapter
     rows = {}
-    for model, column in TIME_COLUMNS.items():
+    for model, column in time_columns(ctx).items():
         sql = (f"SELECT COUNT(*) FROM {model} "
                f"WHERE {column} >= CAST('{utc_start.isoformat()}' AS TIMESTAMPTZ) "
                f"AND {column} < CAST('{utc_end.isoformat()}' AS TIMESTAMPTZ)")
@@ -377,7 +388,7 @@ def _run_audits(ctx: Context, utc_start: datetime, utc_end: datetime) -> list[Au
     """Every audit of every mart over the range, as plain outcomes. The build already ran them (a failing
     blocking audit stops it); this pass reports them all, non-blocking ones included."""
     outcomes = []
-    for name in MART_MODELS:
+    for name in mart_models(ctx):
         snapshot = ctx.get_snapshot(name, raise_if_missing=True)
         for result in ctx.snapshot_evaluator.audit(snapshot=snapshot, start=_ts(utc_start), end=_ts(utc_end),
                                                    snapshots=ctx.snapshots):

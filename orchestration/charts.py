@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
 
 import polars as pl
 
-PLOTS_DIR = Path("data/plots")
+PLOTS_DIR = Path("data/plots")  # relative to the working directory; SIGHTLINE_PLOTS_DIR overrides it
 
 
 def markdown_table(df: pl.DataFrame, max_rows: int = 8) -> str:
@@ -51,8 +52,9 @@ def png_markdown(png: bytes, alt: str) -> str:
 
 
 def save_png(png: bytes, name: str) -> Path:
-    PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = PLOTS_DIR / name
+    plots = Path(os.environ.get("SIGHTLINE_PLOTS_DIR") or PLOTS_DIR)
+    plots.mkdir(parents=True, exist_ok=True)
+    path = plots / name
     path.write_bytes(png)
     return path.resolve()
 

@@ -9,8 +9,9 @@
   Raw (day x camera) and marts (day) are different partitionings, so they never share a run; the marts of a
   day are gated across runs by `raw_blocking_failures`, which the marts asset consults
   (orchestration/assets/marts.py).
-- Metadata a person can act on: failed expectations, unexpected counts, a few offending rows, and the Data
-  Docs page of the validation (built under data/gx_docs, or $SIGHTLINE_GX_DOCS_DIR).
+- Metadata a person can act on: failed expectations, unexpected counts, a few offending rows, and the
+  result's page (quality/docs_site.py, plain HTML that works offline; it links Great Expectations' Data Docs
+  page of the validation), under data/gx_docs or $SIGHTLINE_GX_DOCS_DIR.
 
 Wiring (orchestration/definitions.py):
 `asset_checks=build_quality_checks(site, days, day_camera, asset_keys=<keys of the assets defined>)`.
@@ -62,7 +63,7 @@ def check_metadata(result: CheckResult) -> dict:
         meta["offending rows"] = dg.MetadataValue.md(_markdown_rows(result.offending_rows))
     if result.docs_url:
         meta["data docs"] = dg.MetadataValue.url(result.docs_url)
-        meta["data docs index"] = dg.MetadataValue.path(str(docs_index()))
+        meta["all check results"] = dg.MetadataValue.path(str(docs_index()))
     return meta
 
 

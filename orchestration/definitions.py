@@ -36,6 +36,10 @@ from orchestration.sqlmesh_models import load_mart_models
 # Per-partition asset checks are a preview feature in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+# Dagster flags its own multi-partition run tags (dagster/partition/<dimension>) as non-compliant keys.
+warnings.filterwarnings(
+    "ignore", message=r"Non-compliant tag keys like \['dagster/partition/", category=DeprecationWarning
+)
 
 
 def build_definitions(

@@ -1,31 +1,38 @@
-"""Embedded mode: a Dagster home under .dagster_home/ with SQLite storage, so `make demo` and `make ui`
-need no server. The repository's dagster.yaml (PostgreSQL storage) is for deployments only.
+"""Embedded mode: Dagster on SQLite, no server and no environment. The repository root's dagster.yaml is
+the one configuration: `dagster dev` from the root reads it as is (storage in .dagster_home/ under the
+working directory); `make demo`, `make ui` and tests get a DAGSTER_HOME folder holding a copy of it with
+storage pointed at that folder, so they work from any working directory. Deployments use
+deploy/dagster.yaml (PostgreSQL).
 
-    python -m orchestration.embedded      # writes .dagster_home/dagster.yaml, prints the folder
+    python -m orchestration.embedded [HOME]   # writes HOME/dagster.yaml (HOME: .dagster_home/)
     DAGSTER_HOME=$PWD/.dagster_home dagster dev
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_HOME = REPO_ROOT / ".dagster_home"
+ROOT_CONFIG = REPO_ROOT / "dagster.yaml"
+# `base_dir: .dagster_home` or `base_dir: .dagster_home/sub`, relative to the working directory.
+_RELATIVE_HOME = re.compile(r"(base_dir: )\.dagster_home(/\S*)?$", re.M)
 
-EMBEDDED_CONFIG = """\
-# Written by `sightline demo` / `python -m orchestration.embedded`: embedded Dagster, SQLite storage under
-# this folder (Dagster's default when no storage is configured). Deployments use the repository's
-# dagster.yaml (PostgreSQL) instead.
-concurrency:
-  pools:
-    # DuckDB allows one writing process per file: every step that opens the warehouse is in pool
-    # "warehouse", so at most one runs at a time and concurrent runs queue instead of failing on the lock.
-    default_limit: 1
-    granularity: op
-telemetry:
-  enabled: false
-"""
+
+def embedded_config(home: Path) -> str:
+    """The root dagster.yaml with its storage folders made `home` (absolute), comments kept."""
+    text = ROOT_CONFIG.read_text()
+    if not _RELATIVE_HOME.search(text):
+        raise ValueError(
+            f"{ROOT_CONFIG}: storage: expected `base_dir: .dagster_home`. Fix: restore it from git."
+        )
+    header = f"# Written by orchestration/embedded.py from {ROOT_CONFIG}; edit that file, not this one.\n"
+    return header + _RELATIVE_HOME.sub(
+        lambda m: m.group(1) + json.dumps(str(home) + (m.group(2) or "")), text
+    )
 
 
 def ensure_home(home: str | Path | None = None) -> Path:
@@ -33,8 +40,9 @@ def ensure_home(home: str | Path | None = None) -> Path:
     path = Path(home or EMBEDDED_HOME).resolve()
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not config.exists() or config.read_text() != EMBEDDED_CONFIG:
-        config.write_text(EMBEDDED_CONFIG)
+    wanted = embedded_config(path)
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
     return path
 
 

@@ -7,7 +7,8 @@ import dagster as dg
 INGESTION_JOB = "ingestion_job"
 MARTS_JOB = "marts_job"
 REFERENCE_JOB = "site_reference_job"
-# Deployed mode limits runs carrying this tag to one at a time (dagster.yaml): one SQLMesh run per warehouse.
+# Deployed mode limits runs carrying this tag to one at a time (deploy/dagster.yaml): one SQLMesh run per
+# warehouse.
 SQLMESH_TAG = {"sightline/sqlmesh": "run"}
 
 

@@ -49,6 +49,8 @@ class MartModel:
     columns: tuple[str, ...]
     column_descriptions: tuple[tuple[str, str], ...]
     audits: tuple[AuditCheck, ...]
+    # (column, SQL type) from SQLMesh's columns_to_types: the column schema the Dagster UI shows.
+    column_types: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> dg.AssetKey:
@@ -104,15 +106,11 @@ def load_mart_models(site_path: str | None = None) -> tuple[MartModel, ...]:
     """The project's non-external models in dependency order (upstream first). Loading the SQLMesh context
     parses the models; it does not open the warehouse."""
     from ingestion.site import load_site
-    from ingestion.transform import sqlmesh_context
+    from ingestion.transform import project_models, sqlmesh_context
 
     ctx = sqlmesh_context(None, load_site(site_path))
     try:
-        return tuple(
-            _mart_model(ctx.models[fqn])
-            for fqn in ctx.dag.sorted
-            if fqn in ctx.models and not ctx.models[fqn].kind.is_external
-        )
+        return tuple(_mart_model(m) for m in project_models(ctx))
     finally:
         ctx.close()
 
@@ -149,6 +147,7 @@ def _mart_model(model) -> MartModel:
         columns=tuple(col_types),
         column_descriptions=tuple((model.column_descriptions or {}).items()),
         audits=tuple(audits),
+        column_types=tuple((c, t.sql(dialect=model.dialect)) for c, t in col_types.items()),
     )
 
 
@@ -179,16 +178,23 @@ def model_asset_specs(
                     "sqlmesh/model": m.name,
                     "sqlmesh/kind": m.kind,
                     "sqlmesh/time_column": m.time_column or "",
-                    "dagster/column_schema": dg.TableSchema(
-                        columns=[
-                            dg.TableColumn(c, description=dict(m.column_descriptions).get(c))
-                            for c in m.columns
-                        ]
-                    ),
+                    "dagster/column_schema": column_schema(m),
                 },
             )
         )
     return specs
+
+
+def column_schema(model: MartModel) -> dg.TableSchema:
+    """The model's columns with SQLMesh's types and descriptions (Dagster would show every type as
+    "string" otherwise)."""
+    types, descriptions = dict(model.column_types), dict(model.column_descriptions)
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c, type=types.get(c, "unknown"), description=descriptions.get(c))
+            for c in model.columns
+        ]
+    )
 
 
 def _dedupe_deps(deps: list[dg.AssetDep]) -> list[dg.AssetDep]:

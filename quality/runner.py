@@ -71,7 +71,8 @@ def run_table_checks(
     """Every suite and reconciliation guarding `table` on one partition (a camera-day for raw tables).
 
     Pass one `validator` for many calls (the Data Docs index then lists them all); else one is made here
-    that builds Data Docs into `docs` when given.
+    that builds Data Docs into `docs` when given. With docs, every result gets its own offline page
+    (quality/docs_site.py) and `docs_url` links it.
     """
     from quality.datasets import DATASETS
 
@@ -97,7 +98,13 @@ def run_table_checks(
                 _error_result(recon, partition, f"could not reconcile {table}: {exc}".splitlines()[0])
             )
     order = {c.name: i for i, c in enumerate(CHECKS)}
-    return sorted(results, key=lambda r: order[r.name])
+    results = sorted(results, key=lambda r: order[r.name])
+    pages = validator.docs_dir if validator is not None else docs
+    if pages is not None:
+        from quality.docs_site import publish
+
+        results = publish(pages, results)
+    return results
 
 
 def _error_result(check: Suite | Reconciliation, partition: Partition, reason: str) -> CheckResult:
@@ -138,7 +145,7 @@ def run_checks(
     """All checks of one site-local day: raw checks per camera that landed data, then every mart's checks.
 
     Data Docs are built into `docs_dir(docs)` unless `build_docs` is False; each result's `docs_url` links
-    its validation page, and `docs_index(...)` is the site's entry page.
+    its own page (which links GX's validation page), and `docs_index(...)` lists every result.
     """
     site = site or load_site()
     validator = new_validator(docs_dir(docs) if build_docs else None)
@@ -164,5 +171,7 @@ def new_validator(docs: Path | None) -> Validator:
 
 
 def docs_index(docs: str | Path | None = None) -> Path:
-    """The Data Docs entry page (built by the first check run with docs)."""
-    return docs_dir(docs) / "index.html"
+    """The check results page (quality/docs_site.py: plain HTML that works offline, unlike GX's index)."""
+    from quality.docs_site import RESULTS_PAGE
+
+    return docs_dir(docs) / RESULTS_PAGE

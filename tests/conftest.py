@@ -3,27 +3,97 @@
 Each PostgreSQL fixture creates its own database and drops it afterwards, so tests (and parallel test
 sessions) never see each other's rows. The server comes from PG* variables, default 127.0.0.1:5432 as
 user postgres; set SIGHTLINE_TEST_PG_ADMIN_URL to use another.
+
+Test tiers (markers registered in pyproject.toml): `postgres` (needs the PostgreSQL server), `mqtt` (starts
+Mosquitto), `pipeline` (a whole pipeline: Dagster runs, video end to end, the CLI round trips). Tests using
+the PostgreSQL or broker fixtures are marked here automatically; `make test-fast` runs the rest with
+SIGHTLINE_TEST_NO_SERVERS=1, under which reaching for PostgreSQL or Mosquitto fails and names the marker
+to add. SIGHTLINE_REQUIRE_TIMESCALEDB=1 (`.ci/run` sets it where the TimescaleDB cluster exists) turns the
+skips of `timescaledb` tests into failures.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from ingestion.site import Site, load_site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NO_SERVERS = os.environ.get("SIGHTLINE_TEST_NO_SERVERS") == "1"
+REQUIRE_TIMESCALEDB = os.environ.get("SIGHTLINE_REQUIRE_TIMESCALEDB") == "1"
+# Fixtures that reach a server, and the marker a test using them gets.
+SERVER_FIXTURES = {
+    "postgres": {"pg_url", "set_up_pg_url", "timescale_url"},
+    "mqtt": {"broker"},
+}
+SERVER_PARAMS = {"postgres": {"postgres", "timescaledb"}}
+# Whole modules whose module-scoped fixtures build a pipeline (simulate, land, SQLMesh, checks) or create a
+# PostgreSQL database themselves, where no fixture name gives it away.
+MODULE_MARKERS = {
+    "test_quality": ("pipeline",),
+    "test_transforms": ("pipeline", "postgres"),
+    "test_transforms_incremental": ("pipeline",),
+    "test_video_e2e": ("pipeline",),
+    "test_docs_offline": ("pipeline",),
+    "test_column_types": ("pipeline", "postgres"),
+    "test_roles": ("postgres",),
+    "test_pg_binary": ("postgres",),  # connects to ADMIN_URL itself
+    "test_bi": ("pipeline", "postgres"),  # builds the marts on both backends in a module fixture
+}
+# Single tests, by module and name prefix: video through the whole vision pipeline (rendering, decoding,
+# subprocesses), CLI round trips, and tests that create a PostgreSQL database themselves.
+TEST_MARKERS = {
+    "test_video": {
+        "test_video_lands_tracked_detections": ("pipeline",),
+        "test_crash_mid_video": ("pipeline",),
+        "test_truncated_segment": ("pipeline",),
+        "test_cli_ingest_video": ("pipeline",),
+    },
+    "test_stream_video": {"test_video_stream_stops_cleanly": ("pipeline",)},
+    "test_detectors": {"test_yolo_rows_land_through_the_video_pipeline": ("pipeline",)},
+    "test_simulator_cli": {"test_simulate_command_lands_the_simulated_days": ("pipeline",)},
+    "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
+    "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
+    "test_hostile_input": {"test_video_stream_on_duckdb": ("pipeline",)},
+    "test_celery_scaleout": {"test_two_celery_workers": ("pipeline",)},  # RabbitMQ and Celery workers
+    "test_alerts": {
+        "test_live_rules_raise_clear_suppress": ("postgres", "pipeline"),
+        "test_mqtt_channel_publishes": ("mqtt",),
+        "test_batch_alerts_agree": ("postgres", "pipeline"),
+        "test_an_anomaly_the_stream_raised_live": ("postgres", "pipeline"),
+    },
+}
 ADMIN_URL = os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A server with timescaledb preloaded (e.g. a second local cluster: see README, "TimescaleDB").
 TIMESCALE_URL = os.environ.get(
     "SIGHTLINE_TEST_TIMESCALE_URL", "postgresql://postgres@127.0.0.1:5433/postgres"
 )
+
+
+# Property tests are reproducible (the same examples every run) and keep no example database in the checkout;
+# Hypothesis' other caches (constants) go to the system temp folder, not .hypothesis/ in the checkout.
+settings.register_profile("sightline", derandomize=True, database=None)
+settings.load_profile("sightline")
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "sightline-hypothesis")
+)
+
+# Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
+# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture:
+# collection already loads the SQLMesh project (modules parametrized over ingestion.transform.MART_MODELS).
+OUTPUT_ENV = ("SIGHTLINE_SQLMESH_CACHE_DIR", "SIGHTLINE_GX_DOCS_DIR", "SIGHTLINE_PLOTS_DIR")
+_OUTPUTS = tempfile.mkdtemp(prefix="sightline-test-outputs-")
+for _var in OUTPUT_ENV:
+    os.environ.setdefault(_var, os.path.join(_OUTPUTS, _var.lower()))
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +102,9 @@ def site() -> Site:
 
 
 def _admin(admin_url: str = ADMIN_URL) -> psycopg.Connection:
+    if NO_SERVERS:
+        pytest.fail("this test needs PostgreSQL but is not marked `postgres` (SIGHTLINE_TEST_NO_SERVERS=1, "
+                    "the fast tier); add @pytest.mark.postgres", pytrace=False)
     try:
         return psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # a missing server is a failure, not a skip: CI must start it
@@ -141,6 +214,49 @@ def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield request.getfixturevalue("timescale_url")
     else:
         yield from _warehouse(request.param, tmp_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by the servers their fixtures reach, so the tiers cannot drift from the fixtures."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {str(v) for v in callspec.params.values()} if callspec else set()
+        for marker, names in SERVER_FIXTURES.items():
+            if fixtures & names or params & SERVER_PARAMS.get(marker, set()):
+                item.add_marker(marker)
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        markers = list(MODULE_MARKERS.get(module, ()))
+        for prefix, marks in TEST_MARKERS.get(module, {}).items():
+            if item.name.startswith(prefix):
+                markers += marks
+        for marker in markers:
+            item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_in_the_fast_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the fast tier a test that starts Mosquitto without the `mqtt` marker fails, naming the fix."""
+    if NO_SERVERS and request.node.get_closest_marker("mqtt") is None:
+        from ingestion.stream import broker
+
+        def refuse(*args, **kwargs):
+            pytest.fail("this test starts Mosquitto but is not marked `mqtt` (SIGHTLINE_TEST_NO_SERVERS=1, "
+                        "the fast tier); add @pytest.mark.mqtt", pytrace=False)
+
+        monkeypatch.setattr(broker.PrivateMosquitto, "__enter__", refuse)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """With SIGHTLINE_REQUIRE_TIMESCALEDB=1 a skipped `timescaledb` test is a failure: CI where the
+    TimescaleDB cluster exists must not pass by skipping its tests."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_TIMESCALEDB and report.skipped and item.get_closest_marker("timescaledb"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"SIGHTLINE_REQUIRE_TIMESCALEDB=1 but the TimescaleDB test skipped: {reason}"
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,7 @@ def _connect(client: mqtt.Client, port: int) -> int:
     return codes.get(timeout=10)
 
 
+@pytest.mark.mqtt
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
 def test_acl_lets_each_camera_publish_only_its_own_topic(tmp_path):
     passwords = {"sightline": "consumer-pw", **{c: f"{c}-pw" for c in CAMERAS}}
@@ -89,6 +90,7 @@ def test_acl_lets_each_camera_publish_only_its_own_topic(tmp_path):
         consumer.disconnect()
 
 
+@pytest.mark.mqtt
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_tls_listener_example_serves_encrypted_clients(tmp_path):
     certs = tmp_path / "certs"

@@ -165,6 +165,7 @@ def test_dagster_loads_the_code_location_with_no_arguments(tmp_path):
 # ------------------------------------------------------------------------------------- materialisation
 
 
+@pytest.mark.pipeline
 def test_partition_materialises_end_to_end(defs, warehouse, site_file):
     site = load_site(site_file)
     with dg.instance_for_test() as instance:
@@ -211,6 +212,7 @@ def test_partition_materialises_end_to_end(defs, warehouse, site_file):
     assert all(e.partition == DAY.isoformat() for e in audits)
 
 
+@pytest.mark.pipeline
 def test_backfill_equals_day_by_day_and_rematerialising_restates(
     defs, warehouse, site_file, tmp_path, monkeypatch
 ):
@@ -327,6 +329,7 @@ def test_marts_sensor_waits_for_every_camera_of_the_day(defs, site_file):
         assert tick(cursor)[0] == []
 
 
+@pytest.mark.pipeline
 def test_warehouse_sensors_rebuild_late_days_and_follow_stream_watermarks(defs, warehouse, site_file):
     site = load_site(site_file)
     with connect(warehouse, site) as wh:
@@ -364,6 +367,7 @@ def test_warehouse_sensors_rebuild_late_days_and_follow_stream_watermarks(defs, 
         assert len(requested) == len(set(requested))
 
 
+@pytest.mark.pipeline
 def test_segment_sensor_launches_the_camera_day_of_new_recordings(defs, warehouse, tmp_path, monkeypatch):
     folder = tmp_path / "segments" / "CAM02"
     folder.mkdir(parents=True)
@@ -405,6 +409,7 @@ def _step_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[flo
     return [(starts[k], ends[k]) for k in starts]
 
 
+@pytest.mark.pipeline
 def test_two_partitions_launched_together_share_duckdb_through_the_pool(site_file, tmp_path):
     """Two real runs (the multiprocess executor, as `dagster dev` launches them) land two camera-days of
     one DuckDB file at the same time: the `warehouse` pool (limit 1 in embedded mode) serialises their
@@ -479,8 +484,9 @@ def pg_url(set_up_pg_url: str) -> str:
     return set_up_pg_url
 
 
+@pytest.mark.pipeline
 def test_deployed_dagster_yaml_runs_a_partition_on_postgresql(defs, site_file, pg_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml, as deployed: PostgreSQL storage from DAGSTER_PG_* variables, the run
+    """deploy/dagster.yaml, as deployed: PostgreSQL storage from DAGSTER_PG_* variables, the run
     queue with per-camera limits, run retries; a partitioned run executes in it against a PostgreSQL
     warehouse."""
     import psycopg
@@ -491,7 +497,7 @@ def test_deployed_dagster_yaml_runs_a_partition_on_postgresql(defs, site_file, p
     try:
         home = tmp_path / "home"
         home.mkdir()
-        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         parts = conninfo_to_dict(storage_url)
         for var, value in (
             ("HOST", parts["host"]),

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import time as clock
 
 import polars as pl
@@ -32,7 +31,7 @@ def _rows(url, site) -> pl.DataFrame:
 
 
 def test_video_stream_stops_cleanly_and_a_rerun_lands_the_rest(site, tmp_path):
-    video = render_video(site, tmp_path / "video", window=(clock(9), clock(9, 0, 30)), cameras=["CAM01"],
+    video = render_video(site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"],
                          fps=5.0, scale=0.5).segments[0]
     # Reference: the same file through the vision pipeline directly (what `sightline ingest video` runs).
     reference_url = f"duckdb:///{tmp_path / 'reference.duckdb'}"
@@ -46,18 +45,23 @@ def test_video_stream_stops_cleanly_and_a_rerun_lands_the_rest(site, tmp_path):
     url = f"duckdb:///{tmp_path / 'stream.duckdb'}"
     args = [*CLI, "stream", "--source", str(video), "--camera", "CAM01", "--warehouse", url,
             "--batch-seconds", "10"]
-    log = tmp_path / "first.log"
-    with open(log, "wb") as out:
-        first = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not re.search(r"batch stream-video:\S+: \d+ rows landed", log.read_text()):
-            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(60) == 0, log.read_text()
+    # The stop must come while the file is still being read: read the child's log as it is written (no
+    # polling interval) and signal it on the very line that reports the first landed chunk.
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    for raw in first.stdout:
+        lines.append(raw.decode(errors="replace"))
+        if re.search(r"batch stream-video:\S+: \d+ rows landed", lines[-1]):
+            first.send_signal(signal.SIGTERM)
+            break
+    else:
+        raise AssertionError("the stream ended without landing a chunk:\n" + "".join(lines))
+    lines += [raw.decode(errors="replace") for raw in first.stdout]
+    log = "".join(lines)
+    assert first.wait(60) == 0, log
     stopped = _rows(url, site)
     # stopped part-way...
-    assert 0 < stopped.height < reference.height, (stopped.height, reference.height, log.read_text())
+    assert 0 < stopped.height < reference.height, (stopped.height, reference.height, log)
     with connect(url, site) as wh:
         chunks = wh.query("SELECT batch_id FROM raw.ingest_batches")["batch_id"].to_list()
     assert all(":partial" not in c for c in chunks)

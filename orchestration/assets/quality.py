@@ -65,7 +65,7 @@ def build_quality_report(
                 "passed": counts.get("SUCCEEDED", 0),
                 "failed": counts.get("FAILED", 0),
                 "results": dg.MetadataValue.md(markdown_table(rows, max_rows=300)),
-                "data docs": dg.MetadataValue.path(str(docs)),
+                "check results": dg.MetadataValue.path(str(docs)),
             }
         )
 

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         for row in r.offending_rows:
             print(f"    row: {row}")
         if r.docs_url:
-            print(f"  data docs: {r.docs_url}")
+            print(f"  details: {r.docs_url}")
     critical = sum(1 for r in failed if r.blocking)
     print(
         f"\n{len(results) - len(failed)} passed, {critical} failed (critical), "
@@ -79,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
         f" of {len(results)} checks for {args.date} on {redact_url(url)}"
     )
     if not args.no_docs:
-        print(f"Data Docs: {docs_index(args.docs_dir)}")
+        print(f"Check results (works offline): {docs_index(args.docs_dir)}")
     return 1 if failed else 0

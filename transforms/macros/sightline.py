@@ -43,9 +43,11 @@ def epoch_us(evaluator, ts: exp.Expr) -> exp.Expr:
 
 @macro()
 def utc_trunc(evaluator, unit: exp.Expr, ts: exp.Expr) -> exp.Expr:
-    """date_trunc in dt.UTC whatever the session time zone, back as TIMESTAMPTZ."""
+    """date_trunc in dt.UTC whatever the session time zone, back as TIMESTAMPTZ (cast, so SQLMesh knows the
+    column's type: the asset's column schema in Dagster comes from it)."""
     return exp.maybe_parse(
-        f"(DATE_TRUNC('{unit.name}', {ts.sql('duckdb')} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')",
+        f"CAST(DATE_TRUNC('{unit.name}', {ts.sql('duckdb')} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        " AS TIMESTAMPTZ)",
         dialect="duckdb")
 
 

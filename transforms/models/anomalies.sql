@@ -74,7 +74,7 @@ WITH expected_windows AS (
   SELECT
     'excessive_idle' AS anomaly_type, @severity_excessive_idle AS severity,
     max_idle_streak_start AS ts,
-    max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS ts_end,
+    CAST(max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS TIMESTAMPTZ) AS ts_end,
     camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
       || ' s in zone ' || zone_label || ' (' || zone_id || ')' AS description,
@@ -182,7 +182,7 @@ SELECT
   a.anomaly_type,
   a.severity,
   a.ts,
-  a.ts_end,
+  CAST(a.ts_end AS TIMESTAMPTZ) AS ts_end,  -- typed for the catalog (Dagster UI)
   CAST(@epoch_us(a.ts_end) - @epoch_us(a.ts) AS DOUBLE) / 1000000 AS duration_seconds,
   a.camera_id,
   a.zone_id,

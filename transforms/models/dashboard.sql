@@ -79,25 +79,26 @@ WITH latest AS (
   JOIN latest AS l ON i.date = l.local_date
 )
 SELECT
-  c.local_date,
+  /* typed where SQLMesh cannot infer it: the Dagster UI shows these types (issue 15) */
+  CAST(c.local_date AS DATE) AS local_date,
   CAST(c.cameras AS BIGINT) AS cameras,
   CAST(COALESCE(lh.cameras_up, 0) AS BIGINT) AS cameras_up,
-  c.camera_uptime,
+  CAST(c.camera_uptime AS DOUBLE) AS camera_uptime,
   CAST(c.detections AS BIGINT) AS detections,
   CAST(p.people_seen AS BIGINT) AS people_seen,
   CAST(c.sessions AS BIGINT) AS sessions,
-  c.dwell AS total_dwell_seconds,
-  c.active / NULLIF(c.active + c.idle, 0) AS productivity,
-  u.occupied_working / NULLIF(u.scheduled, 0) AS utilization,
+  CAST(c.dwell AS DOUBLE) AS total_dwell_seconds,
+  CAST(c.active / NULLIF(c.active + c.idle, 0) AS DOUBLE) AS productivity,
+  CAST(u.occupied_working / NULLIF(u.scheduled, 0) AS DOUBLE) AS utilization,
   CAST(COALESCE(a.anomalies, 0) AS BIGINT) AS anomalies,
   CAST(COALESCE(a.critical, 0) AS BIGINT) AS critical_anomalies,
   CAST(COALESCE(i.on_time, 0) AS BIGINT) AS indices_on_time,
   CAST(COALESCE(i.delayed, 0) AS BIGINT) AS indices_delayed,
   CAST(n.people_now AS BIGINT) AS people_now,
-  p.as_of,
+  CAST(p.as_of AS TIMESTAMPTZ) AS as_of,
   CAST(COALESCE(a.error, 0) AS BIGINT) AS error_anomalies,
   @local_ts(p.as_of) AS as_of_local,
-  (SELECT s.timezone FROM ref.site AS s) AS timezone
+  CAST((SELECT s.timezone FROM ref.site AS s) AS TEXT) AS timezone
 FROM cams AS c
 CROSS JOIN last_hour AS lh
 CROSS JOIN people AS p

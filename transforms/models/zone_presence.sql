@@ -62,7 +62,7 @@ SELECT
   r.camera_id,
   r.zone_id,
   r.t AS segment_start,
-  r.t_next AS segment_end,
+  CAST(r.t_next AS TIMESTAMPTZ) AS segment_end,  -- typed for the catalog: LEAD() is not inferred
   CAST(r.people AS INT) AS people,
   EXISTS (SELECT 1 FROM working AS w WHERE r.t >= w.work_start AND r.t < w.work_end) AS in_working_time,
   @local_date(r.t) AS local_date,
