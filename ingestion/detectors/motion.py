@@ -1,21 +1,20 @@
-"""Motion detector: blobs of the shared foreground mask, cleaned by morphology, boxed from contours and
-tracked with Ultralytics' BYTETracker.
+"""Motion detector: blobs of the shared presence mask, cleaned by morphology, boxed from contours and
+tracked with `BlobTracker` (IoU + centre distance, one-to-one).
 
-It sees what moves. A person who stands perfectly still fades into the background model within a few
-seconds and is only carried by the tracker's lost-track buffer; real people (and the simulator's rendered
-workers) keep moving a little, which is enough for the closed blob to stay visible.
+It sees what differs from the learnt background. The pipeline freezes that background inside the live
+tracks' boxes (`ForegroundModel.apply(freeze=...)`), so a person who stops moving stays a blob, and stays
+tracked, until they leave.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
 from ingestion.detectors import Tracks
-from ingestion.detectors.tracker import BoxBatch, bytetrack_config
+from ingestion.detectors.blob_tracker import BlobTracker
 from ingestion.video.motion import box_foreground_share, mask_scale
 
 
@@ -31,7 +30,7 @@ class MotionDetector:
         close_px: int = 15,
         class_id: int = 0,
         split_merged: bool = True,
-        lost_seconds: float = 10.0,
+        lost_seconds: float = 15.0,
         **tracker_options,
     ):
         """`min_area_share`: smallest blob kept, as a share of the frame area (drops speckle and leaves);
@@ -39,24 +38,21 @@ class MotionDetector:
         remove single-pixel noise and merge a person's scattered moving pixels into one blob;
         `class_id`: label for every blob (0 = person: on an overhead line camera the movers are people);
         `split_merged`: cut blobs much larger than a typical person into person-sized parts (people standing
-        close together touch in the mask; the typical size is learnt from the blobs seen so far)."""
+        close together touch in the mask; the typical size is learnt from the blobs seen so far);
+        `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
         self.open_px = open_px
         self.close_px = close_px
         self.class_id = class_id
         self.split_merged = split_merged
-        defaults = {"track_high_thresh": 0.3, "track_low_thresh": 0.05, "new_track_thresh": 0.3}
-        self._tracker_cfg = bytetrack_config(
-            fps, lost_seconds=lost_seconds, **{**defaults, **tracker_options}
-        )
+        self._tracker = BlobTracker(fps, lost_seconds=lost_seconds, **tracker_options)
         self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reset()
 
     def reset(self) -> None:
-        from ultralytics.trackers.byte_tracker import BYTETracker
-
-        self._tracker = BYTETracker(SimpleNamespace(**self._tracker_cfg))
+        self._tracker.reset()
+        self._moved = np.empty(0, bool)
         self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
         self._typical: tuple[float, float] | None = None
         self._frames = 0
@@ -129,16 +125,21 @@ class MotionDetector:
             xyxy, fill = self._split(xyxy, fill, mask)
         return xyxy, fill
 
+    def freeze_boxes(self, tracks: Tracks) -> np.ndarray:
+        """Boxes of the tracks of the last update (`tracks`) whose background should stop learning: those
+        that have moved since they appeared. A blob that never moved is not frozen: it may be a ghost (the
+        spot where someone stood when the background was learnt, uncovered), which must fade."""
+        return tracks.xywh[self._moved] if len(tracks) else tracks.xywh
+
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
         xyxy, fill = self.blobs(foreground)
         xyxy = xyxy / mask_scale(foreground, frame)  # the mask may be smaller than the frame
         # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
         conf = np.clip(fill, 0.0, 1.0)
-        boxes = BoxBatch(xyxy, conf, np.full(len(conf), self.class_id, dtype=np.float32))
-        out = self._tracker.update(boxes, frame)
-        if len(out) == 0:
+        ids, idx = self._tracker.update(xyxy, conf)
+        self._moved = self._tracker.reported_moved
+        if len(ids) == 0:
             return Tracks.empty()
-        # Report the measured blob box of each matched detection (column 7 = its index), not the Kalman
-        # estimate: zones are decided on where the person was seen.
-        idx = out[:, 7].astype(np.int64)
-        return Tracks.from_xyxy(xyxy[idx], out[:, 4], np.full(len(idx), self.class_id), out[:, 5])
+        # The measured blob box of each matched detection, not a prediction: zones are decided on where
+        # the person was seen.
+        return Tracks.from_xyxy(xyxy[idx], ids, np.full(len(idx), self.class_id), conf[idx])
