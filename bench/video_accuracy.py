@@ -230,6 +230,7 @@ def main() -> None:
         help="also run YOLO11n (random weights, imgsz 320) on this many seconds of CAM01 (default 0: skip)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON lines too")
+    parser.add_argument("--keep", default=None, help="keep the video and warehouses in this folder")
     args = parser.parse_args()
 
     site = load_site()
@@ -237,7 +238,8 @@ def main() -> None:
     cameras = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
     results = []
     with tempfile.TemporaryDirectory(prefix="sightline-bench-video-accuracy-") as tmp:
-        tmp = Path(tmp)
+        tmp = Path(args.keep or tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         rendered = tmp / "video"
         render_video(
             site,

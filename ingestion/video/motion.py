@@ -1,12 +1,13 @@
 """The background subtraction of each frame, and the motion score of boxes from it.
 
-Two OpenCV MOG2 models run on every frame (shadow detection on, shadow pixels dropped: a shadow is neither
-a person nor motion):
+Two OpenCV MOG2 models run on every frame:
 
-- presence (`ForegroundModel.apply` returns its mask; detectors read it): the background is frozen inside
-  the boxes of the live tracks (`freeze=`), so a person who stops moving stays foreground until they
-  leave, and the floor they uncover is not a ghost (the model never learnt them).
-- motion (`ForegroundModel.motion_score`): the ordinary adaptive model. `motion_score` of a box = the
+- presence (`ForegroundModel.apply` returns its mask; detectors read it): shadow detection on and shadow
+  pixels dropped (a shadow would widen or merge blobs); the background is frozen inside the boxes of the
+  live tracks (`freeze=`), so a person who stops moving stays foreground until they leave, and the floor
+  they uncover is not a ghost (the model never learnt them).
+- motion (`ForegroundModel.motion_score`): the ordinary adaptive model (shadow detection off, as the
+  idle threshold was calibrated; a box's core rarely holds a shadow). `motion_score` of a box = the
   share of the pixels in its core (`box_core`: the central 60% of width and height) that it marks as
   foreground, i.e. pixels that changed recently. It adapts within a few seconds, so a person standing
   still scores ~0 (idle) and a person working with their hands scores high (active), whatever the detector.
@@ -45,15 +46,15 @@ class ForegroundModel:
         self.freeze_margin = freeze_margin
         self.reset()
 
-    def _mog2(self) -> cv2.BackgroundSubtractorMOG2:
+    def _mog2(self, shadows: bool) -> cv2.BackgroundSubtractorMOG2:
         return cv2.createBackgroundSubtractorMOG2(
             history=max(2, round(self.history_seconds * self.fps)),
             varThreshold=self.var_threshold,
-            detectShadows=True,
+            detectShadows=shadows,
         )
 
     def reset(self) -> None:
-        self._presence, self._motion_model = self._mog2(), self._mog2()
+        self._presence, self._motion_model = self._mog2(shadows=True), self._mog2(shadows=False)
         self.motion: np.ndarray | None = None  # the motion model's mask of the last frame
 
     def apply(self, frame: np.ndarray, freeze: np.ndarray | None = None) -> np.ndarray:
@@ -64,18 +65,28 @@ class ForegroundModel:
         if self.max_width and w > self.max_width:
             size = (self.max_width, max(1, round(h * self.max_width / w)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        self.motion = _drop_shadows(self._motion_model, self._motion_model.apply(frame), frame)
-        if freeze is None or len(freeze) == 0:
-            return _drop_shadows(self._presence, self._presence.apply(frame), frame)
-        # MOG2 has one learning rate per frame, not per pixel: judge the frame without learning, then learn
-        # from a copy whose frozen boxes show the model's own background (which it thus keeps).
-        mask = _drop_shadows(self._presence, self._presence.apply(frame, learningRate=0), frame)
-        sx, sy = frame.shape[1] / w, frame.shape[0] / h
-        scaled = np.asarray(freeze, dtype=np.float64).reshape(-1, 4) * np.array([sx, sy, sx, sy])
-        frozen = boxes_mask(_grow(scaled, self.freeze_margin), frame.shape[:2])
-        learn = frame.copy()
-        np.copyto(learn, self._presence.getBackgroundImage(), where=frozen[..., None])
-        self._presence.apply(learn)
+        self.motion = self._motion_model.apply(frame)
+        frozen = freeze is not None and len(freeze) > 0
+        # MOG2 has one learning rate per frame, not per pixel: with boxes to freeze, judge the frame
+        # without learning, then learn from a copy whose frozen boxes show the model's own background
+        # (which it thus keeps).
+        raw = self._presence.apply(frame, learningRate=0 if frozen else -1)
+        mask = cv2.threshold(raw, SHADOW, 255, cv2.THRESH_BINARY)[1]  # shadows (127) -> 0
+        shadow_y, shadow_x = np.nonzero(raw == SHADOW)
+        background = self._presence.getBackgroundImage() if frozen or len(shadow_y) else None
+        if len(shadow_y):
+            # A shadow darkens the floor in every channel. MOG2's shadow test scales with varThreshold,
+            # high here, and then also calls brighter or differently coloured pixels "shadow" (whole
+            # textured figures, in tests): those stay foreground.
+            brighter = (frame[shadow_y, shadow_x] > background[shadow_y, shadow_x]).any(axis=1)
+            mask[shadow_y[brighter], shadow_x[brighter]] = 255
+        if frozen:
+            sx, sy = frame.shape[1] / w, frame.shape[0] / h
+            scaled = np.asarray(freeze, dtype=np.float64).reshape(-1, 4) * np.array([sx, sy, sx, sy])
+            inside = boxes_mask(_grow(scaled, self.freeze_margin), frame.shape[:2])
+            learn = frame.copy()
+            np.copyto(learn, background, where=inside[..., None])
+            self._presence.apply(learn)
         return mask
 
     def motion_score(self, xywh: np.ndarray, frame: np.ndarray) -> np.ndarray:
@@ -83,20 +94,6 @@ class ForegroundModel:
         if self.motion is None:
             raise RuntimeError("motion_score before apply: call apply(frame) first")
         return box_foreground_share(self.motion, box_core(xywh) * mask_scale(self.motion, frame))
-
-
-def _drop_shadows(model: cv2.BackgroundSubtractorMOG2, mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """255 stays foreground; shadows (127) and background become 0.
-
-    A shadow darkens the floor in every channel. MOG2's own shadow test scales with varThreshold, which is
-    high here (see ForegroundModel), and then also calls brighter or differently coloured pixels
-    "shadow" (whole textured figures, in tests): those stay foreground."""
-    shadow = mask == SHADOW
-    out = cv2.threshold(mask, SHADOW, 255, cv2.THRESH_BINARY)[1]
-    if shadow.any():
-        brighter = (frame > model.getBackgroundImage()).any(axis=2)
-        out[shadow & brighter] = 255
-    return out
 
 
 def _grow(xywh: np.ndarray, margin: float) -> np.ndarray:
