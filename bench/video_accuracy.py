@@ -57,6 +57,9 @@ class VideoAccuracy:
     idf1: float
     id_switches: int
     fragmentations: int
+    misses: int  # true boxes not matched (IoU < 0.5)
+    false_positives: int  # detected boxes not matched
+    objects: int  # true boxes
     true_sessions: int
     detected_sessions: int
     matched_share: float  # true sessions overlapped by a detected one (same camera, zone)
@@ -102,7 +105,16 @@ def mot_scores(truth: pl.DataFrame, detected: pl.DataFrame, fps: float) -> dict[
     summary = mh.compute_many(
         accs,
         names=names,
-        metrics=["mota", "idf1", "num_switches", "num_fragmentations", "num_frames"],
+        metrics=[
+            "mota",
+            "idf1",
+            "num_switches",
+            "num_fragmentations",
+            "num_frames",
+            "num_misses",
+            "num_false_positives",
+            "num_objects",
+        ],
         generate_overall=True,
     )
     row = summary.loc["OVERALL"]
@@ -112,6 +124,9 @@ def mot_scores(truth: pl.DataFrame, detected: pl.DataFrame, fps: float) -> dict[
         "id_switches": int(row["num_switches"]),
         "fragmentations": int(row["num_fragmentations"]),
         "frames": int(row["num_frames"]),
+        "misses": int(row["num_misses"]),
+        "false_positives": int(row["num_false_positives"]),
+        "objects": int(row["num_objects"]),
     }
 
 

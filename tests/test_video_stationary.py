@@ -5,16 +5,20 @@ with dwell and idle time within 5% of the simulator's ground truth.
 
 Without a frozen background the still figure fades into MOG2's model within seconds, the track is lost
 after the tracker's buffer and the session (and its idle time) ends there. Rendered small (320x180) at
-2 fps to keep the 10 minutes fast."""
+2 fps to keep the 10 minutes fast. Below it, the two mechanisms on drawn frames: shadows dropped from
+the presence mask, and a still person kept only by the frozen background."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
+from ingestion.detectors.motion import MotionDetector
 from ingestion.simulate.render import render_stationary_worker
+from ingestion.video.motion import ForegroundModel
 from ingestion.warehouse import connect
 from orchestration.cli import main
 
@@ -52,3 +56,53 @@ def test_worker_standing_still_for_ten_minutes_is_one_session_with_its_idle_time
     assert idle == pytest.approx(true_idle, rel=0.05)
     # Nothing else is in view, so nothing else may be reported (no ghost where they stood).
     assert detected.height == in_zone.height
+
+
+def _floor() -> np.ndarray:
+    return np.full((180, 320, 3), (92, 96, 98), np.uint8)
+
+
+def test_shadow_pixels_are_not_foreground_and_do_not_widen_the_blob():
+    """A figure walks in with a shadow beside it (the floor darkened to 60%, same hue): the presence mask
+    holds the figure and not the shadow, so the detected box is the figure's."""
+    fg, det = ForegroundModel(5.0), MotionDetector(fps=5.0)
+    rng = np.random.default_rng(4)
+    for t in range(40):
+        img = _floor()
+        x = 40 + 3 * t
+        img[60:140, x + 20 : x + 60] = (img[60:140, x + 20 : x + 60] * 0.6).astype(np.uint8)  # shadow
+        img[60:140, x : x + 20] = rng.integers(0, 256, size=(80, 20, 3), dtype=np.uint8)  # figure
+        mask = fg.apply(img)
+        tracks = det.update(img, mask)
+    assert (mask[62:138, x + 24 : x + 56] > 0).mean() < 0.05  # the shadow is background
+    assert (mask[62:138, x + 2 : x + 18] > 0).mean() > 0.9  # the figure is foreground
+    assert len(tracks) == 1
+    assert tracks.xywh[0, 2] <= 24  # the figure's 20 px, not figure + shadow (60 px)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_person_who_stops_stays_foreground_only_while_their_box_is_frozen(freeze):
+    """Walks in, then stands perfectly still for 60 s at 5 fps (3x the 20 s history): with the pipeline's
+    freeze (boxes of moved tracks) they stay one track with a motion score of ~0; without it they fade
+    into the background and the track is lost."""
+    fg, det = ForegroundModel(5.0), MotionDetector(fps=5.0)
+    figure = np.random.default_rng(5).integers(0, 256, size=(80, 20, 3), dtype=np.uint8)
+    live = np.empty((0, 4), np.float32)
+    ids, motion = set(), []
+    for t in range(25 + 300):
+        img = _floor()
+        x = 20 + 6 * min(t, 25)  # walks 150 px, then stops
+        img[60:140, x : x + 20] = figure
+        mask = fg.apply(img, freeze=live if freeze else None)
+        tracks = det.update(img, mask)
+        live = det.freeze_boxes(tracks)
+        if t >= 25 + 50:  # 10 s after stopping
+            ids.update(tracks.track_id.tolist())
+            motion.extend(fg.motion_score(tracks.xywh, img).tolist())
+            if freeze:
+                assert len(tracks) == 1, f"frame {t}: {len(tracks)} tracks"
+    if freeze:
+        assert len(ids) == 1
+        assert max(motion) < 0.05  # still: idle
+    else:
+        assert len(tracks) == 0

@@ -81,6 +81,11 @@ class BlobTracker:
         shift = self.vel * steps
         return self.box + np.concatenate([shift, shift], axis=1)
 
+    def recent_boxes(self, max_misses: int = 2) -> np.ndarray:
+        """Last seen xyxy boxes of the confirmed tracks seen in the last `max_misses` frames."""
+        recent = (self.ids > 0) & (self.misses <= max_misses)
+        return self.box[recent]
+
     def _cost(self, det: np.ndarray) -> np.ndarray:
         pred = self._predicted()
         iou = iou_xyxy(pred, det)

@@ -69,6 +69,41 @@ class MotionDetector:
             self._typical = tuple(np.percentile(np.asarray(self._sizes), self.SIZE_QUANTILE, axis=0))
         return self._typical
 
+    def _split_by_tracks(
+        self, xyxy: np.ndarray, fill: np.ndarray, mask: np.ndarray, tracked: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A blob that holds two or more recently seen tracks (at least half of each one's last box inside
+        it) is those people touching: it becomes their last boxes, clipped to the blob, so each keeps its
+        identity while merged (a box extrapolated from its own velocity would feed that velocity back).
+        Returns the boxes, their fills and which rows came from tracks (the others still go through the
+        size-based `_split`)."""
+        none = np.zeros(len(xyxy), bool)
+        if len(tracked) == 0 or len(xyxy) == 0:
+            return xyxy, fill, none
+        iw = np.minimum(tracked[:, None, 2], xyxy[None, :, 2]) - np.maximum(
+            tracked[:, None, 0], xyxy[None, :, 0]
+        )
+        ih = np.minimum(tracked[:, None, 3], xyxy[None, :, 3]) - np.maximum(
+            tracked[:, None, 1], xyxy[None, :, 1]
+        )
+        inside = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+        area = np.maximum((tracked[:, 2] - tracked[:, 0]) * (tracked[:, 3] - tracked[:, 1]), 1e-9)
+        share = inside / area[:, None]
+        blob_of = np.where(share.max(axis=1) >= 0.5, share.argmax(axis=1), -1)
+        held = np.bincount(blob_of[blob_of >= 0], minlength=len(xyxy))
+        merged = held >= 2
+        if not merged.any():
+            return xyxy, fill, none
+        t = np.flatnonzero((blob_of >= 0) & merged[np.maximum(blob_of, 0)])
+        b = blob_of[t]
+        parts = np.concatenate(
+            [np.maximum(tracked[t, :2], xyxy[b, :2]), np.minimum(tracked[t, 2:], xyxy[b, 2:])], axis=1
+        )
+        part_fill = box_foreground_share(mask, np.concatenate([parts[:, :2], parts[:, 2:] - parts[:, :2]], 1))
+        boxes = np.concatenate([xyxy[~merged], parts]).astype(np.float32)
+        fills = np.concatenate([fill[~merged], part_fill]).astype(np.float32)
+        return boxes, fills, np.concatenate([none[~merged], np.ones(len(parts), bool)])
+
     def _split(self, xyxy: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut each blob into about size / typical size parts per axis; keep the parts holding foreground."""
         self._frames += 1
@@ -107,8 +142,12 @@ class MotionDetector:
             )
         return self._kernels[width]
 
-    def blobs(self, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (xyxy) of the foreground's blobs and each blob's fill ratio (blob pixels / box area)."""
+    def blobs(
+        self, foreground: np.ndarray, tracked: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (xyxy) of the foreground's blobs and each blob's fill ratio (blob pixels / box area).
+        `tracked`: last xyxy boxes of recently seen tracks, in the mask's pixels (see
+        `_split_by_tracks`)."""
         h, w = foreground.shape[:2]
         open_k, close_k = self._morphology(w)
         mask = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, close_k)
@@ -122,6 +161,10 @@ class MotionDetector:
         xyxy = np.stack([x, y, x + bw, y + bh], axis=1)
         fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(bw * bh, 1)
         if self.split_merged:
+            if tracked is not None:
+                xyxy, fill, by_tracks = self._split_by_tracks(xyxy, fill, mask, tracked)
+                rest, rest_fill = self._split(xyxy[~by_tracks], fill[~by_tracks], mask)
+                return np.concatenate([xyxy[by_tracks], rest]), np.concatenate([fill[by_tracks], rest_fill])
             xyxy, fill = self._split(xyxy, fill, mask)
         return xyxy, fill
 
@@ -132,8 +175,9 @@ class MotionDetector:
         return tracks.xywh[self._moved] if len(tracks) else tracks.xywh
 
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
-        xyxy, fill = self.blobs(foreground)
-        xyxy = xyxy / mask_scale(foreground, frame)  # the mask may be smaller than the frame
+        scale = mask_scale(foreground, frame)  # the mask may be smaller than the frame
+        xyxy, fill = self.blobs(foreground, self._tracker.recent_boxes() * scale)
+        xyxy = xyxy / scale
         # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
         conf = np.clip(fill, 0.0, 1.0)
         ids, idx = self._tracker.update(xyxy, conf)
