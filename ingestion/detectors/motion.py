@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ingestion.detectors import Tracks
-from ingestion.detectors.blob_tracker import BlobTracker
+from ingestion.detectors.blob_tracker import BlobTracker, iou_xyxy
 from ingestion.video.motion import box_foreground_share, mask_scale
 
 
@@ -90,6 +90,10 @@ class MotionDetector:
         area = np.maximum((tracked[:, 2] - tracked[:, 0]) * (tracked[:, 3] - tracked[:, 1]), 1e-9)
         share = inside / area[:, None]
         blob_of = np.where(share.max(axis=1) >= 0.5, share.argmax(axis=1), -1)
+        # Two tracks on one person (boxes overlapping by IoU >= 0.3) are not two people: the older one
+        # (tracks are kept in order of creation) stands for both, so the duplicate is not kept alive.
+        dup = np.triu(iou_xyxy(tracked, tracked) >= 0.3, k=1) & (blob_of[:, None] == blob_of[None, :])
+        blob_of[dup.any(axis=0)] = -1
         held = np.bincount(blob_of[blob_of >= 0], minlength=len(xyxy))
         merged = held >= 2
         if not merged.any():
