@@ -43,6 +43,7 @@ class BlobTracker:
         max_gate: float = 2.5,
         max_extrapolate_seconds: float = 2.0,
         moved_share: float = 0.5,
+        still_speed: float = 0.04,
     ):
         """`lost_seconds`: how long an unseen track waits to be picked up again (occlusion, merged with a
         neighbour); `min_hits`: detections (in consecutive frames) before a track is reported, so one-frame
@@ -50,7 +51,8 @@ class BlobTracker:
         `gate`: largest centre distance for a match, in person heights, growing by
         `gate_growth_per_second` per second lost up to `max_gate`; a lost track's position is
         extrapolated from its velocity for at most `max_extrapolate_seconds`; `moved_share`: distance
-        from where a track started, in its heights, after which it counts as having moved (see `moved`)."""
+        from where a track started, in its heights, after which it counts as having moved (see `moved`);
+        `still_speed`: speed (its heights per frame) under which a track counts as still."""
         self.fps = fps
         self.lost_frames = max(1, round(lost_seconds * fps))
         self.min_hits = min_hits
@@ -60,6 +62,7 @@ class BlobTracker:
         self.max_gate = max_gate
         self.max_extrapolate = max(1, round(max_extrapolate_seconds * fps))
         self.moved_share = moved_share
+        self.still_speed = still_speed
         self.reset()
 
     def reset(self) -> None:
@@ -71,6 +74,7 @@ class BlobTracker:
         self.origin = np.empty((0, 2), np.float64)  # centre where the track started
         self.moved = np.empty(0, bool)  # has been at least `moved_share` of its height from its origin
         self.reported_moved = np.empty(0, bool)  # `moved` of the tracks the last update returned
+        self.reported_still = np.empty(0, bool)  # of those: moved before, and (almost) still now
         self._next_id = 1
 
     def __len__(self) -> int:
@@ -153,5 +157,8 @@ class BlobTracker:
         det_of_track = np.concatenate([det_of_track[keep], np.flatnonzero(new)])
 
         report = (self.ids > 0) & (self.misses == 0)
+        height = np.maximum(self.box[:, 3] - self.box[:, 1], 1.0)
+        still = np.hypot(*self.vel.T) < self.still_speed * height
         self.reported_moved = self.moved[report]
+        self.reported_still = (self.moved & still)[report]
         return self.ids[report].copy(), det_of_track[report]

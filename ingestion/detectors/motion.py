@@ -30,6 +30,7 @@ class MotionDetector:
         close_px: int = 15,
         class_id: int = 0,
         split_merged: bool = True,
+        split_by_tracks: bool = True,
         lost_seconds: float = 15.0,
         **tracker_options,
     ):
@@ -39,24 +40,27 @@ class MotionDetector:
         `class_id`: label for every blob (0 = person: on an overhead line camera the movers are people);
         `split_merged`: cut blobs much larger than a typical person into person-sized parts (people standing
         close together touch in the mask; the typical size is learnt from the blobs seen so far);
-        `lost_seconds` and `tracker_options`: see `BlobTracker`."""
+        `split_by_tracks`: a blob holding several recently tracked people is cut along their boxes first
+        (`_split_by_tracks`); `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
         self.open_px = open_px
         self.close_px = close_px
         self.class_id = class_id
         self.split_merged = split_merged
+        self.split_by_tracks = split_by_tracks
         self._tracker = BlobTracker(fps, lost_seconds=lost_seconds, **tracker_options)
         self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reset()
 
     def reset(self) -> None:
         self._tracker.reset()
-        self._moved = np.empty(0, bool)
+        self._still = np.empty(0, bool)
         self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
         self._typical: tuple[float, float] | None = None
         self._frames = 0
 
+    MIN_PART_FILL = 0.4  # foreground share a track's box needs to be kept inside a merged blob
     SIZE_HISTORY = 2000  # blobs remembered for the typical person size
     SIZE_WARMUP = 50  # blobs seen before any splitting
     SIZE_QUANTILE = 40  # percentile of blob widths/heights taken as one person (merged blobs are larger)
@@ -104,6 +108,9 @@ class MotionDetector:
             [np.maximum(tracked[t, :2], xyxy[b, :2]), np.minimum(tracked[t, 2:], xyxy[b, 2:])], axis=1
         )
         part_fill = box_foreground_share(mask, np.concatenate([parts[:, :2], parts[:, 2:] - parts[:, :2]], 1))
+        # A remembered box must still hold a person's worth of foreground, else it is not kept alive.
+        solid = part_fill >= self.MIN_PART_FILL
+        parts, part_fill = parts[solid], part_fill[solid]
         boxes = np.concatenate([xyxy[~merged], parts]).astype(np.float32)
         fills = np.concatenate([fill[~merged], part_fill]).astype(np.float32)
         return boxes, fills, np.concatenate([none[~merged], np.ones(len(parts), bool)])
@@ -165,7 +172,7 @@ class MotionDetector:
         xyxy = np.stack([x, y, x + bw, y + bh], axis=1)
         fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(bw * bh, 1)
         if self.split_merged:
-            if tracked is not None:
+            if tracked is not None and self.split_by_tracks:
                 xyxy, fill, by_tracks = self._split_by_tracks(xyxy, fill, mask, tracked)
                 rest, rest_fill = self._split(xyxy[~by_tracks], fill[~by_tracks], mask)
                 return np.concatenate([xyxy[by_tracks], rest]), np.concatenate([fill[by_tracks], rest_fill])
@@ -174,9 +181,10 @@ class MotionDetector:
 
     def freeze_boxes(self, tracks: Tracks) -> np.ndarray:
         """Boxes of the tracks of the last update (`tracks`) whose background should stop learning: those
-        that have moved since they appeared. A blob that never moved is not frozen: it may be a ghost (the
-        spot where someone stood when the background was learnt, uncovered), which must fade."""
-        return tracks.xywh[self._moved] if len(tracks) else tracks.xywh
+        that have stopped after moving. A blob that never moved is not frozen: it may be a ghost (the
+        spot where someone stood when the background was learnt, uncovered), which must fade; a moving
+        person needs no freeze (and the background keeps learning the floor around them)."""
+        return tracks.xywh[self._still] if len(tracks) else tracks.xywh
 
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
         scale = mask_scale(foreground, frame)  # the mask may be smaller than the frame
@@ -185,7 +193,7 @@ class MotionDetector:
         # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
         conf = np.clip(fill, 0.0, 1.0)
         ids, idx = self._tracker.update(xyxy, conf)
-        self._moved = self._tracker.reported_moved
+        self._still = self._tracker.reported_still
         if len(ids) == 0:
             return Tracks.empty()
         # The measured blob box of each matched detection, not a prediction: zones are decided on where
