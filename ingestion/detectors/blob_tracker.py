@@ -68,6 +68,7 @@ class BlobTracker:
     def reset(self) -> None:
         self.box = np.empty((0, 4), np.float64)  # last measured xyxy
         self.vel = np.empty((0, 2), np.float64)  # centre velocity, px per frame
+        self.step = np.empty((0, 2), np.float64)  # last measured centre step, px per frame
         self.hits = np.empty(0, np.int64)
         self.misses = np.empty(0, np.int64)  # frames since last seen
         self.ids = np.empty(0, np.int64)  # 0 = tentative (not yet confirmed)
@@ -122,6 +123,7 @@ class BlobTracker:
             new_c = (det[matched_d, :2] + det[matched_d, 2:]) / 2
             step = (new_c - old_c) / (self.misses[matched_t] + 1)[:, None]
             self.vel[matched_t] = 0.6 * self.vel[matched_t] + 0.4 * step
+            self.step[matched_t] = step
             self.box[matched_t] = det[matched_d]
             self.hits[matched_t] += 1
             height = np.maximum(det[matched_d, 3] - det[matched_d, 1], 1.0)
@@ -145,6 +147,7 @@ class BlobTracker:
         det_of_track[matched_t] = matched_d
         self.box = np.concatenate([self.box[keep], det[new]])
         self.vel = np.concatenate([self.vel[keep], np.zeros((int(new.sum()), 2))])
+        self.step = np.concatenate([self.step[keep], np.zeros((int(new.sum()), 2))])
         self.hits = np.concatenate([self.hits[keep], np.ones(int(new.sum()), np.int64)])
         self.misses = np.concatenate([self.misses[keep], np.zeros(int(new.sum()), np.int64)])
         self.ids = np.concatenate([self.ids[keep], np.zeros(int(new.sum()), np.int64)])
@@ -157,8 +160,10 @@ class BlobTracker:
         det_of_track = np.concatenate([det_of_track[keep], np.flatnonzero(new)])
 
         report = (self.ids > 0) & (self.misses == 0)
+        # Still = the last step was short (not the smoothed velocity: that lags by seconds, and a person who
+        # stops must be frozen before the background absorbs them).
         height = np.maximum(self.box[:, 3] - self.box[:, 1], 1.0)
-        still = np.hypot(*self.vel.T) < self.still_speed * height
+        still = np.hypot(*self.step.T) < self.still_speed * height
         self.reported_moved = self.moved[report]
         self.reported_still = (self.moved & still)[report]
         return self.ids[report].copy(), det_of_track[report]
