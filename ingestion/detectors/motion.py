@@ -30,7 +30,7 @@ class MotionDetector:
         close_px: int = 15,
         class_id: int = 0,
         split_merged: bool = True,
-        split_by_tracks: bool = False,
+        split_by_tracks: bool = True,
         lost_seconds: float = 15.0,
         **tracker_options,
     ):
@@ -41,8 +41,8 @@ class MotionDetector:
         `split_merged`: cut blobs much larger than a typical person into person-sized parts (people standing
         close together touch in the mask; the typical size is learnt from the blobs seen so far);
         `split_by_tracks`: a blob holding several recently tracked people is cut along their boxes first
-        (`_split_by_tracks`; off by default: on rendered video it cuts ID switches 10x but the remembered
-        boxes drift from the people, MOTA falls from 62% to below 0, see bench/README.md);
+        (`_split_by_tracks`; on rendered video it cuts ID switches 10x and keeps total dwell right, while
+        the remembered boxes drift from the people and MOTA falls below 0: see bench/README.md);
         `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
