@@ -10,10 +10,15 @@ automatically (or with `mot_variant`):
   annotations of other things).
 Frame 1 is at `start_time`; ts = start_time + (frame - 1) / fps. MOT pixels are 1-based, ours 0-based.
 
-JSON lines and Parquet carry the columns of raw.detections (`ts` required, timezone-aware or ISO-8601
-with offset); `camera_id` defaults to the given camera, `frame_idx` to the row number, `class_id` to 0,
-`confidence` to 1, `zone_id` is computed from the site's zones when absent, and `motion_score` is taken
-from the file when present, else 0 (a log has no pixels to measure motion from).
+JSON lines and Parquet carry the columns of raw.detections (`ts` required); `camera_id` defaults to the
+given camera, `frame_idx` to the row number, `class_id` to 0, `confidence` to 1, `zone_id` is computed
+from the site's zones when absent, and `motion_score` is taken from the file when present, else 0 (a log
+has no pixels to measure motion from).
+
+Timestamps: a JSONL `ts` is ISO-8601, parsed line by line (`ingestion.timestamps`): with Z or an offset
+it is that instant, without one it is the site's local time (site.yaml `site.timezone`), never silently
+UTC; a line whose `ts` is no valid time is a dead letter naming the line and the value. Parquet: a
+timezone-aware column is taken as is, a naive one (or strings without an offset) as site-local time.
 
 Parsing is vectorised with polars; malformed lines become dead letters naming the line number. Rows
 land through `append_batch` in chunks whose batch ids are derived from the file's content hash and the
@@ -33,6 +38,7 @@ from tqdm import tqdm
 
 from ingestion.schema import DETECTION_SCHEMA, UTC_TS
 from ingestion.site import Site
+from ingestion.timestamps import parse_iso_datetimes
 from ingestion.warehouse.base import Warehouse
 from ingestion.zones import assign_zones
 
@@ -182,12 +188,12 @@ def _detect_mot_variant(rows: pl.DataFrame) -> str:
     return "gt" if looks_gt else "results"
 
 
-def _from_columns(frame: pl.DataFrame, camera_id: str) -> pl.DataFrame:
+def _from_columns(frame: pl.DataFrame, camera_id: str, timezone: str) -> pl.DataFrame:
     """Fill the optional columns of a JSONL/Parquet frame and order it as DETECTION_SCHEMA."""
     if "ts" not in frame.columns:
         raise DetectionLogError(
             f"the log has no 'ts' column (columns: {frame.columns}); every row needs its "
-            "frame time as ISO-8601 with a UTC offset"
+            "frame time as ISO-8601 (with a UTC offset, or site-local time without one)"
         )
     defaults = {
         "camera_id": pl.lit(camera_id),
@@ -200,8 +206,12 @@ def _from_columns(frame: pl.DataFrame, camera_id: str) -> pl.DataFrame:
         "batch_id": pl.lit(None, dtype=pl.String),
     }
     ts = pl.col("ts")
-    if frame.schema["ts"] == pl.String:
-        ts = ts.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    ts_type = frame.schema["ts"]
+    if ts_type == pl.String:  # each value parsed on its own; an unparseable one is null (landing refuses it)
+        ts = pl.lit(parse_iso_datetimes(frame["ts"], timezone)["ts"])
+    elif isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:  # naive: site-local, not UTC
+        local = ts.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        ts = local.dt.convert_time_zone("UTC")
     exprs = []
     for name, dtype in DETECTION_SCHEMA.items():
         if name == "ts":
@@ -218,11 +228,19 @@ def _from_columns(frame: pl.DataFrame, camera_id: str) -> pl.DataFrame:
     return out.with_columns(pl.col("camera_id").fill_null(camera_id))
 
 
-def parse_jsonl(data: bytes, *, camera_id: str) -> ParsedLog:
+def parse_jsonl(data: bytes, *, camera_id: str, timezone: str) -> ParsedLog:
+    """`timezone`: the site's, for timestamps written without a UTC offset."""
     lines = _lines(data)
     decoded, bad = _decode_json_lines(lines)
+    if decoded.height and "ts" in decoded.columns:  # each line's ts on its own (no format guessed)
+        times = parse_iso_datetimes(decoded["ts"], timezone)
+        decoded = decoded.with_columns(ts=times["ts"], _problem=times["problem"])
+        bad_ts = decoded.filter(pl.col("_problem").is_not_null())
+        if bad_ts.height:
+            bad = pl.concat([bad, _dead_letters(bad_ts, pl.format("ts {}", pl.col("_problem")))])
+        decoded = decoded.filter(pl.col("_problem").is_null()).drop("_problem")
     detections = (
-        _from_columns(decoded.drop("line_no", "line"), camera_id)
+        _from_columns(decoded.drop("line_no", "line"), camera_id, timezone)
         if decoded.height
         else (pl.DataFrame(schema=DETECTION_SCHEMA))
     )
@@ -277,13 +295,14 @@ def _present_keys(lines: pl.DataFrame) -> set[str]:
     return {n for n, hit in zip(names, found, strict=True) if hit}
 
 
-def parse_parquet(path: Path, *, camera_id: str) -> ParsedLog:
+def parse_parquet(path: Path, *, camera_id: str, timezone: str) -> ParsedLog:
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader error means "not a readable Parquet file"
         raise DetectionLogError(f"{path} is not a readable Parquet file ({exc})") from exc
     return ParsedLog(
-        _from_columns(frame, camera_id), pl.DataFrame(schema={"payload": pl.String, "reason": pl.String})
+        _from_columns(frame, camera_id, timezone),
+        pl.DataFrame(schema={"payload": pl.String, "reason": pl.String}),
     )
 
 
@@ -311,7 +330,9 @@ def parse_log(
     start_time: datetime | None = None,
     fps: float | None = None,
     mot_variant: str = "auto",
+    timezone: str,
 ) -> ParsedLog:
+    """`timezone`: the site's (JSONL/Parquet timestamps without an offset are its local time)."""
     path = Path(path)
     if fmt not in FORMATS:
         raise DetectionLogError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -324,8 +345,8 @@ def parse_log(
             path.read_bytes(), camera_id=camera_id, start_time=start_time, fps=fps, variant=mot_variant
         )
     if fmt == "jsonl":
-        return parse_jsonl(path.read_bytes(), camera_id=camera_id)
-    return parse_parquet(path, camera_id=camera_id)
+        return parse_jsonl(path.read_bytes(), camera_id=camera_id, timezone=timezone)
+    return parse_parquet(path, camera_id=camera_id, timezone=timezone)
 
 
 def content_hash(path: str | Path) -> str:
@@ -357,7 +378,8 @@ def ingest_detection_log(
             f"{', '.join(warehouse.site.camera_ids)}"
         )
     parsed = parse_log(
-        path, fmt, camera_id=camera_id, start_time=start_time, fps=fps, mot_variant=mot_variant
+        path, fmt, camera_id=camera_id, start_time=start_time, fps=fps, mot_variant=mot_variant,
+        timezone=warehouse.site.timezone,
     )
     detections = with_zones(parsed.detections, warehouse.site)
     # The options that change the rows are part of the id: the same file at another fps is other data.
@@ -378,6 +400,8 @@ def ingest_detection_log(
         first_skipped = first_skipped or (i == 0 and result.skipped)
     dead = parsed.dead_letters
     if dead.height and not first_skipped:  # a re-ingest of the same file must not repeat its dead letters
+        # PostgreSQL text refuses NUL characters: escape them, as the stream's dead letters do.
+        dead = dead.with_columns(pl.col("payload", "reason").str.replace_all("\x00", "\\x00", literal=True))
         warehouse.reject(SOURCE, camera_id, dead["payload"].to_list(), dead["reason"].to_list())
     if parsed.ignored:
         log.info(

@@ -13,10 +13,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+if TYPE_CHECKING:
+    from ingestion.alerts.rules import AlertsConfig
 
 DEFAULT_SITE_FILE = Path(__file__).resolve().parent.parent / "site.yaml"
 ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
@@ -89,6 +92,15 @@ class WarehouseSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """Bounds on what `sightline stream` accepts (issue 11): a message outside them is a dead letter."""
+
+    max_lateness_days: float = 7  # frames older than now - this are refused (the broker keeps a session 7 d)
+    max_future_seconds: float = 300  # frames newer than now + this are refused (edge-box clock skew)
+    max_message_bytes: int = 262_144  # larger payloads are refused unparsed
+
+
+@dataclass(frozen=True)
 class IndexBlock:
     """One block of the index timeline. Times are timezone-aware (UTC)."""
 
@@ -109,6 +121,8 @@ class Site:
     thresholds: Thresholds = field(default_factory=Thresholds)
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     path: str = "<memory>"
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    alerts: AlertsConfig | None = None  # the `alerts:` section (ingestion.alerts.rules); None when absent
 
     @property
     def tz(self) -> ZoneInfo:
@@ -292,14 +306,21 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
     schedule = v.schedule(v.mapping(v.required(doc, "schedule"), "schedule"))
     thresholds = v.thresholds(v.mapping(doc.get("thresholds", {}) or {}, "thresholds"))
     warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
-    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse"}
+    stream = v.stream(v.mapping(doc.get("stream", {}) or {}, "stream"))
+    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse", "stream",
+                          "alerts"}
     if unknown:
         raise v.error(
             sorted(unknown)[0],
             "unknown top-level key",
-            "use only site, cameras, zones, schedule, thresholds and warehouse",
+            "use only site, cameras, zones, schedule, thresholds, warehouse, stream and alerts",
         )
-    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path))
+    from ingestion.alerts.rules import parse_alerts  # the alerts package builds on this module
+
+    alerts = parse_alerts(doc.get("alerts"), v, set(by_id), {z.id: z for z in zones}, {
+        "idle": thresholds.excessive_idle_seconds, "zone_overflow": thresholds.overflow_seconds,
+        "zone_empty": thresholds.empty_seconds, "camera_down": 60.0})
+    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream, alerts)
 
 
 class _Validator:
@@ -553,6 +574,23 @@ class _Validator:
             )
         )
         return WarehouseSettings(retention, compress)
+
+    def stream(self, doc: dict) -> StreamSettings:
+        defaults = StreamSettings()
+        unknown = set(doc) - set(defaults.__dataclass_fields__)
+        if unknown:
+            raise self.error(f"stream.{sorted(unknown)[0]}", "unknown setting",
+                             f"use only {', '.join(defaults.__dataclass_fields__)}")
+        lateness = self.number(doc.get("max_lateness_days", defaults.max_lateness_days),
+                               "stream.max_lateness_days", low=0, high=36_500)
+        future = self.number(doc.get("max_future_seconds", defaults.max_future_seconds),
+                             "stream.max_future_seconds", low=0, high=366 * 86_400)
+        size = self.number(doc.get("max_message_bytes", defaults.max_message_bytes),
+                           "stream.max_message_bytes", low=1024, high=64 << 20, integer=True)
+        if lateness <= 0:
+            raise self.error("stream.max_lateness_days", "must be above 0",
+                             "use a positive number of days (frames older than that are refused)")
+        return StreamSettings(float(lateness), float(future), int(size))
 
 
 def _polygon_area(pts: list[tuple[float, float]]) -> float:

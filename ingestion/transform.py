@@ -32,14 +32,22 @@ TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
 # The marts, in dependency order (the staging view first); the names BI reads in schema `analytics`.
 MART_MODELS = (
     "staging.stg_detections",
+    # dimensions: views over ref.* (which BI cannot read), so reports can name zones, cameras and blocks
+    "analytics.zones",
+    "analytics.cameras",
+    "analytics.site",
+    "analytics.index_blocks",
     "analytics.sessions",
     "analytics.zone_presence",
     "analytics.zone_occupancy_minutely",
     "analytics.anomalies",
     "analytics.index_records",
-    "analytics.performance_metrics",
+    # one grain per table: zone/camera x hour/day (the day ones are the daily_*_stats)
+    "analytics.zone_hourly",
+    "analytics.camera_hourly",
     "analytics.daily_zone_stats",
     "analytics.daily_camera_stats",
+    "analytics.performance_metrics",  # deprecated view over the four above, kept for one release
     "analytics.heatmap_hourly",
     "analytics.dashboard",
 )
@@ -50,7 +58,8 @@ TIME_COLUMNS = {
     "analytics.zone_occupancy_minutely": "minute_start",
     "analytics.anomalies": "ts",
     "analytics.index_records": "scheduled_start",
-    "analytics.performance_metrics": "period_start",
+    "analytics.zone_hourly": "hour_start",
+    "analytics.camera_hourly": "hour_start",
     "analytics.daily_zone_stats": "day_start",
     "analytics.daily_camera_stats": "day_start",
     "analytics.heatmap_hourly": "hour_start",
@@ -154,6 +163,7 @@ def backend_of(url: str) -> str:
 
 def sqlmesh_variables(site: Site) -> dict[str, Any]:
     """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    from ingestion.alerts.store import config_of
     th = site.thresholds
     sched = site.schedule
     # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
@@ -176,6 +186,8 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "empty_seconds": th.empty_seconds,
         "workdays": list(sched.workdays),
         "working_minutes": [m for m in minutes if m[1] > m[0]],
+        # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
+        **{f"severity_{kind}": severity for kind, severity in config_of(site).anomaly_severities().items()},
         **settings,
     }
 
@@ -186,8 +198,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import Config, DuckDBConnectionConfig, GatewayConfig, ModelDefaultsConfig
+    from sqlmesh.core.config import Config, GatewayConfig, ModelDefaultsConfig
 
+    from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
     from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
 
     url = resolve_url(warehouse_url)
@@ -195,10 +208,13 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     site = site or load_site()
     duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
     gateways = {
-        "duckdb": GatewayConfig(connection=DuckDBConnectionConfig(
+        "duckdb": GatewayConfig(connection=SightlineDuckDBConnectionConfig(
             database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
         "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
-            **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1)),
+            **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1,
+            # No `SELECT 1` before every statement (about 300 round trips per day built): a context lives
+            # for one build, and a dropped connection fails the build either way.
+            pre_ping=False)),
     }
     local_midnight = datetime.combine(date(2024, 1, 1), datetime.min.time(), tzinfo=site.tz).astimezone(UTC)
     return Config(

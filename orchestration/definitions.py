@@ -6,16 +6,19 @@ SIGHTLINE_WAREHOUSE_URL=postgresql://..., SIGHTLINE_SITE, SIGHTLINE_SOURCE / SIG
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from ingestion.site import load_site
-from ingestion.warehouse import DEFAULT_WAREHOUSE_URL
+from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, resolve_url
+from orchestration.assets.alerts import build_alerts_asset, build_delivery_sensor
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
+from orchestration.executors import executor_from_env
 from orchestration.jobs import build_jobs
 from orchestration.partitions import day_camera_partitions, day_partitions
 from orchestration.resources import (
@@ -50,20 +53,25 @@ def build_definitions(
     checks = quality_checks(site, days, day_camera, [raw_assets, mart_assets])
     check_keys = [key for d in (raw_assets, mart_assets, *checks) for key in d.check_keys]
     report = build_quality_report(site, days, [m.key for m in models], check_keys)
+    alerts = build_alerts_asset(days)
 
     site_resource = SiteResource(path=str(site_path) if site_path else env_or("SIGHTLINE_SITE", None))
     warehouse = WarehouseResource(
         url=warehouse_url or env_or("SIGHTLINE_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), site=site_resource
     )
     source = detection_source or DetectionSourceResource(
-        kind=env_or("SIGHTLINE_SOURCE", "simulated"), path=env_or("SIGHTLINE_SOURCE_PATH", None)
+        # `kind` is a Literal: an EnvVar there fails validation, so its value is read when loading.
+        kind=os.environ.get("SIGHTLINE_SOURCE") or "simulated",
+        path=env_or("SIGHTLINE_SOURCE_PATH", None),
     )
     return dg.Definitions(
-        assets=[site_reference, raw_assets, mart_assets, report],
+        assets=[site_reference, raw_assets, mart_assets, report, alerts],
         asset_checks=checks,
-        jobs=build_jobs(raw_assets, mart_assets, report),
+        jobs=build_jobs(raw_assets, mart_assets, report, alerts),
         schedules=build_schedules(site),
-        sensors=build_sensors(site, models[0].key),
+        sensors=[*build_sensors(site, models[0].key), build_delivery_sensor(
+            running=not resolve_url(warehouse_url).startswith("duckdb"))],
+        executor=executor_from_env(),  # SIGHTLINE_EXECUTOR: in_process, multiprocess or celery
         resources={
             "site": site_resource,
             "warehouse": warehouse,

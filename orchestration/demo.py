@@ -31,6 +31,7 @@ class DemoReport:
     sessions: dict[date, int] = field(default_factory=dict)
     productivity: dict[date, pl.DataFrame] = field(default_factory=dict)
     anomalies: dict[date, pl.DataFrame] = field(default_factory=dict)
+    alerts: dict[date, pl.DataFrame] = field(default_factory=dict)  # ops.alerts by type and severity
 
     @property
     def ok(self) -> bool:
@@ -151,6 +152,12 @@ def _summarise(report: DemoReport, site) -> None:
                 "GROUP BY anomaly_type ORDER BY n DESC, anomaly_type",
                 window,
             )
+            report.alerts[day] = wh.query(
+                "SELECT alert_type, severity, count(*) AS n FROM ops.alerts "
+                "WHERE started_at >= {p} AND started_at < {p} "
+                "GROUP BY alert_type, severity ORDER BY n DESC, alert_type, severity",
+                window,
+            )
 
 
 def format_report(report: DemoReport, seconds: float) -> str:
@@ -170,6 +177,11 @@ def format_report(report: DemoReport, seconds: float) -> str:
             lines.append("  anomalies  " + ", ".join(f"{t} {n}" for t, n in anomalies.iter_rows()))
         else:
             lines.append("  anomalies  none")
+        alerts = report.alerts.get(day)
+        if alerts is not None and not alerts.is_empty():
+            lines.append("  alerts     " + ", ".join(f"{t} ({sev}) {n}" for t, sev, n in alerts.iter_rows()))
+        else:
+            lines.append("  alerts     none")
     checks = report.checks
     lines += [
         "",
@@ -182,6 +194,8 @@ def format_report(report: DemoReport, seconds: float) -> str:
         "Next: `make ui`, then open http://127.0.0.1:3000",
         "  Assets: groups ingestion (day x camera), transforms (one per SQLMesh model, per day), quality",
         "  Charts: analytics/zone_occupancy_minutely and analytics/heatmap_hourly, latest materialisation",
+        "  Alerts: `sightline alerts list`, `sightline alerts ack ID --by NAME`; set "
+        "SIGHTLINE_ALERT_WEBHOOK_URL and run `sightline alerts deliver` to send them",
         f"  Runs and checks of this demo are kept in {report.dagster_home}",
     ]
     return "\n".join(lines)

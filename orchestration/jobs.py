@@ -12,7 +12,8 @@ SQLMESH_TAG = {"sightline/sqlmesh": "run"}
 
 
 def build_jobs(
-    raw_assets: dg.AssetsDefinition, mart_assets: dg.AssetsDefinition, quality_report: dg.AssetsDefinition
+    raw_assets: dg.AssetsDefinition, mart_assets: dg.AssetsDefinition, quality_report: dg.AssetsDefinition,
+    alerts: dg.AssetsDefinition | None = None,
 ) -> list:
     """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts."""
     return [
@@ -23,10 +24,10 @@ def build_jobs(
         ),
         dg.define_asset_job(
             MARTS_JOB,
-            selection=dg.AssetSelection.assets(mart_assets, quality_report),
+            selection=dg.AssetSelection.assets(mart_assets, quality_report, *([alerts] if alerts else [])),
             tags=SQLMESH_TAG,
-            description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run) "
-            "and run the audits and quality checks.",
+            description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run), "
+            "run the audits and quality checks, and raise the day's alerts.",
         ),
         dg.define_asset_job(
             REFERENCE_JOB,

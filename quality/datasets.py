@@ -177,14 +177,18 @@ def index_records(wh: Warehouse, p: Partition) -> pl.DataFrame:
     )
 
 
-def performance_metrics(wh: Warehouse, p: Partition) -> pl.DataFrame:
-    frame = wh.query("SELECT * FROM analytics.performance_metrics WHERE local_date = {p}", [p.day])
-    period = _seconds_since("period_end", p.window[0]) - _seconds_since("period_start", p.window[0])
-    return frame.with_columns(
-        zone_matches_scope=(pl.col("scope") == "zone") == pl.col("zone_id").is_not_null(),
-        occupied_beyond_period=pl.col("occupied_seconds") - period,
-        share_mismatch=(pl.col("productivity") + pl.col("idle_ratio") - 1).abs().fill_null(0.0),
-    )
+def _hourly(table: str) -> Callable[[Warehouse, Partition], pl.DataFrame]:
+    """analytics.zone_hourly / camera_hourly for the day, with the cross-column rules as per-row values."""
+
+    def read(wh: Warehouse, p: Partition) -> pl.DataFrame:
+        frame = wh.query(f"SELECT * FROM analytics.{table} WHERE local_date = {{p}}", [p.day])
+        period = _seconds_since("hour_end", p.window[0]) - _seconds_since("hour_start", p.window[0])
+        return frame.with_columns(
+            occupied_beyond_period=pl.col("occupied_seconds") - period,
+            share_mismatch=(pl.col("productivity") + pl.col("idle_ratio") - 1).abs().fill_null(0.0),
+        )
+
+    return read
 
 
 def daily_zone_stats(wh: Warehouse, p: Partition) -> pl.DataFrame:
@@ -213,7 +217,8 @@ DATASETS: dict[str, Callable[[Warehouse, Partition], pl.DataFrame]] = {
     "camera_health": camera_health,
     "sessions": sessions,
     "index_records": index_records,
-    "performance_metrics": performance_metrics,
+    "zone_hourly": _hourly("zone_hourly"),
+    "camera_hourly": _hourly("camera_hourly"),
     "daily_zone_stats": daily_zone_stats,
     "anomalies": anomalies,
 }

@@ -29,7 +29,7 @@ ANOMALY_TYPES = [
     "after_hours_presence",
     "camera_down",
 ]
-ANOMALY_SEVERITIES = ["low", "medium", "high", "critical"]
+ANOMALY_SEVERITIES = ["info", "warning", "error", "critical"]  # ingestion.alerts.rules.SEVERITIES
 ZONE_TYPES = ["work_area", "inspection", "break_area", "restricted"]
 # Float sums computed two ways (e.g. active + idle vs duration) may differ by rounding only.
 SECONDS_TOLERANCE = 1e-3
@@ -296,54 +296,47 @@ def _index_records_values(p: Partition) -> list[Expect]:
     ]
 
 
-def _performance_metrics_grain(p: Partition) -> list[Expect]:
-    return [
-        _unique(
-            ["grain", "period_start", "scope", "camera_id", "zone_id"],
-            "one row per grain (hour/day), period, scope and camera or zone",
-        )
-    ]
+def _hourly_grain(key: str, count: Callable[[Partition], int]) -> Callable[[Partition], list[Expect]]:
+    def expectations(p: Partition) -> list[Expect]:
+        hours = int((p.window[1] - p.window[0]).total_seconds() // 3600)
+        return [
+            _unique([key, "hour_start"], f"one row per {key.removesuffix('_id')} and hour"),
+            Expect("ExpectTableRowCountToEqual", {"value": count(p) * hours},
+                   f"every {key.removesuffix('_id')} of the site, every hour of the day"),
+        ]
+
+    return expectations
 
 
-def _performance_metrics_values(p: Partition) -> list[Expect]:
-    return [
-        *_not_null(
-            ["grain", "period_start", "period_end", "scope", "camera_id", "occupied_seconds", "sessions"]
-        ),
-        _in_set("grain", ["hour", "day"], "grain is hour or day"),
-        _in_set("scope", ["zone", "camera"], "scope is zone or camera"),
-        _in_set("camera_id", list(p.site.camera_ids), "camera_id is a camera of the site"),
-        _in_set("zone_id", p.zone_ids(), "zone_id is a zone of the site (null for camera rows)"),
-        _in_set("zone_matches_scope", [True], "zone rows name a zone, camera rows do not"),
-        Expect(
-            "ExpectColumnPairValuesAToBeGreaterThanB",
-            {"column_A": "period_end", "column_B": "period_start"},
-            "period_end > period_start",
-        ),
-        *[
-            _between(c, 0, 1, f"{c} is a share in 0..1")
-            for c in ("utilization", "productivity", "idle_ratio", "camera_uptime")
-        ],
-        *[
-            _between(c, 0, None, f"{c} is never negative")
-            for c in (
-                "occupied_seconds",
-                "person_seconds",
-                "active_seconds",
-                "idle_seconds",
-                "sessions",
-                "mean_dwell_seconds",
-                "scheduled_seconds",
-            )
-        ],
-        _between(
-            "occupied_beyond_period",
-            None,
-            SECONDS_TOLERANCE,
-            "occupied time fits in the period (occupied_seconds <= period_end - period_start)",
-        ),
-        _between("share_mismatch", 0, 1e-6, "productivity + idle_ratio = 1 where there are sessions"),
-    ]
+def _hourly_values(scope: str) -> Callable[[Partition], list[Expect]]:
+    def expectations(p: Partition) -> list[Expect]:
+        named = ["zone_id", "zone_name"] if scope == "zone" else []
+        return [
+            *_not_null(["hour_start", "hour_end", "local_hour", "camera_id", "camera_name", *named,
+                        "occupied_seconds", "sessions"]),
+            _in_set("camera_id", list(p.site.camera_ids), "camera_id is a camera of the site"),
+            *([_in_set("zone_id", p.zone_ids(), "zone_id is a zone of the site")] if scope == "zone" else []),
+            _between("local_hour", 0, 23, "local_hour is an hour of the day"),
+            Expect(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                {"column_A": "hour_end", "column_B": "hour_start"},
+                "hour_end > hour_start",
+            ),
+            *[
+                _between(c, 0, 1, f"{c} is a share in 0..1")
+                for c in ("utilization", "productivity", "idle_ratio", "camera_uptime")
+            ],
+            *[
+                _between(c, 0, None, f"{c} is never negative")
+                for c in ("occupied_seconds", "person_seconds", "active_seconds", "idle_seconds", "sessions",
+                          "mean_dwell_seconds", "scheduled_seconds")
+            ],
+            _between("occupied_beyond_period", None, SECONDS_TOLERANCE,
+                     "occupied time fits in the hour (occupied_seconds <= hour_end - hour_start)"),
+            _between("share_mismatch", 0, 1e-6, "productivity + idle_ratio = 1 where there are sessions"),
+        ]
+
+    return expectations
 
 
 def _daily_zone_stats_grain(p: Partition) -> list[Expect]:
@@ -387,7 +380,7 @@ def _anomalies_values(p: Partition) -> list[Expect]:
     return [
         *_not_null(["anomaly_id", "anomaly_type", "severity", "ts", "camera_id", "description"]),
         _in_set("anomaly_type", ANOMALY_TYPES, "anomaly_type is one the marts know"),
-        _in_set("severity", ANOMALY_SEVERITIES, "severity is low, medium, high or critical"),
+        _in_set("severity", ANOMALY_SEVERITIES, "severity is info, warning, error or critical"),
         _in_set("camera_id", list(p.site.camera_ids), "camera_id is a camera of the site"),
         _in_set("zone_id", p.zone_ids(), "zone_id is a zone of the site (or null)"),
         Expect(
@@ -500,23 +493,29 @@ SUITES: list[Suite] = [
         "non-negative totals, known completion status.",
         _index_records_values,
     ),
-    Suite(
-        "performance_metrics_grain",
-        "analytics.performance_metrics",
-        "performance_metrics",
-        CRITICAL,
-        "One row per grain, period, scope and camera or zone.",
-        _performance_metrics_grain,
-    ),
-    Suite(
-        "performance_metrics_values",
-        "analytics.performance_metrics",
-        "performance_metrics",
-        CRITICAL,
-        "Shares (utilization, productivity, idle ratio, uptime) in 0..1 and consistent, counts and seconds "
-        "non-negative, occupied time within the period, zone rows name a zone.",
-        _performance_metrics_values,
-    ),
+    *[
+        suite
+        for scope, count in (("zone", lambda p: len(p.site.zones)), ("camera", lambda p: len(p.site.cameras)))
+        for suite in (
+            Suite(
+                f"{scope}_hourly_grain",
+                f"analytics.{scope}_hourly",
+                f"{scope}_hourly",
+                CRITICAL,
+                f"One row per {scope} of the site and hour of the day.",
+                _hourly_grain(f"{scope}_id", count),
+            ),
+            Suite(
+                f"{scope}_hourly_values",
+                f"analytics.{scope}_hourly",
+                f"{scope}_hourly",
+                CRITICAL,
+                "Shares (utilization, productivity, idle ratio, uptime) in 0..1 and consistent, counts and "
+                "seconds non-negative, occupied time within the hour, names and local hour set.",
+                _hourly_values(scope),
+            ),
+        )
+    ],
     Suite(
         "daily_zone_stats_grain",
         "analytics.daily_zone_stats",

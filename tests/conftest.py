@@ -141,3 +141,15 @@ def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield request.getfixturevalue("timescale_url")
     else:
         yield from _warehouse(request.param, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def streamable_site_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo site with `stream.max_lateness_days` of 10 years, for tests that stream the simulator's
+    2025 days through `sightline stream` (the shipped 7 days would dead-letter them as too old)."""
+    text = (REPO_ROOT / "site.yaml").read_text()
+    lenient = text.replace("max_lateness_days: 7 ", "max_lateness_days: 3650 ")
+    assert lenient != text, "site.yaml: stream.max_lateness_days not found"
+    path = tmp_path_factory.mktemp("site") / "site.yaml"
+    path.write_text(lenient)
+    return path

@@ -97,7 +97,7 @@ def malformed_message(i: int, valid: bytes) -> bytes:
     if kind == 2:
         doc["camera_id"] = "CAM99"
     elif kind == 3:
-        doc["ts"] = doc["ts"].rstrip("Z")  # no UTC offset
+        doc["ts"] = doc["ts"].replace("Z", "+24:00")  # no such UTC offset
     elif kind == 4:
         doc["detections"] = [{"track_id": "seven", "class_id": 0}]
     elif kind == 5:
@@ -145,6 +145,12 @@ class Consumer:
             return self.proc.wait(timeout)
         finally:
             self._out.close()
+
+
+@pytest.fixture(autouse=True)
+def _streamable_site(streamable_site_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumers stream the simulator's 2025 days: they read a site that accepts frames that old."""
+    monkeypatch.setenv("SIGHTLINE_SITE", str(streamable_site_file))
 
 
 def consumer_args(broker: PrivateMosquitto, stream: StreamSet, warehouse: str, *extra: str) -> list[str]:

@@ -11,10 +11,36 @@ Both receive the frame *and* the pipeline's foreground mask: the background subt
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+VISION_EXTRA = "pip install -e '.[vision]'"
+
+
+class VisionExtraMissing(ImportError):
+    """A detector needs Ultralytics / PyTorch, which only the `vision` extra installs."""
+
+
+def require_ultralytics(detector: str) -> None:
+    """Import Ultralytics offline, or raise VisionExtraMissing naming the extra to install.
+
+    Set before its first import: Ultralytics then never probes the network (YOLO_OFFLINE), never pip-installs
+    a missing requirement at runtime (YOLO_AUTOINSTALL), and never syncs settings or reports errors (sync off,
+    for this process only: the user's settings file is not rewritten)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    try:
+        import ultralytics  # noqa: F401
+        from ultralytics.utils import SETTINGS
+    except ImportError as exc:
+        raise VisionExtraMissing(
+            f"the {detector} detector needs the vision extra (Ultralytics, PyTorch), which is not installed "
+            f"({exc}); install it with: {VISION_EXTRA}"
+        ) from exc
+    dict.__setitem__(SETTINGS, "sync", False)  # in memory: JSONDict.__setitem__ would write the file
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,8 @@ class Detector(Protocol):
 
 def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **options) -> Detector:
     """Build a detector by name: "motion" or "yolo" (YOLO needs `weights`: a .pt file or a model .yaml)."""
+    if kind == "yolo":
+        require_ultralytics(kind)  # YOLO and its ByteTrack; the motion detector needs OpenCV and SciPy only
     if kind == "motion":
         from ingestion.detectors.motion import MotionDetector
 
@@ -85,4 +113,4 @@ def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **
     raise ValueError(f"unknown detector {kind!r}: use 'motion' or 'yolo'")
 
 
-__all__ = ["Detector", "Tracks", "make_detector"]
+__all__ = ["VISION_EXTRA", "Detector", "Tracks", "VisionExtraMissing", "make_detector", "require_ultralytics"]

@@ -11,8 +11,10 @@ so every batch is also made idempotent message by message, before anything is wr
 - dead letters already written for the same payload by this source are not written again.
 
 So after any sequence of crashes and redeliveries, raw.detections holds each distinct valid row once and
-raw.rejected_detections each distinct bad message once. Writes are two transactions (dead letters, then
-rows + ledger + watermarks); a crash between them is repaired by the same checks on redelivery.
+raw.rejected_detections each distinct bad message once. Writes are two transactions (rows + ledger +
+watermarks, then dead letters); a crash between them is repaired by the same checks on redelivery. Dead
+letters come second so that a batch that fails to land leaves none behind: the consumer then lands the
+batch in halves, whose verdicts (a conflict within the batch) may differ.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ import polars as pl
 from ingestion.schema import DETECTION_KEY, DETECTION_SCHEMA
 from ingestion.site import Site
 from ingestion.stream.payloads import (
+    MAX_REASON_CHARS,
     MESSAGE_COLUMN,
     DeepStreamDefaults,
     Rejected,
     parse_messages,
     payload_text,
+    storable_text,
+    topic_camera,
 )
 from ingestion.warehouse import Warehouse, connect
 
@@ -61,7 +66,11 @@ def batch_id_for(payloads: Sequence[bytes], source: str = STREAM_SOURCE) -> str:
 
 
 class StreamLander:
-    """Parses and lands micro-batches into one warehouse connection (reopened by `reconnect`)."""
+    """Parses and lands micro-batches into one warehouse connection (reopened by `reconnect`).
+
+    On an embedded DuckDB file the connection is closed after every batch (`release`): DuckDB lets one
+    process hold a file for writing, and Dagster, `sightline transform` and checks must be able to open the
+    warehouse between micro-batches. Opening again retries while another process holds the lock."""
 
     def __init__(self, url: str, site: Site, *, source: str = STREAM_SOURCE,
                  allowed_lateness: timedelta | None = timedelta(seconds=60),
@@ -70,6 +79,7 @@ class StreamLander:
         self.allowed_lateness = allowed_lateness
         self.deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
         self.wh: Warehouse | None = None
+        self.release_between_batches = url.startswith("duckdb:///") and url != "duckdb:///:memory:"
 
     def open(self) -> Warehouse:
         if self.wh is None:
@@ -94,9 +104,24 @@ class StreamLander:
     def close(self) -> None:
         self.reconnect()
 
-    def land(self, payloads: Sequence[bytes]) -> BatchOutcome:
+    def release(self) -> None:
+        """Between micro-batches: let go of an embedded file so other processes can open it."""
+        if self.release_between_batches:
+            self.reconnect()
+
+    def dead_letter(self, payload: bytes, reason: str, topic: str | None = None) -> int:
+        """A message that could not be landed (its batch failed for a reason of its own): one dead letter."""
+        camera = topic_camera(topic) if topic else None
+        camera = camera if camera in self.site.camera_ids else None
+        rejected = Rejected(0, camera, payload_text(payload), storable_text(reason[:MAX_REASON_CHARS]))
+        return self._write_dead_letters(self.open(), [rejected])
+
+    def land(self, payloads: Sequence[bytes], topics: Sequence[str] | None = None,
+             sizes: Sequence[int] | None = None) -> BatchOutcome:
+        """Parse and land one micro-batch. `topics`: the topic of each message (its camera must be the
+        message's); `sizes`: each payload's size on receipt where the source kept only a stub of it."""
         wh = self.open()
-        parsed = parse_messages(payloads, self.site, self.deepstream_defaults)
+        parsed = parse_messages(payloads, self.site, self.deepstream_defaults, topics=topics, sizes=sizes)
         rows = parsed.detections
         rejected = {r.message: r for r in parsed.rejected}
 
@@ -109,10 +134,10 @@ class StreamLander:
             if not r.payload:
                 rejected[i] = replace(r, payload=payload_text(payloads[i]))
 
-        written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         batch_id = batch_id_for(payloads, self.source)
         result = wh.append_batch(batch_id, rows.drop(MESSAGE_COLUMN), source=self.source,
                                  allowed_lateness=self.allowed_lateness)
+        written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         if result.rejected:  # our checks mirror the landing layer's; a difference is a bug worth seeing
             log.error("batch %s: the landing layer rejected %d rows that passed the stream checks",
                       batch_id, result.rejected)

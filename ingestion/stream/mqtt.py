@@ -15,8 +15,12 @@ Delivery guarantee, end to end exactly-once (with `StreamLander`):
   messages are unacknowledged), and received messages wait in a queue of 2 x Receive Maximum. Mosquitto
   2.0 overshoots the window after a burst of acknowledgements, so the queue is the hard bound: when it is
   full the network thread stops reading the socket (TCP backpressure) and the rest waits on the broker.
-  Memory is therefore bounded while the warehouse is slow or down. If an outage outlasts 1.5 x keepalive,
-  the broker drops the connection; everything unacknowledged is redelivered after the reconnect.
+  The queue is bounded in bytes as well (`max_queued_bytes`): a few huge messages cannot exhaust memory
+  where a count bound would let them in. A payload over `max_message_bytes` (site.yaml
+  `stream.max_message_bytes`) is cut to a stub on receipt (`payloads.oversized_stub`) and later
+  dead-lettered unparsed. Memory is therefore bounded while the warehouse is slow or down. If an outage
+  outlasts 1.5 x keepalive, the broker drops the connection; everything unacknowledged is redelivered
+  after the reconnect.
 
 The broker must keep enough messages for an offline session (mosquitto: `max_queued_messages`, default
 1000, and `persistent_client_expiration`); see `ingestion.stream.broker.MOSQUITTO_SETTINGS`.
@@ -39,6 +43,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingestion.redact import redact_url
+from ingestion.stream.payloads import oversized_stub
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,11 @@ class Message:
     qos: int
     generation: int  # connection the message arrived on
     received_at: float  # time.time()
+    size: int = -1  # bytes on receipt (more than len(payload) when only a stub was kept); -1: len(payload)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.payload))
 
 
 def default_client_id(url: MqttUrl) -> str:
@@ -86,10 +96,18 @@ class MqttSource:
     """Receives into a bounded in-memory queue; `poll` hands messages over, `ack` confirms committed ones."""
 
     def __init__(self, url: str, *, client_id: str | None = None, receive_maximum: int = 2000,
-                 session_expiry_seconds: int = 86_400, keepalive: int = 30):
+                 session_expiry_seconds: int = 86_400, keepalive: int = 30,
+                 max_queued_bytes: int = 64 << 20, max_message_bytes: int = 262_144):
+        if max_queued_bytes < max_message_bytes:
+            raise ValueError(f"the receive window ({max_queued_bytes} bytes) must hold at least one message "
+                             f"of the largest accepted size ({max_message_bytes} bytes)")
         self.url = MqttUrl.parse(url)
         self.client_id = client_id or default_client_id(self.url)
         self.receive_maximum = receive_maximum
+        self.max_queued_bytes = max_queued_bytes
+        self.max_message_bytes = max_message_bytes
+        self._queued_bytes = 0
+        self._room = threading.Condition()
         self.session_expiry_seconds = session_expiry_seconds
         self.keepalive = keepalive
         # The hard memory bound (see the module doc): the broker may overshoot Receive Maximum.
@@ -173,26 +191,46 @@ class MqttSource:
             self._warned_qos0 = True
             log.warning("received a QoS 0 message on %s: publish with QoS 1 for at-least-once delivery",
                         msg.topic)
-        # Blocks when the queue is full: this thread then stops reading the socket (TCP backpressure)
-        # instead of buffering without limit.
-        self._queue.put(Message(msg.payload, msg.topic, msg.mid, msg.qos, self._generation, time.time()))
+        payload, size = msg.payload, len(msg.payload)
+        if size > self.max_message_bytes:  # keep a stub, not the payload: it is dead-lettered unparsed
+            payload = oversized_stub(payload)
+        # Blocks when the queue is full (in messages or bytes): this thread then stops reading the socket
+        # (TCP backpressure) instead of buffering without limit.
+        with self._room:
+            while self._queued_bytes and self._queued_bytes + len(payload) > self.max_queued_bytes:
+                self._room.wait()
+            self._queued_bytes += len(payload)
+        self._queue.put(Message(payload, msg.topic, msg.mid, msg.qos, self._generation, time.time(), size))
 
     # --- consumer side (landing thread) ---------------------------------------------------------
 
-    def poll(self, timeout: float, max_messages: int) -> list[Message]:
-        """Messages received so far (waiting up to `timeout` for the first one)."""
+    def poll(self, timeout: float, max_messages: int, max_bytes: int | None = None) -> list[Message]:
+        """Messages received so far (waiting up to `timeout` for the first one), at most `max_messages` and,
+        beyond the first, `max_bytes` of payload."""
         if self._fatal:
             raise ConnectionError(self._fatal)
         try:
             out = [self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()]
         except queue.Empty:
             return []
+        taken = len(out[0].payload)
         while len(out) < max_messages:
             try:
-                out.append(self._queue.get_nowait())
+                m = self._queue.get_nowait()
             except queue.Empty:
                 break
+            out.append(m)
+            taken += len(m.payload)
+            if max_bytes is not None and taken >= max_bytes:
+                break
+        with self._room:
+            self._queued_bytes -= taken
+            self._room.notify_all()
         return out
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     def ack(self, messages: Sequence[Message]) -> int:
         """Acknowledge committed messages, in receive order; returns how many were acked (this connection)."""

@@ -24,6 +24,18 @@ secondary-inference attributes whose last field is the confidence. `id` is the f
 the camera id. The minimal schema carries no motion and (without attributes) no confidence: those get
 `deepstream_defaults` (see `DeepStreamDefaults`), and the zone is always assigned from the site's zones.
 
+Timestamps are ISO-8601, parsed value by value (`ingestion.timestamps`): with Z or an offset, or
+without one as the site's local time. Hostile or broken producers cannot stop the consumer or poison its
+state; each of these makes its message a dead letter with the reason (issue 11):
+- a payload over `stream.max_message_bytes` (site.yaml, default 256 KB): refused before parsing, the
+  dead letter keeps its first KB, its size and its SHA-256;
+- invalid or too deeply nested JSON, NUL characters or over-long strings (`MAX_STRING_CHARS`), integers
+  outside their column's range, timestamps that are no real time;
+- a frame time outside [now - `stream.max_lateness_days`, now + `stream.max_future_seconds`], so a
+  camera's watermark can never be pushed past the present;
+- a camera id that differs from the camera of the topic the message came on (`<prefix>/<camera>/
+  detections`, the level the broker's ACL ties to the publishing user).
+
 A message is valid only as a whole: one bad detection rejects its frame, with the reason naming the
 detection and the rule, and the raw payload is kept in the dead letter so nothing is lost silently.
 Only the loop that decodes JSON runs per message; everything per detection is columnar (Arrow/polars).
@@ -31,24 +43,29 @@ Only the loop that decodes JSON runs per message; everything per detection is co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingestion.schema import DETECTION_SCHEMA, UTC_TS, epoch_us
+from ingestion.schema import DETECTION_SCHEMA, UTC_TS
 from ingestion.site import Site
+from ingestion.timestamps import parse_iso_datetimes
 from ingestion.zones import assign_zones
 
 SIGHTLINE_KEYS = ("camera_id", "ts", "frame_idx", "detections")
 DEEPSTREAM_KEYS = ("@timestamp", "sensorId", "objects")
 MAX_REASON_CHARS = 500
 MESSAGE_COLUMN = "_msg"  # which payload (by position) each detection row came from
+MAX_STRING_CHARS = 128  # worker_id (ids of cameras and zones are checked against the site)
+MAX_FRAME_IDX = 2**53  # float64 (how the fast path decodes numbers) holds integers exactly up to here
+OVERSIZED_KEPT_BYTES = 1024  # of a payload over the size limit, kept in its dead letter
 
 # Numbers arrive as float64 so that 7.5 is caught as "not an integer" instead of being truncated to 7.
 _DETECTION_STRUCT = pa.struct([
@@ -104,30 +121,104 @@ def payload_text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
+def storable_text(text: str) -> str:
+    """Any Python string as text PostgreSQL and DuckDB accept: NULs and lone surrogates (JSON's "\\ud800")
+    escaped."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def oversized_stub(payload: bytes) -> bytes:
+    """What is kept of a payload over the size limit: its first KB, its size and its SHA-256 (distinct
+    payloads stay distinct dead letters). The MQTT source makes it on receipt, so no large payload is held."""
+    digest = hashlib.sha256(payload).hexdigest()
+    note = f" ... [truncated: {len(payload)} bytes, sha256 {digest}]"
+    return payload[:OVERSIZED_KEPT_BYTES] + note.encode()
+
+
+def topic_camera(topic: str) -> str | None:
+    """The camera a topic belongs to: the level before the last (`<prefix>/<camera>/detections`)."""
+    levels = topic.split("/")
+    return levels[-2] if len(levels) >= 2 else None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a message is checked against: the site's cameras, the accepted time window, the topics."""
+
+    site: Site
+    known: frozenset[str]
+    now: datetime
+    topics: Sequence[str] | None
+
+    def times(self, values: pl.Series) -> pl.DataFrame:
+        """Parsed frame times (`ts`, epoch us) and, where refused, the `problem`; one row per value."""
+        parsed = parse_iso_datetimes(values, self.site.timezone)
+        cfg = self.site.stream
+        low = self.now - timedelta(days=cfg.max_lateness_days)
+        high = self.now + timedelta(seconds=cfg.max_future_seconds)
+        c = pl.col
+        return parsed.select(
+            ts=c("ts").dt.epoch("us"),
+            problem=pl.when(c("problem").is_not_null()).then(c("problem"))
+            .when(c("ts") < low).then(pl.format(
+                f"{{}} is older than stream.max_lateness_days ({cfg.max_lateness_days:g}) allows: before "
+                f"{low:%Y-%m-%dT%H:%M:%SZ}; land old data with `sightline ingest detections`",
+                c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")))
+            .when(c("ts") > high).then(pl.format(
+                f"{{}} is in the future: after now + stream.max_future_seconds ({cfg.max_future_seconds:g}) "
+                f"= {high:%Y-%m-%dT%H:%M:%SZ}; check the camera's clock",
+                c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))),
+        )
+
+    def topic_problem(self, i: int, camera: str) -> str | None:
+        if self.topics is None:
+            return None
+        expected = topic_camera(self.topics[i])
+        if expected == camera:
+            return None
+        return (f"camera {camera!r} differs from the camera of topic {self.topics[i]!r} ({expected!r}): a "
+                "client may publish only its own camera's detections (<prefix>/<camera_id>/detections)")
+
+
 def parse_messages(payloads: Sequence[bytes], site: Site,
                    deepstream_defaults: DeepStreamDefaults | None = None, *, fast: bool = True,
-                   ) -> ParsedMessages:
+                   topics: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
+                   now: datetime | None = None) -> ParsedMessages:
     """Parse and validate a micro-batch of raw message payloads (see the module doc for the formats).
 
+    `topics`: the topic each message came on (its camera must match the message's). `sizes`: the size
+    each payload had on receipt, where the receiver kept only an `oversized_stub`. `now`: the clock the
+    accepted time window is relative to (default: the current time).
     `fast`: decode our JSON for the whole batch at once in polars (Rust) when every message of it decodes;
     messages the fast path cannot vouch for take the strict per-message path, which gives the same rows
-    and reasons (tests check both)."""
+    and reasons (tests check both). Never raises on any payload: bad ones become `rejected`."""
     deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
-    known_cameras = set(site.camera_ids)
+    ctx = _Context(site, frozenset(site.camera_ids), now or datetime.now(UTC), topics)
     reasons: dict[int, tuple[str | None, str]] = {}  # message index -> (camera_id, reason)
     frames: list[pl.DataFrame] = []
     ours: list[tuple[int, dict]] = []
     deepstream: list[tuple[int, dict]] = []
+    kept = list(payloads)  # what each dead letter stores
 
-    strict = range(len(payloads))
+    limit = site.stream.max_message_bytes
+    for i, payload in enumerate(payloads):  # before any parsing: a large payload costs nothing more
+        size = sizes[i] if sizes is not None else len(payload)
+        if size > limit:
+            if size == len(payload):
+                kept[i] = oversized_stub(payload)
+            camera = topic_camera(topics[i]) if topics is not None else None
+            reasons[i] = (camera if camera in ctx.known else None,
+                          f"payload of {size} bytes exceeds stream.max_message_bytes ({limit}); not parsed")
+    candidates = [i for i in range(len(payloads)) if i not in reasons]
+    strict = candidates
     if fast:
-        fast_rows, strict = _fast_sightline_rows(payloads, known_cameras)
+        fast_rows, strict = _fast_sightline_rows(payloads, candidates, ctx)
         frames.append(fast_rows)
     for i in strict:  # per message, not per detection: decode and route
         payload = payloads[i]
         try:
             doc = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             reasons[i] = (None, f"not valid JSON: {exc}")
             continue
         if isinstance(doc, dict) and all(k in doc for k in SIGHTLINE_KEYS):
@@ -149,15 +240,15 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
                                 f"{list(DEEPSTREAM_KEYS)}")
 
     if ours:
-        frames.append(_sightline_rows(ours, known_cameras, reasons))
+        frames.append(_sightline_rows(ours, ctx, reasons))
     if deepstream:
-        frames.append(_deepstream_rows(deepstream, known_cameras, reasons, deepstream_defaults))
+        frames.append(_deepstream_rows(deepstream, ctx, reasons, deepstream_defaults))
 
     rows = pl.concat([_conform(f) for f in frames], how="vertical") if frames else _empty_rows()
     rows = _reject_invalid_rows(rows, reasons, site)
     rows = rows.filter(~pl.col("_msg").is_in(list(reasons)))
     detections = _assign_zones(rows, site).select(MESSAGE_COLUMN, *DETECTION_SCHEMA.names())
-    rejected = [Rejected(i, cam, payload_text(payloads[i]), reason[:MAX_REASON_CHARS])
+    rejected = [Rejected(i, cam, payload_text(kept[i]), storable_text(reason[:MAX_REASON_CHARS]))
                 for i, (cam, reason) in sorted(reasons.items())]
     return ParsedMessages(detections, rejected, len(payloads) - len(reasons))
 
@@ -173,31 +264,37 @@ _MESSAGE_STRUCT = pl.Struct({
 _NON_STRING_IN_STRING_FIELD = re.compile(rb'"(?:zone_id|worker_id)"\s*:\s*[-0-9\[{]')
 
 
-def _fast_sightline_rows(payloads: Sequence[bytes], known: set[str]) -> tuple[pl.DataFrame, list[int]]:
+def _fast_sightline_rows(payloads: Sequence[bytes], indices: list[int], ctx: _Context,
+                         ) -> tuple[pl.DataFrame, list[int]]:
     """Decode the batch's messages of our format in one polars call. polars coerces a few JSON types
     (true -> 1, a number -> "5" in a string field), so messages holding a JSON boolean, and any message it
-    cannot decode as a complete frame, are returned as indices for the strict path instead."""
-    candidates = [i for i, p in enumerate(payloads)
-                  if b'"detections"' in p and b"true" not in p and b"false" not in p
-                  and not _NON_STRING_IN_STRING_FIELD.search(p)]
+    cannot decode as a complete, acceptable frame, are returned as indices for the strict path instead
+    (which finds the reason)."""
+    candidates = [i for i in indices
+                  if b'"detections"' in payloads[i] and b"true" not in payloads[i]
+                  and b"false" not in payloads[i] and not _NON_STRING_IN_STRING_FIELD.search(payloads[i])]
     if not candidates:
-        return _empty_rows(), list(range(len(payloads)))
+        return _empty_rows(), list(indices)
     try:
         decoded = (pl.Series([payloads[i] for i in candidates], dtype=pl.Binary).cast(pl.String)
                    .str.json_decode(_MESSAGE_STRUCT))
     except (pl.exceptions.PolarsError, UnicodeDecodeError):
-        return _empty_rows(), list(range(len(payloads)))  # one bad message: the strict path sorts it out
-    msgs = decoded.struct.unnest().with_columns(_msg=pl.Series(candidates, dtype=pl.Int64)).with_columns(
-        ts_parsed=pl.col("ts").str.to_datetime("%+", strict=False, time_zone="UTC", time_unit="us"))
+        return _empty_rows(), list(indices)  # one bad message: the strict path sorts it out
+    msgs = decoded.struct.unnest().with_columns(_msg=pl.Series(candidates, dtype=pl.Int64))
+    times = ctx.times(msgs["ts"])
+    msgs = msgs.with_columns(ts_us=times["ts"], ts_ok=times["problem"].is_null())
     c = pl.col
-    complete = (c("camera_id").is_not_null() & c("ts_parsed").is_not_null() & c("detections").is_not_null()
-                & c("camera_id").is_in(list(known)) & c("frame_idx").is_not_null()
-                & (c("frame_idx") == c("frame_idx").floor()) & c("frame_idx").is_between(0, 2**53))
+    complete = (c("camera_id").is_not_null() & c("ts_ok") & c("detections").is_not_null()
+                & c("camera_id").is_in(list(ctx.known)) & c("frame_idx").is_not_null()
+                & (c("frame_idx") == c("frame_idx").floor()) & c("frame_idx").is_between(0, MAX_FRAME_IDX))
+    if ctx.topics is not None:
+        topic_cams = [topic_camera(ctx.topics[i]) for i in candidates]
+        complete = complete & (c("camera_id") == pl.Series(topic_cams, dtype=pl.String))
     ok = msgs.filter(complete)
-    strict = sorted(set(range(len(payloads))) - set(ok["_msg"].to_list()))
+    strict = sorted(set(indices) - set(ok["_msg"].to_list()))
     rows = (
-        ok.select("_msg", "camera_id", ts=c("ts_parsed").dt.epoch("us"),
-                  frame_idx=c("frame_idx").cast(pl.Int64), d=c("detections"))
+        ok.select("_msg", "camera_id", ts=c("ts_us"), frame_idx=c("frame_idx").cast(pl.Int64),
+                  d=c("detections"))
         .with_columns(_det=c("d").list.len())
         .explode("d")
         .filter(c("d").is_not_null())  # an empty list explodes to one null row
@@ -209,36 +306,28 @@ def _fast_sightline_rows(payloads: Sequence[bytes], known: set[str]) -> tuple[pl
 
 # --- message-level fields (per message) ---------------------------------------------------------
 
-def _parse_ts(value: object) -> int:
-    """ISO-8601 with an offset -> epoch microseconds (UTC). Raises ValueError naming the problem."""
-    if not isinstance(value, str):
-        raise ValueError(f"must be an ISO-8601 string, got {type(value).__name__}")
-    ts = datetime.fromisoformat(value)
-    if ts.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset; send e.g. {value}Z or {value}+07:00")
-    return epoch_us(ts)
-
-
 def _frame_index(value: object) -> int:
-    if isinstance(value, str) and value.isdigit():  # nvmsgconv versions differ: int member or string
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:  # nvmsgconv: int member or string
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be an integer >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FRAME_IDX:
+        shown = repr(value)[:40]
+        raise ValueError(f"must be an integer 0..2^53, got {shown}")
     return value
 
 
-def _message_fields(i: int, camera: object, ts: object, frame: object, known: set[str],
+def _message_fields(camera: object, ts: tuple[int | None, str | None], frame: object, ctx: _Context, i: int,
                     names: tuple[str, str, str]) -> tuple[str, int, int] | tuple[str | None, str]:
-    """Validated (camera_id, ts_us, frame_idx), or (camera_id-or-None, reason)."""
+    """Validated (camera_id, ts_us, frame_idx), or (camera_id-or-None, reason). `ts` is already parsed."""
     cam_key, ts_key, frame_key = names
     if not isinstance(camera, str):
-        return None, f"{cam_key} must be a string, got {camera!r}"
-    if camera not in known:
-        return camera, f"{cam_key} {camera!r} is not a camera of the site config; add it to site.yaml"
-    try:
-        ts_us = _parse_ts(ts)
-    except (ValueError, OverflowError) as exc:
-        return camera, f"{ts_key}: {exc}"
+        return None, f"{cam_key} must be a string, got {repr(camera)[:40]}"
+    if camera not in ctx.known:
+        return None, f"{cam_key} {camera[:64]!r} is not a camera of the site config; add it to site.yaml"
+    if problem := ctx.topic_problem(i, camera):
+        return camera, problem
+    ts_us, ts_problem = ts
+    if ts_problem is not None:
+        return camera, f"{ts_key}: {ts_problem}"
     try:
         frame_idx = _frame_index(frame)
     except ValueError as exc:
@@ -270,15 +359,21 @@ class _Messages:
         }
 
 
-def _gather_messages(messages: list[tuple[int, dict]], known: set[str],
+def _gather_messages(messages: list[tuple[int, dict]], ctx: _Context,
                      reasons: dict[int, tuple[str | None, str]], keys: tuple[str, str, str],
                      items_of: Callable[[dict], tuple[list | None, str | None]]) -> _Messages:
     """Check each message's camera, timestamp and frame (under `keys`) and its item list; the bad ones go
-    to `reasons`, the rest are gathered."""
+    to `reasons`, the rest are gathered. The timestamps of all messages are parsed at once."""
     out = _Messages()
     cam_key, ts_key, frame_key = keys
-    for i, doc in messages:
-        fields = _message_fields(i, doc[cam_key], doc[ts_key], doc.get(frame_key), known, keys)
+    raw_ts = [doc[ts_key] for _, doc in messages]
+    times = ctx.times(pl.Series([v if isinstance(v, str) else None for v in raw_ts], dtype=pl.String))
+    parsed = [(ts, None if isinstance(v, str) else f"must be an ISO-8601 string, got {type(v).__name__}")
+              if problem is None or not isinstance(v, str) else (None, problem)
+              for v, ts, problem in zip(raw_ts, times["ts"].to_list(), times["problem"].to_list(),
+                                        strict=True)]
+    for (i, doc), ts in zip(messages, parsed, strict=True):
+        fields = _message_fields(doc[cam_key], ts, doc.get(frame_key), ctx, i, keys)
         if len(fields) == 2:
             reasons[i] = fields
             continue
@@ -302,9 +397,9 @@ def _sightline_items(doc: dict) -> tuple[list | None, str | None]:
     return d, None
 
 
-def _sightline_rows(messages: list[tuple[int, dict]], known: set[str],
+def _sightline_rows(messages: list[tuple[int, dict]], ctx: _Context,
                     reasons: dict[int, tuple[str | None, str]]) -> pl.DataFrame:
-    m = _gather_messages(messages, known, reasons, ("camera_id", "ts", "frame_idx"), _sightline_items)
+    m = _gather_messages(messages, ctx, reasons, ("camera_id", "ts", "frame_idx"), _sightline_items)
     if not m.msg_idx:
         return _empty_rows()
     table = _detections_table(m.items, m.counts, m.msg_idx, m.cams, reasons)
@@ -354,10 +449,10 @@ def _deepstream_items(doc: dict) -> tuple[list | None, str | None]:
     return objs, None
 
 
-def _deepstream_rows(messages: list[tuple[int, dict]], known: set[str],
+def _deepstream_rows(messages: list[tuple[int, dict]], ctx: _Context,
                      reasons: dict[int, tuple[str | None, str]], defaults: DeepStreamDefaults,
                      ) -> pl.DataFrame:
-    m = _gather_messages(messages, known, reasons, ("sensorId", "@timestamp", "id"), _deepstream_items)
+    m = _gather_messages(messages, ctx, reasons, ("sensorId", "@timestamp", "id"), _deepstream_items)
     if not m.msg_idx:
         return _empty_rows()
     parts = pl.Series("o", m.items, dtype=pl.String).str.split("|")
@@ -438,6 +533,9 @@ def _reject_invalid_rows(rows: pl.DataFrame, reasons: dict[int, tuple[str | None
         (~c("confidence").is_finite() | (c("x").abs() > 3.0e38), pl.lit("value out of range")),
         (c("zone_id").is_not_null() & ~pl.concat_str("camera_id", "zone_id", separator="/").is_in(zone_keys),
          pl.format("zone_id '{}' is not a zone of camera {}", c("zone_id"), c("camera_id"))),
+        (c("worker_id").str.len_chars() > MAX_STRING_CHARS,
+         pl.lit(f"worker_id longer than {MAX_STRING_CHARS} characters")),
+        (c("worker_id").str.contains("\x00", literal=True), pl.lit("worker_id contains a NUL character")),
         (pl.len().over("_msg", "track_id") > 1,
          pl.format("track_id {} appears twice in one frame", c("track_id"))),
     ]

@@ -10,6 +10,9 @@ This is `ingestion.video.VideoPipeline` (detector, tracker, motion, health, land
   (see `ingestion.video.segments`), otherwise from the wall clock now. On SIGTERM the open chunk is *not*
   landed: it would commit under the id of the full chunk and a re-run would then skip the missing rest.
   Running the file again lands exactly what is missing (committed chunks are skipped by the ledger).
+
+On a DuckDB file the warehouse is opened for each chunk and closed after it (`_PerCall`), like the MQTT
+consumer does between micro-batches, so Dagster and transforms can open the file meanwhile.
 """
 
 from __future__ import annotations
@@ -83,10 +86,32 @@ def stream_video(source: str, camera_id: str, warehouse_url: str, site: Site, *,
             signal.signal(sig, handler)
 
 
+class _PerCall:
+    """The warehouse calls of the pipeline (`append_batch`, `reject`), each on a connection opened for it and
+    closed after it: an embedded DuckDB file is held only while a chunk lands."""
+
+    def __init__(self, url: str, site: Site):
+        self.url, self.site = url, site
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            with connect(self.url, self.site) as wh:
+                return getattr(wh, name)(*args, **kwargs)
+        return call
+
+    def __enter__(self) -> _PerCall:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def _run(source: str, camera_id: str, warehouse_url: str, site: Site, *, detector, fps: float,
          chunk_seconds: int, stop: threading.Event) -> int:
     with connect(warehouse_url, site) as wh:
         wh.require_setup()
+    embedded_file = warehouse_url.startswith("duckdb:///") and warehouse_url != "duckdb:///:memory:"
+    with (_PerCall(warehouse_url, site) if embedded_file else connect(warehouse_url, site)) as wh:
         pipeline = VideoPipeline(
             wh, site, camera_id, detector, fps=fps,
             batch_seconds=chunk_seconds, source_name=LIVE_SOURCE,

@@ -16,7 +16,7 @@ from ingestion.schema import CAMERA_HEALTH_COLUMNS, CAMERA_HEALTH_KEY, DETECTION
 # - MODEL_SCHEMAS are SQLMesh's views (staging: detection-level, never BI; analytics: what BI reads), and
 #   SQLMESH_SCHEMAS add SQLMesh's physical tables (sqlmesh__<schema>) and its state (sqlmesh). The writer
 #   may create objects in exactly these, so it builds the marts without being able to create a schema.
-DATA_SCHEMAS = ("raw", "ref")
+DATA_SCHEMAS = ("raw", "ref", "ops")
 MODEL_SCHEMAS = ("staging", "analytics")
 BI_SCHEMA = "analytics"
 SQLMESH_STATE_SCHEMA = "sqlmesh"
@@ -264,6 +264,120 @@ RAW_TABLES = (
     DAYS_TO_REBUILD,
 )
 REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE)
+
+# ------------------------------------------------------------------------------------------------ ops
+# State that outlives every rebuild of the marts: alerts and the ledger of their notifications.
+
+ALERTS = Table(
+    "ops",
+    "alerts",
+    (
+        Column("alert_id", "text", comment="md5 of rule | subject | start epoch microseconds: deterministic"),
+        Column("rule_name", "text", comment="the site.yaml alerts rule that raised it"),
+        Column("alert_type", "text", comment="idle | restricted_zone_entry | zone_overflow | zone_empty | "
+               "after_hours_presence | camera_down | productivity_drop"),
+        Column("severity", "text", comment="info | warning | error | critical"),
+        Column("subject", "text", comment="what it is about: camera, zone and track/visitor/worker/index"),
+        Column("camera_id", "text", True, "null for site-level alerts (productivity_drop)"),
+        Column("zone_id", "text", True, "zone concerned (ref.zones), when there is one"),
+        Column("track_id", "bigint", True, "tracker id of the person concerned, when there is one"),
+        Column("visitor_id", "text", True, "visitor (linked track fragments), when known"),
+        Column("worker_id", "text", True, "worker identity from upstream, when known"),
+        Column("message", "text", comment="one readable sentence"),
+        Column("started_at", "timestamptz", comment="when the condition started (UTC)"),
+        Column("last_seen_at", "timestamptz", comment="latest time the condition was seen to hold"),
+        Column("ended_at", "timestamptz", True, "when the condition cleared; null while it holds"),
+        Column("status", "text", comment="open | acknowledged | resolved"),
+        Column("acknowledged_by", "text", True, "who acknowledged it (`sightline alerts ack`)"),
+        Column("acknowledged_at", "timestamptz", True, "when it was first acknowledged"),
+        Column("action_taken", "text", True, "what the people acting on it wrote"),
+        Column("resolved_by", "text", True, "who resolved it; `sightline` when the condition cleared"),
+        Column("resolved_at", "timestamptz", True, "when it was resolved"),
+        Column("auto_resolved", "boolean", comment="resolved because the condition cleared"),
+        Column("source", "text", comment="live (the stream) or batch (the day's marts)"),
+        Column("notify", "boolean", comment="false when raised in the rule's quiet hours: kept, not sent"),
+        Column("metadata", "text", comment="JSON: measured values and the thresholds applied"),
+        Column("created_at", "timestamptz", comment="when Sightline raised it (wall clock)"),
+        Column("updated_at", "timestamptz", comment="last change of any column"),
+    ),
+    ("alert_id",),
+    "One row per alert, raised live from the stream or from the day's anomalies; acknowledgement and "
+    "resolution are kept across any rebuild of the marts.",
+)
+
+ALERT_DELIVERIES = Table(
+    "ops",
+    "alert_deliveries",
+    (
+        Column("alert_id", "text"),
+        Column("channel", "text", comment="alerts.channels name in site.yaml"),
+        Column("event", "text", comment="new | acknowledged | resolved"),
+        Column("attempt", "integer", comment="1, 2, ...: each try is one row"),
+        Column("status", "text", comment="sending | sent | failed | gave_up"),
+        Column("response_code", "integer", True, "HTTP status, SMTP reply code or MQTT reason code"),
+        Column("error", "text", True),
+        Column("started_at", "timestamptz"),
+        Column("sent_at", "timestamptz", True, "when the channel accepted it"),
+        Column("next_attempt_at", "timestamptz", True, "after a failure: not retried before this"),
+    ),
+    ("alert_id", "channel", "event", "attempt"),
+    "The notification ledger: each alert event goes to each of its channels exactly once; a failed try is "
+    "retried with backoff as a new attempt row.",
+)
+
+LIVE_ALERT_STATE = Table(
+    "ops",
+    "live_alert_state",
+    (
+        Column("camera_id", "text"),
+        Column("evaluated_through", "timestamptz", comment="detections up to here were evaluated"),
+        Column("updated_at", "timestamptz"),
+    ),
+    ("camera_id",),
+    "How far the stream's live alert rules have evaluated each camera; committed with the alerts it raised, "
+    "so a restart resumes there.",
+)
+
+OPS_TABLES = (ALERTS, ALERT_DELIVERIES, LIVE_ALERT_STATE)
+ACTIVE_ALERTS_VIEW = "analytics.active_alerts"
+
+
+def active_alerts_view_sql(backend: str) -> list[str]:
+    """The BI view over ops.alerts: open and acknowledged alerts with camera and zone names, local times.
+
+    Created by setup as the owner, so BI reads it with the owner's rights without any right on `ops`."""
+    local = ("timezone(s.timezone, {c})" if backend == "duckdb" else "{c} AT TIME ZONE s.timezone")
+    return [
+        f"DROP VIEW IF EXISTS {ACTIVE_ALERTS_VIEW}",
+        f"""CREATE VIEW {ACTIVE_ALERTS_VIEW} AS
+SELECT a.alert_id, a.rule_name, a.alert_type, a.severity, a.status, a.camera_id, c.name AS camera_name,
+       a.zone_id, z.name AS zone_name, a.track_id, a.visitor_id, a.worker_id, a.message, a.started_at,
+       {local.format(c="a.started_at")} AS started_local, a.last_seen_at, a.ended_at,
+       a.acknowledged_by, a.acknowledged_at, a.action_taken, a.source
+FROM ops.alerts AS a
+LEFT JOIN ref.cameras AS c ON c.camera_id = a.camera_id
+LEFT JOIN ref.zones AS z ON z.zone_id = a.zone_id
+CROSS JOIN (SELECT timezone FROM ref.site LIMIT 1) AS s
+WHERE a.status IN ('open', 'acknowledged')""",
+        f"COMMENT ON VIEW {ACTIVE_ALERTS_VIEW} IS 'Alerts someone should act on (open or acknowledged), "
+        "with camera and zone names; started_local is site-local time. Acknowledge or resolve with "
+        "`sightline alerts ack|resolve`.'",
+        *(f"COMMENT ON COLUMN {ACTIVE_ALERTS_VIEW}.{name} IS '{_quote(text)}'"
+          for name, text in _ACTIVE_ALERTS_COLUMNS.items()),
+    ]
+
+
+
+# Column comments of the view: the table's, and the names and local time it adds.
+_ACTIVE_ALERTS_COLUMNS = {
+    **{c.name: c.comment for c in ALERTS.columns if c.name in (
+        "alert_id", "rule_name", "alert_type", "severity", "status", "camera_id", "zone_id", "track_id",
+        "visitor_id", "worker_id", "message", "started_at", "last_seen_at", "ended_at", "acknowledged_by",
+        "acknowledged_at", "action_taken", "source")},
+    "camera_name": "camera name (ref.cameras)",
+    "zone_name": "zone name (ref.zones)",
+    "started_local": "started_at in the site's time zone (wall clock)",
+}
 
 
 # ---------------------------------------------------------------------------------------------- functions

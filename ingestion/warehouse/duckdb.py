@@ -4,11 +4,18 @@ Frames land through Arrow: the polars frame is registered as a view (zero copy) 
 INSERT ... SELECT. raw.detections has no unique index here (an ART index over every detection costs more
 than it protects in a single-writer embedded file); the unique key is enforced by the landing layer
 instead, with an anti-join against the rows already stored in the batch's time range.
+
+A DuckDB file has one writer process at a time. `sightline stream` lets go of the file between
+micro-batches, and opening it here waits (up to `SIGHTLINE_DUCKDB_LOCK_WAIT` seconds, default 30) while
+another process holds it, so the stream, Dagster runs and checks take turns instead of failing.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -20,6 +27,29 @@ from ingestion.warehouse import ddl
 from ingestion.warehouse.landing import SqlWarehouse
 
 _view_ids = itertools.count()
+# DuckDB's registry of open files races when threads of one process open and close the same file at once
+# ("Unique file handle conflict"): connect and close one at a time.
+_open_close = threading.Lock()
+
+
+def lock_wait_seconds() -> float:
+    return float(os.environ.get("SIGHTLINE_DUCKDB_LOCK_WAIT", "30"))
+
+
+def open_duckdb(path: str, *, wait: float | None = None, **options) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect(path, **options), waiting up to `wait` seconds (default: lock_wait_seconds()) while
+    another process holds the file's lock; other errors are raised at once."""
+    deadline = time.monotonic() + (lock_wait_seconds() if wait is None else wait)
+    delay = 0.02
+    while True:
+        try:
+            with _open_close:
+                return duckdb.connect(path, **options)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 class DuckDBWarehouse(SqlWarehouse):
@@ -37,7 +67,7 @@ class DuckDBWarehouse(SqlWarehouse):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = duckdb.connect(path)
+        self.con = open_duckdb(path)
         self.con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values come back as UTC datetimes
 
     # ------------------------------------------------------------------ primitives
@@ -106,13 +136,16 @@ class DuckDBWarehouse(SqlWarehouse):
         with self._transaction():
             for schema in ddl.SCHEMAS:
                 self._execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            for table in ddl.RAW_TABLES + ddl.REF_TABLES:
+            for table in ddl.RAW_TABLES + ddl.REF_TABLES + ddl.OPS_TABLES:
                 self._execute(table.create_sql("duckdb", unique_key=table is not ddl.DETECTIONS))
                 for statement in table.comment_sql():
                     self._execute(statement)
+            for statement in ddl.active_alerts_view_sql("duckdb"):
+                self._execute(statement)
 
     def query(self, sql: str, params: tuple | list | None = None) -> pl.DataFrame:
         return self.con.execute(self._sql(sql), params).pl()
 
     def close(self) -> None:
-        self.con.close()
+        with _open_close:
+            self.con.close()

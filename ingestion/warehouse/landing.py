@@ -147,7 +147,8 @@ class SqlWarehouse(Warehouse):
                 f"WHERE table_schema IN ({', '.join(repr(s) for s in ddl.DATA_SCHEMAS)})"
             )
         }
-        return [t.qualified for t in ddl.RAW_TABLES + ddl.REF_TABLES if t.qualified not in visible]
+        tables = ddl.RAW_TABLES + ddl.REF_TABLES + ddl.OPS_TABLES
+        return [t.qualified for t in tables if t.qualified not in visible]
 
     def load_reference(self) -> None:
         with self._transaction():

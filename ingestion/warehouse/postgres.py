@@ -172,13 +172,15 @@ class PostgresWarehouse(SqlWarehouse):
             # SQLMesh's schemas too: the writer builds marts in them but may not create schemas.
             for schema in dict.fromkeys(ddl.DATA_SCHEMAS + ddl.SQLMESH_SCHEMAS):
                 self._execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            for table in ddl.RAW_TABLES + ddl.REF_TABLES:
+            for table in ddl.RAW_TABLES + ddl.REF_TABLES + ddl.OPS_TABLES:
                 suffix = " PARTITION BY RANGE (ts)" if table is ddl.DETECTIONS and not timescale else ""
                 self._execute(table.create_sql("postgres", suffix=suffix))
                 for statement in table.comment_sql():
                     self._execute(statement)
             if timescale:
                 self._setup_hypertable()
+            for statement in ddl.active_alerts_view_sql("postgres"):
+                self._execute(statement)
             for statement in ddl.postgres_function_sql():
                 self._execute(statement)
         self._partitions = None

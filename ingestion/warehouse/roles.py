@@ -114,8 +114,10 @@ def _hand_over_sqlmesh_objects(conn: psycopg.Connection, role: str) -> None:
         "SELECT n.nspname, c.relname, c.relkind FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S') "
-        "AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = %s)",
-        (list(ddl.SQLMESH_SCHEMAS), role),
+        "AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = %s) "
+        # setup's own view over ops.alerts stays the owner's (setup recreates it)
+        "AND n.nspname || '.' || c.relname <> %s",
+        (list(ddl.SQLMESH_SCHEMAS), role, ddl.ACTIVE_ALERTS_VIEW),
     ).fetchall()
     kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
     for schema, name, kind in rows:

@@ -8,9 +8,13 @@ from orchestration.cli.options import add_site_option, add_warehouse_option
 
 EPILOG = """\
 MQTT (--source mqtt://host:1883/topic/filter) accepts our JSON (one frame per message) and DeepStream's
-minimal schema; see ingestion/stream/payloads.py. Delivery is exactly-once: QoS 1 in a persistent session
-(keep --client-id stable across restarts), acknowledged only after the micro-batch commits, replays made
-harmless by the landing checks. Broker credentials: SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD.
+minimal schema; see ingestion/stream/payloads.py. Topics are <prefix>/<camera_id>/detections: a message
+for another camera than its topic's is a dead letter, as is one outside site.yaml's `stream:` bounds
+(timestamps within [now - max_lateness_days, now + max_future_seconds], max_message_bytes). On a DuckDB
+file the connection is released between micro-batches so Dagster and transforms can open it meanwhile.
+Delivery is exactly-once: QoS 1 in a persistent session (keep --client-id stable across restarts),
+acknowledged only after the micro-batch commits, replays made harmless by the landing checks.
+Broker credentials: SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD.
 A video source (rtsp://..., or a file) needs --camera and runs the vision pipeline live.
 Stops cleanly on SIGTERM / Ctrl-C (flush, commit, exit 0); exit 75 = warehouse down, nothing lost.
 """
@@ -35,6 +39,9 @@ def register(subparsers) -> None:
                                        "source; keep it stable across restarts)")
     p.add_argument("--receive-maximum", type=int, default=2000,
                    help="unacknowledged messages the broker may send us: the memory bound (2000)")
+    p.add_argument("--receive-maximum-bytes", type=int, default=64 << 20,
+                   help="...and payload bytes received but not yet landed (64 MiB); a larger payload than "
+                        "site.yaml stream.max_message_bytes is dead-lettered unparsed")
     p.add_argument("--session-expiry", type=int, default=86_400,
                    help="seconds the broker keeps our session while we are down (86400)")
     p.add_argument("--stop-when-idle", type=float, default=None,
@@ -45,6 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--fps", type=float, default=5.0, help="video sources: frames processed per second (5)")
     p.add_argument("--deepstream-motion-score", type=float, default=0.0,
                    help="motion_score for DeepStream minimal messages, which carry none (0.0)")
+    p.add_argument("--no-alerts", dest="alerts", action="store_false",
+                   help="do not evaluate the site's live alert rules or deliver alerts from this process")
     p.set_defaults(func=run)
 
 
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ingestion.stream.consumer import EXIT_WAREHOUSE_DOWN, WarehouseUnavailable
     from ingestion.warehouse import resolve_url
 
-    for name in ("batch_rows", "receive_maximum"):
+    for name in ("batch_rows", "receive_maximum", "receive_maximum_bytes"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     if args.batch_seconds <= 0 or args.allowed_lateness < 0:
@@ -79,12 +88,21 @@ def run(args: argparse.Namespace) -> int:
     from ingestion.stream.payloads import DeepStreamDefaults
 
     source = MqttSource(args.source, client_id=args.client_id, receive_maximum=args.receive_maximum,
-                        session_expiry_seconds=args.session_expiry)
+                        session_expiry_seconds=args.session_expiry,
+                        max_queued_bytes=args.receive_maximum_bytes,
+                        max_message_bytes=site.stream.max_message_bytes)
     lander = StreamLander(url, site, allowed_lateness=lateness,
                           deepstream_defaults=DeepStreamDefaults(motion_score=args.deepstream_motion_score))
     policy = BatchPolicy(rows=args.batch_rows, seconds=args.batch_seconds,
-                         max_messages=max(1, args.receive_maximum // 2))
-    consumer = StreamConsumer(source, lander, policy, stop_when_idle=args.stop_when_idle)
+                         max_messages=max(1, args.receive_maximum // 2),
+                         max_bytes=max(1, args.receive_maximum_bytes // 2))
+    alerts = None
+    if args.alerts and site.alerts and site.alerts.rules:
+        from ingestion.alerts.live import StreamAlerts
+
+        alerts = StreamAlerts(url, site, lander)  # live rules after each commit; delivery in a thread
+        alerts.start()
+    consumer = StreamConsumer(source, lander, policy, stop_when_idle=args.stop_when_idle, on_commit=alerts)
     consumer.install_signal_handlers()
     try:
         consumer.run()
@@ -93,4 +111,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_WAREHOUSE_DOWN
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if alerts:
+            alerts.close()
     return 0

@@ -117,3 +117,46 @@ def periods(evaluator) -> exp.Expr:
         hour += dt.timedelta(hours=1)
     return _table([("grain", "VARCHAR"), ("local_date", "DATE"), ("period_start", "TIMESTAMPTZ"),
                    ("period_end", "TIMESTAMPTZ")], rows)
+
+
+@macro()
+def local_ts(evaluator, ts: exp.Expr) -> exp.Expr:
+    """The site-local wall-clock time of a UTC timestamp, as a TIMESTAMP without time zone: what a BI
+    tool groups by when it truncates to the day or hour (it truncates TIMESTAMPTZ in UTC)."""
+    tz = evaluator.var("timezone")
+    return exp.maybe_parse(f"CAST({ts.sql('duckdb')} AT TIME ZONE '{tz}' AS TIMESTAMP)", dialect="duckdb")
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@macro()
+def schedule_summary(evaluator) -> exp.Expr:
+    """The working schedule in one readable line, e.g. 'Mon-Fri 08:00-12:00, 13:00-17:00 (Asia/Bangkok)'."""
+    days = sorted(set(evaluator.var("workdays") or []))
+    runs: list[list[int]] = []
+    for d in days:
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    day_text = ", ".join(_DAY_NAMES[r[0]] if len(r) == 1 else f"{_DAY_NAMES[r[0]]}-{_DAY_NAMES[r[-1]]}"
+                         for r in runs) or "no workdays"
+    hours = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in evaluator.var("working_minutes") or [])
+    text = f"{day_text} {hours} ({evaluator.var('timezone')})".replace("'", "''")
+    return exp.maybe_parse(f"'{text}'", dialect="duckdb")
+
+
+@macro()
+def jsonb(evaluator, value: exp.Expr) -> exp.Expr:
+    """The JSON text `value` as jsonb on PostgreSQL (groupable, comparable, printed as JSON) and JSON on
+    DuckDB. Not a CAST to JSONB: the models' DuckDB dialect reads JSONB as JSON. On PostgreSQL the column
+    type is then left to the engine (SQLMesh creates the table from the query), which makes it jsonb."""
+    as_json = f"CAST({value.sql('duckdb')} AS JSON)"
+    if evaluator.gateway == "postgres":
+        return exp.maybe_parse(f"TO_JSONB({as_json})", dialect="duckdb")
+    return exp.maybe_parse(as_json, dialect="duckdb")

@@ -6,24 +6,30 @@ MODEL (
     unique_values(columns := (anomaly_id)),
     not_null(columns := (anomaly_id, anomaly_type, severity, ts, camera_id, description, metadata)),
     accepted_values(column := anomaly_type, is_in := ('excessive_idle', 'zone_overflow', 'zone_empty', 'restricted_zone_entry', 'after_hours_presence', 'camera_down')),
-    accepted_values(column := severity, is_in := ('low', 'medium', 'high', 'critical'))
+    accepted_values(column := severity, is_in := ('info', 'warning', 'error', 'critical'))
   ),
-  description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
+  description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time; ts_end is when working time begins or the visit ends, whichever is first, so duration_seconds is the part outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
   column_descriptions (
     anomaly_id = 'md5 of type|camera|zone|track|start epoch microseconds',
     anomaly_type = 'excessive_idle | zone_overflow | zone_empty | restricted_zone_entry | after_hours_presence | camera_down',
-    severity = 'low | medium | high | critical',
+    severity = 'info | warning | error | critical: the highest severity of the site.yaml alert rules of this type (defaults without a rule: camera_down critical, restricted_zone_entry and zone_overflow error, others warning)',
     ts = 'when it started (UTC)',
     ts_end = 'when it ended (UTC)',
     duration_seconds = 'ts_end - ts',
-    camera_id = 'camera (ref.cameras)',
-    zone_id = 'zone concerned, when there is one',
+    camera_id = 'camera (analytics.cameras)',
+    zone_id = 'zone concerned (analytics.zones), when there is one',
     track_id = 'track concerned, when there is one',
     session_id = 'session concerned (analytics.sessions), when there is one',
     index_number = 'index block holding ts; null outside working time',
     local_date = 'site-local day of ts',
-    description = 'one readable sentence',
-    metadata = 'JSON with the measured values and the threshold applied'
+    description = 'one readable sentence naming the zone (name and id) or camera',
+    metadata = 'JSON (jsonb on PostgreSQL) with the measured values and the threshold applied. Keys by type: excessive_idle idle_seconds, threshold_seconds; restricted_zone_entry duration_seconds; after_hours_presence duration_seconds (the part outside working time), visit_seconds (the whole visit); zone_overflow and zone_empty seconds, min_people, max_people, min_workers, max_workers, threshold_seconds; camera_down seconds, threshold_seconds',
+    zone_name = 'zone name from the site config, when there is a zone',
+    camera_name = 'camera name from the site config',
+    ts_local = 'ts in site-local wall-clock time',
+    ts_end_local = 'ts_end in site-local wall-clock time',
+    local_hour = 'site-local hour of day 0..23 of ts',
+    threshold_seconds = 'metadata threshold_seconds as a number: the duration threshold the rule applied; null for restricted_zone_entry and after_hours_presence'
   )
 );
 
@@ -46,41 +52,56 @@ WITH expected_windows AS (
   WHERE window_start >= @batch_start() AND window_start < @batch_end()
   GROUP BY 1, 2
 ), day_sessions AS (
-  SELECT s.*, z.zone_type
+  SELECT s.*, z.zone_type, z.name AS zone_label
   FROM analytics.sessions AS s
   JOIN ref.zones AS z ON s.zone_id = z.zone_id
   WHERE s.entry_time < @batch_end()
     AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+), after_hours AS (
+  /* A visit that starts outside working time: the after-hours part runs until working time begins
+     (or the visit ends), so a visit entering at 07:45 counts the 15 minutes before an 08:00 start. */
+  SELECT
+    ds.*,
+    LEAST(ds.exit_time, COALESCE(nw.next_work_start, ds.exit_time)) AS after_hours_end,
+    CAST(@epoch_us(LEAST(ds.exit_time, COALESCE(nw.next_work_start, ds.exit_time))) - @epoch_us(ds.entry_time) AS DOUBLE)
+      / 1000000 AS after_hours_seconds
+  FROM day_sessions AS ds
+  LEFT JOIN LATERAL (
+    SELECT MIN(wi.work_start) AS next_work_start FROM @working_intervals() AS wi WHERE wi.work_start > ds.entry_time
+  ) AS nw ON TRUE
+  WHERE ds.index_number IS NULL
 ), session_anomalies AS (
   SELECT
-    'excessive_idle' AS anomaly_type, 'medium' AS severity,
+    'excessive_idle' AS anomaly_type, @severity_excessive_idle AS severity,
     max_idle_streak_start AS ts,
     max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS ts_end,
     camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
-      || ' s in zone ' || zone_id AS description,
+      || ' s in zone ' || zone_label || ' (' || zone_id || ')' AS description,
     '{"idle_seconds": ' || CAST(ROUND(CAST(max_idle_streak_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
       || ', "threshold_seconds": ' || CAST(@excessive_idle_seconds AS VARCHAR) || '}' AS metadata
   FROM day_sessions
   WHERE max_idle_streak_seconds >= @excessive_idle_seconds
   UNION ALL
   SELECT
-    'restricted_zone_entry', 'high', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
-    'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_id,
+    'restricted_zone_entry', @severity_restricted_zone_entry, entry_time, exit_time, camera_id, zone_id, track_id, session_id,
+    'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_label || ' (' || zone_id || ')',
     '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
   FROM day_sessions
   WHERE zone_type = 'restricted'
   UNION ALL
   SELECT
-    'after_hours_presence', 'medium', entry_time, exit_time, camera_id, zone_id, track_id, session_id,
-    'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_id || ' outside working time',
-    '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
-  FROM day_sessions
-  WHERE index_number IS NULL
+    'after_hours_presence', @severity_after_hours_presence, entry_time, after_hours_end, camera_id, zone_id, track_id, session_id,
+    'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_label || ' (' || zone_id || ') for '
+      || CAST(CAST(ROUND(after_hours_seconds) AS BIGINT) AS VARCHAR) || ' s outside working time',
+    '{"duration_seconds": ' || CAST(ROUND(CAST(after_hours_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
+      || ', "visit_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
+  FROM after_hours
 ), flagged AS (
   /* Presence segments that break a zone's staffing rule. */
   SELECT
     p.camera_id, p.zone_id, p.segment_start, p.segment_end, p.people, z.min_workers, z.max_workers,
+    z.name AS zone_name,
     CASE
       WHEN z.alert_on_overflow AND p.people > z.max_workers THEN 'zone_overflow'
       WHEN z.alert_on_empty AND z.min_workers > 0 AND p.in_working_time AND p.people < z.min_workers THEN 'zone_empty'
@@ -101,18 +122,19 @@ WITH expected_windows AS (
     rule, camera_id, zone_id,
     MIN(segment_start) AS ts, MAX(segment_end) AS ts_end,
     MIN(people) AS min_people, MAX(people) AS max_people,
-    MIN(min_workers) AS min_workers, MIN(max_workers) AS max_workers
+    MIN(min_workers) AS min_workers, MIN(max_workers) AS max_workers,
+    MIN(zone_name) AS zone_name
   FROM islands
   WHERE rule IS NOT NULL
   GROUP BY rule, camera_id, zone_id, island
 ), staffing_anomalies AS (
   SELECT
-    rule AS anomaly_type, CASE WHEN rule = 'zone_overflow' THEN 'high' ELSE 'medium' END AS severity,
+    rule AS anomaly_type, CASE WHEN rule = 'zone_overflow' THEN @severity_zone_overflow ELSE @severity_zone_empty END AS severity,
     ts, ts_end, camera_id, zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
     CASE
-      WHEN rule = 'zone_overflow' THEN 'Zone ' || zone_id || ' held up to ' || CAST(max_people AS VARCHAR)
+      WHEN rule = 'zone_overflow' THEN 'Zone ' || zone_name || ' (' || zone_id || ') held up to ' || CAST(max_people AS VARCHAR)
         || ' people (max ' || CAST(max_workers AS VARCHAR) || ')'
-      ELSE 'Zone ' || zone_id || ' had ' || CAST(min_people AS VARCHAR) || ' people (min '
+      ELSE 'Zone ' || zone_name || ' (' || zone_id || ') had ' || CAST(min_people AS VARCHAR) || ' people (min '
         || CAST(min_workers AS VARCHAR) || ') during working time'
     END AS description,
     '{"seconds": ' || CAST(ROUND(CAST(@epoch_us(ts_end) - @epoch_us(ts) AS DECIMAL(18, 0)) / 1000000, 3) AS VARCHAR)
@@ -139,11 +161,12 @@ WITH expected_windows AS (
     AND EXISTS (SELECT 1 FROM delivered)
 ), camera_anomalies AS (
   SELECT
-    'camera_down' AS anomaly_type, 'critical' AS severity,
+    'camera_down' AS anomaly_type, @severity_camera_down AS severity,
     CAST(TO_TIMESTAMP(first_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts,
     CAST(TO_TIMESTAMP(end_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts_end,
     camera_id, CAST(NULL AS VARCHAR) AS zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
-    'Camera ' || camera_id || ' delivered no frames for ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR)
+    'Camera ' || COALESCE((SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = outages.camera_id), '?')
+      || ' (' || camera_id || ') delivered no frames for ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR)
       || ' s of working time' AS description,
     '{"seconds": ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR) || ', "threshold_seconds": '
       || CAST(@camera_down_seconds AS VARCHAR) || '}' AS metadata
@@ -168,7 +191,14 @@ SELECT
   it.index_number,
   @local_date(a.ts) AS local_date,
   a.description,
-  CAST(a.metadata AS JSON) AS metadata
+  @jsonb(a.metadata) AS metadata,
+  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = a.zone_id) AS zone_name,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = a.camera_id) AS camera_name,
+  @local_ts(a.ts) AS ts_local,
+  @local_ts(a.ts_end) AS ts_end_local,
+  CAST(EXTRACT(HOUR FROM @local_ts(a.ts)) AS INT) AS local_hour,
+  /* the JSON value BI filters on most, as a plain column */
+  CAST(CAST(a.metadata AS JSON) ->> 'threshold_seconds' AS DOUBLE) AS threshold_seconds
 FROM all_anomalies AS a
 LEFT JOIN ref.index_timeline AS it
   ON it.date = @local_date(a.ts) AND a.ts >= it.scheduled_start AND a.ts < it.scheduled_end

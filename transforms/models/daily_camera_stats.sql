@@ -4,15 +4,17 @@ MODEL (
   grain (local_date, camera_id),
   audits (
     unique_combination_of_columns(columns := (local_date, camera_id)),
-    not_null(columns := (local_date, day_start, camera_id, detections, frames_read, uptime)),
+    not_null(columns := (local_date, day_start, day_end, camera_id, camera_name, detections, frames_read, uptime)),
     accepted_range(column := uptime, min_v := 0, max_v := 1),
-    accepted_range(column := zoned_share, min_v := 0, max_v := 1)
+    accepted_range(column := zoned_share, min_v := 0, max_v := 1),
+    accepted_range(column := utilization, min_v := 0, max_v := 1),
+    day_is_the_sum_of_its_hours(hourly := analytics.camera_hourly, key := camera_id)
   ),
-  description 'One row per site-local day and camera (every camera, every day built): what the camera delivered (frames, drops, decode errors, latency, uptime) and what it saw (detections, tracks, sessions, dwell, active and idle time, anomalies).',
+  description 'Grain: one row per site-local day and camera (every camera, every day built): what the camera delivered (frames, drops, decode errors, latency, uptime) and what it saw (detections, tracks, sessions, dwell, active and idle time, occupancy, utilization, anomalies). The day grain of analytics.camera_hourly: its counts and seconds are the sums of the day''s hours.',
   column_descriptions (
     local_date = 'site-local day',
     day_start = 'local midnight starting the day (UTC)',
-    camera_id = 'camera (ref.cameras)',
+    camera_id = 'camera (analytics.cameras)',
     camera_name = 'camera name from the site config',
     detections = 'detections landed for the day',
     tracks = 'distinct track ids',
@@ -29,7 +31,15 @@ MODEL (
     total_active_seconds = 'active seconds of the sessions',
     total_idle_seconds = 'idle seconds of the sessions',
     productivity = 'active / (active + idle); null without sessions',
-    anomalies = 'anomalies of the camera (its zones included) that day'
+    anomalies = 'anomalies of the camera (its zones included) that day',
+    day_end = 'local midnight ending the day (UTC, exclusive)',
+    scheduled_seconds = 'scheduled working time of the day (breaks excluded)',
+    occupied_seconds = 'time with at least one person in any zone of the camera',
+    occupied_working_seconds = 'occupied time inside scheduled working time',
+    person_seconds = 'sum over people of time present in the camera''s zones',
+    utilization = 'occupied_working_seconds / scheduled_seconds; null on days off',
+    idle_ratio = 'idle / (active + idle); null without sessions',
+    mean_dwell_seconds = 'mean session duration; null without sessions'
   )
 );
 
@@ -65,6 +75,18 @@ WITH days AS (
   FROM analytics.sessions
   WHERE entry_time >= @batch_start() AND entry_time < @batch_end()
   GROUP BY local_date, camera_id
+), presence AS (
+  /* the day is the sum of its hours (every hour of every camera has a row in camera_hourly) */
+  SELECT
+    d.local_date, ch.camera_id,
+    SUM(ch.scheduled_seconds) AS scheduled_seconds,
+    SUM(ch.occupied_seconds) AS occupied_seconds,
+    SUM(ch.occupied_working_seconds) AS occupied_working_seconds,
+    SUM(ch.person_seconds) AS person_seconds
+  FROM @periods() AS d
+  JOIN analytics.camera_hourly AS ch ON ch.hour_start >= d.period_start AND ch.hour_start < d.period_end
+  WHERE d.grain = 'day' AND ch.hour_start >= @batch_start() AND ch.hour_start < @batch_end()
+  GROUP BY d.local_date, ch.camera_id
 ), anom AS (
   SELECT local_date, camera_id, COUNT(*) AS anomalies
   FROM analytics.anomalies
@@ -95,10 +117,19 @@ SELECT
   CAST(COALESCE(s.active, 0) AS DOUBLE) AS total_active_seconds,
   CAST(COALESCE(s.idle, 0) AS DOUBLE) AS total_idle_seconds,
   s.active / NULLIF(s.active + s.idle, 0) AS productivity,
-  CAST(COALESCE(a.anomalies, 0) AS BIGINT) AS anomalies
+  CAST(COALESCE(a.anomalies, 0) AS BIGINT) AS anomalies,
+  d.day_end,
+  CAST(COALESCE(pr.scheduled_seconds, 0) AS DOUBLE) AS scheduled_seconds,
+  CAST(COALESCE(pr.occupied_seconds, 0) AS DOUBLE) AS occupied_seconds,
+  CAST(COALESCE(pr.occupied_working_seconds, 0) AS DOUBLE) AS occupied_working_seconds,
+  CAST(COALESCE(pr.person_seconds, 0) AS DOUBLE) AS person_seconds,
+  pr.occupied_working_seconds / NULLIF(pr.scheduled_seconds, 0) AS utilization,
+  s.idle / NULLIF(s.active + s.idle, 0) AS idle_ratio,
+  s.dwell / NULLIF(s.sessions, 0) AS mean_dwell_seconds
 FROM days AS d
 CROSS JOIN ref.cameras AS c
 LEFT JOIN det ON det.local_date = d.local_date AND det.camera_id = c.camera_id
 LEFT JOIN health AS h ON h.local_date = d.local_date AND h.camera_id = c.camera_id
 LEFT JOIN ses AS s ON s.local_date = d.local_date AND s.camera_id = c.camera_id
 LEFT JOIN anom AS a ON a.local_date = d.local_date AND a.camera_id = c.camera_id
+LEFT JOIN presence AS pr ON pr.local_date = d.local_date AND pr.camera_id = c.camera_id

@@ -4,16 +4,17 @@ MODEL (
   grain (local_date, zone_id),
   audits (
     unique_combination_of_columns(columns := (local_date, zone_id)),
-    not_null(columns := (local_date, day_start, zone_id, camera_id, sessions, total_dwell_seconds)),
+    not_null(columns := (local_date, day_start, day_end, zone_id, zone_name, camera_id, camera_name, sessions, total_dwell_seconds)),
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
-    daily_dwell_matches_sessions
+    daily_dwell_matches_sessions,
+    day_is_the_sum_of_its_hours(hourly := analytics.zone_hourly, key := zone_id)
   ),
-  description 'One row per site-local day and zone (every zone, every day built): visits, distinct visitors, dwell, active and idle time, occupancy, utilization of working time and anomalies. Sessions count on the day of their entry.',
+  description 'Grain: one row per site-local day and zone (every zone, every day built): visits, distinct visitors, dwell, active and idle time, occupancy, utilization of working time and anomalies. Sessions count on the day of their entry. The day grain of analytics.zone_hourly: its counts and seconds are the sums of the day''s hours.',
   column_descriptions (
     local_date = 'site-local day',
     day_start = 'local midnight starting the day (UTC)',
-    zone_id = 'zone (ref.zones)',
+    zone_id = 'zone (analytics.zones)',
     zone_name = 'zone name from the site config',
     zone_type = 'work_area | inspection | break_area | restricted',
     camera_id = 'camera of the zone',
@@ -29,7 +30,12 @@ MODEL (
     scheduled_seconds = 'scheduled working time of the day',
     utilization = 'occupied time inside working time / scheduled_seconds; null on days off',
     peak_people = 'most people present at once',
-    anomalies = 'anomalies in the zone that day'
+    anomalies = 'anomalies in the zone that day',
+    camera_name = 'camera name from the site config',
+    day_end = 'local midnight ending the day (UTC, exclusive)',
+    occupied_working_seconds = 'occupied time inside scheduled working time',
+    person_seconds = 'sum over people of time present',
+    idle_ratio = 'idle / (active + idle); null without sessions'
   )
 );
 
@@ -46,9 +52,17 @@ WITH day_sessions AS (
   WHERE entry_time >= @batch_start() AND entry_time < @batch_end()
   GROUP BY local_date, zone_id
 ), day_presence AS (
-  SELECT zone_id, occupied_seconds, occupied_working_seconds, scheduled_seconds, local_date, period_start
-  FROM analytics.performance_metrics
-  WHERE grain = 'day' AND scope = 'zone' AND period_start >= @batch_start() AND period_start < @batch_end()
+  /* the day is the sum of its hours (every hour of every zone has a row in zone_hourly) */
+  SELECT
+    d.local_date, d.period_start, d.period_end, zh.zone_id,
+    SUM(zh.occupied_seconds) AS occupied_seconds,
+    SUM(zh.occupied_working_seconds) AS occupied_working_seconds,
+    SUM(zh.scheduled_seconds) AS scheduled_seconds,
+    SUM(zh.person_seconds) AS person_seconds
+  FROM @periods() AS d
+  JOIN analytics.zone_hourly AS zh ON zh.hour_start >= d.period_start AND zh.hour_start < d.period_end
+  WHERE d.grain = 'day' AND zh.hour_start >= @batch_start() AND zh.hour_start < @batch_end()
+  GROUP BY d.local_date, d.period_start, d.period_end, zh.zone_id
 ), peaks AS (
   SELECT local_date, zone_id, MAX(people) AS peak_people
   FROM analytics.zone_presence
@@ -79,9 +93,15 @@ SELECT
   dp.scheduled_seconds,
   dp.occupied_working_seconds / NULLIF(dp.scheduled_seconds, 0) AS utilization,
   CAST(COALESCE(pk.peak_people, 0) AS INT) AS peak_people,
-  CAST(COALESCE(da.anomalies, 0) AS BIGINT) AS anomalies
+  CAST(COALESCE(da.anomalies, 0) AS BIGINT) AS anomalies,
+  c.name AS camera_name,
+  dp.period_end AS day_end,
+  dp.occupied_working_seconds,
+  dp.person_seconds,
+  ds.idle / NULLIF(ds.active + ds.idle, 0) AS idle_ratio
 FROM day_presence AS dp
 JOIN ref.zones AS z ON dp.zone_id = z.zone_id
+LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id
 LEFT JOIN day_sessions AS ds ON ds.local_date = dp.local_date AND ds.zone_id = z.zone_id
 LEFT JOIN peaks AS pk ON pk.local_date = dp.local_date AND pk.zone_id = z.zone_id
 LEFT JOIN day_anomalies AS da ON da.local_date = dp.local_date AND da.zone_id = z.zone_id

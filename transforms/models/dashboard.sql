@@ -15,11 +15,14 @@ MODEL (
     productivity = 'active / (active + idle) over all sessions',
     utilization = 'occupied working time / scheduled working time over work zones',
     anomalies = 'anomalies of the day',
-    critical_anomalies = 'anomalies of severity high or critical',
+    critical_anomalies = 'anomalies of severity critical only (error ones are in error_anomalies)',
     indices_on_time = 'index blocks completed on time',
     indices_delayed = 'index blocks delayed',
     people_now = 'people present in zones at the end of the latest data',
-    as_of = 'the latest detection of the day (UTC)'
+    as_of = 'the latest detection of the day (UTC)',
+    error_anomalies = 'anomalies of severity error',
+    as_of_local = 'as_of in site-local wall-clock time',
+    timezone = 'the site time zone of local_date and as_of_local'
   )
 );
 
@@ -40,13 +43,13 @@ WITH latest AS (
   GROUP BY d.local_date
 ), last_hour AS (
   SELECT COUNT(DISTINCT p.camera_id) AS cameras_up
-  FROM analytics.performance_metrics AS p
+  FROM analytics.camera_hourly AS p
   JOIN latest AS l ON p.local_date = l.local_date
-  WHERE p.grain = 'hour' AND p.scope = 'camera' AND p.camera_uptime > 0
-    AND p.period_start = (
-      SELECT MAX(period_start) FROM analytics.performance_metrics AS q
+  WHERE p.camera_uptime > 0
+    AND p.hour_start = (
+      SELECT MAX(hour_start) FROM analytics.camera_hourly AS q
       JOIN latest AS l2 ON q.local_date = l2.local_date
-      WHERE q.grain = 'hour' AND q.scope = 'camera' AND q.camera_uptime > 0
+      WHERE q.camera_uptime > 0
     )
 ), people AS (
   SELECT
@@ -65,7 +68,8 @@ WITH latest AS (
   FROM analytics.daily_zone_stats AS z
   JOIN latest AS l ON z.local_date = l.local_date
 ), anom AS (
-  SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity IN ('high', 'critical') THEN 1 ELSE 0 END) AS critical
+  SELECT COUNT(*) AS anomalies, SUM(CASE WHEN a.severity = 'critical' THEN 1 ELSE 0 END) AS critical,
+         SUM(CASE WHEN a.severity = 'error' THEN 1 ELSE 0 END) AS error
   FROM analytics.anomalies AS a
   JOIN latest AS l ON a.local_date = l.local_date
 ), idx AS (
@@ -90,7 +94,10 @@ SELECT
   CAST(COALESCE(i.on_time, 0) AS BIGINT) AS indices_on_time,
   CAST(COALESCE(i.delayed, 0) AS BIGINT) AS indices_delayed,
   CAST(n.people_now AS BIGINT) AS people_now,
-  p.as_of
+  p.as_of,
+  CAST(COALESCE(a.error, 0) AS BIGINT) AS error_anomalies,
+  @local_ts(p.as_of) AS as_of_local,
+  (SELECT s.timezone FROM ref.site AS s) AS timezone
 FROM cams AS c
 CROSS JOIN last_hour AS lh
 CROSS JOIN people AS p

@@ -9,7 +9,7 @@ MODEL (
   ),
   description 'Where people stand: per camera, per hour, per grid cell of heatmap_cell_px pixels, the number of detections whose bbox bottom-centre falls in the cell. Cells without detections have no row.',
   column_descriptions (
-    camera_id = 'camera (ref.cameras)',
+    camera_id = 'camera (analytics.cameras)',
     hour_start = 'hour (UTC)',
     local_date = 'site-local day of the hour',
     cell_x = 'grid column: floor(bottom-centre x / heatmap_cell_px)',
@@ -18,7 +18,10 @@ MODEL (
     samples = 'detections in the cell',
     tracks = 'distinct tracks in the cell',
     active_samples = 'of which moving (motion_score >= idle_motion_score)',
-    mean_motion_score = 'mean motion_score of the samples'
+    mean_motion_score = 'mean motion_score of the samples',
+    camera_name = 'camera name from the site config',
+    hour_start_local = 'hour_start in site-local wall-clock time',
+    local_hour = 'site-local hour of day 0..23'
   )
 );
 
@@ -32,7 +35,10 @@ SELECT
   CAST(COUNT(*) AS BIGINT) AS samples,
   CAST(COUNT(DISTINCT track_id) AS BIGINT) AS tracks,
   CAST(SUM(CASE WHEN is_active THEN 1 ELSE 0 END) AS BIGINT) AS active_samples,
-  AVG(CAST(motion_score AS DOUBLE)) AS mean_motion_score
+  AVG(CAST(motion_score AS DOUBLE)) AS mean_motion_score,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = stg_detections.camera_id) AS camera_name,
+  @local_ts(@utc_trunc('hour', ts)) AS hour_start_local,
+  CAST(EXTRACT(HOUR FROM @local_ts(@utc_trunc('hour', ts))) AS INT) AS local_hour
 FROM staging.stg_detections
 WHERE ts >= @batch_start() AND ts < @batch_end()
 GROUP BY camera_id, @utc_trunc('hour', ts), CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT), CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT)

@@ -10,7 +10,7 @@ MODEL (
     accepted_range(column := total_active_seconds, min_v := 0),
     accepted_range(column := total_idle_seconds, min_v := 0)
   ),
-  description 'One row per workday and index block (ref.index_timeline): the scheduled and actual start and end, the workers and active/idle time per zone, and how the block went. A session counts in a block for the part of it inside the block [scheduled_start, scheduled_end) (breaks the block meets included); its active and idle seconds are split in proportion to that part.',
+  description 'One row per workday and index block (analytics.index_blocks): the scheduled and actual start and end, the workers and active/idle time per zone, and how the block went. A session counts in a block for the part of it inside the block [scheduled_start, scheduled_end) (breaks the block meets included); its active and idle seconds are split in proportion to that part.',
   column_descriptions (
     date = 'site-local workday',
     index_number = 'index block 1..schedule.indices',
@@ -19,13 +19,16 @@ MODEL (
     working_seconds = 'scheduled working time of the block',
     actual_start = 'first presence in any zone during the block',
     actual_end = 'last presence in any zone during the block',
-    zone_metrics = 'JSON object per zone: workers, active_seconds, idle_seconds',
+    zone_metrics = 'JSON (jsonb on PostgreSQL) keyed by zone_id (analytics.zones); each value an object with keys workers (distinct people), active_seconds, idle_seconds (inside the block)',
     completion_status = 'incomplete = no activity, or the data does not reach the block end; delayed = first activity later than index_start_grace_seconds after the start; else on_time',
     total_workers = 'distinct people present (worker_id when known, else camera and track)',
     total_active_seconds = 'active seconds of the sessions inside the block',
     total_idle_seconds = 'idle seconds of the sessions inside the block',
     productivity_score = 'active / (active + idle); null without presence',
-    anomalies_count = 'anomalies starting inside the block'
+    anomalies_count = 'anomalies starting inside the block',
+    local_date = 'site-local workday (same as date)',
+    scheduled_start_local = 'block start, site-local wall-clock time',
+    scheduled_end_local = 'block end, site-local wall-clock time'
   )
 );
 
@@ -101,7 +104,7 @@ SELECT
   CAST(b.working_seconds AS DOUBLE) AS working_seconds,
   pb.actual_start,
   pb.actual_end,
-  CAST(zj.zone_metrics AS JSON) AS zone_metrics,
+  @jsonb(zj.zone_metrics) AS zone_metrics,
   CASE
     WHEN pb.actual_start IS NULL OR COALESCE(de.covered_until < b.scheduled_end, TRUE) THEN 'incomplete'
     WHEN pb.actual_start > b.scheduled_start + INTERVAL '1 second' * @index_start_grace_seconds THEN 'delayed'
@@ -111,7 +114,10 @@ SELECT
   CAST(zj.active_seconds AS DOUBLE) AS total_active_seconds,
   CAST(zj.idle_seconds AS DOUBLE) AS total_idle_seconds,
   CAST(zj.active_seconds AS DOUBLE) / NULLIF(CAST(zj.active_seconds + zj.idle_seconds AS DOUBLE), 0) AS productivity_score,
-  CAST(ba.anomalies_count AS BIGINT) AS anomalies_count
+  CAST(ba.anomalies_count AS BIGINT) AS anomalies_count,
+  b.date AS local_date,
+  @local_ts(b.scheduled_start) AS scheduled_start_local,
+  @local_ts(b.scheduled_end) AS scheduled_end_local
 FROM blocks AS b
 JOIN per_block AS pb ON pb.date = b.date AND pb.index_number = b.index_number
 JOIN zone_json AS zj ON zj.date = b.date AND zj.index_number = b.index_number

@@ -16,8 +16,8 @@ MODEL (
   description 'One row per visit of a track to a zone. A visit ends when the track enters another zone or is unseen in the zone for more than session_gap_seconds; visits shorter than min_session_seconds are dropped. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
   column_descriptions (
     session_id = 'md5 of camera_id|track_id|entry epoch microseconds',
-    camera_id = 'camera (ref.cameras)',
-    zone_id = 'zone visited (ref.zones)',
+    camera_id = 'camera (analytics.cameras)',
+    zone_id = 'zone visited (analytics.zones)',
     track_id = 'tracker id of the visitor',
     worker_id = 'identity of the visitor when known upstream (from the entry sample)',
     entry_time = 'first sample of the visit (UTC)',
@@ -30,7 +30,11 @@ MODEL (
     samples = 'detections in the visit',
     index_number = 'index block holding entry_time; null outside working time',
     local_date = 'site-local day of entry_time',
-    status = 'completed = seen after leaving; active = still inside at the end of the data; interrupted = track lost inside the zone'
+    status = 'completed = seen after leaving; active = still inside at the end of the data; interrupted = track lost inside the zone',
+    zone_name = 'zone name from the site config',
+    camera_name = 'camera name from the site config',
+    entry_time_local = 'entry_time in site-local wall-clock time',
+    exit_time_local = 'exit_time in site-local wall-clock time'
   )
 );
 
@@ -146,7 +150,11 @@ SELECT
     WHEN @epoch_us(GREATEST(COALESCE(cl.last_ts, tl.last_ts), tl.last_ts)) - @epoch_us(v.exit_time) <= @gap_us
       THEN 'active'
     ELSE 'interrupted'
-  END AS status
+  END AS status,
+  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = v.zone_id) AS zone_name,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = v.camera_id) AS camera_name,
+  @local_ts(v.entry_time) AS entry_time_local,
+  @local_ts(v.exit_time) AS exit_time_local
 FROM visits AS v
 JOIN track_last AS tl
   ON v.camera_id = tl.camera_id AND v.track_id = tl.track_id

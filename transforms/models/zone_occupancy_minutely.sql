@@ -8,15 +8,19 @@ MODEL (
     accepted_range(column := mean_people, min_v := 0),
     occupancy_mean_within_max
   ),
-  description 'People present per zone per minute, every minute of every site-local day (zero when empty): the time-weighted mean and the maximum number of open sessions.',
+  description 'Grain: one row per zone and minute. People present per zone per minute, every minute of every site-local day (zero when empty): the time-weighted mean and the maximum number of open sessions.',
   column_descriptions (
-    zone_id = 'zone (ref.zones)',
+    zone_id = 'zone (analytics.zones)',
     camera_id = 'camera of the zone',
     minute_start = 'minute (UTC)',
     local_date = 'site-local day of the minute',
     mean_people = 'time-weighted mean number of people in the zone during the minute',
     max_people = 'most people in the zone at any moment of the minute',
-    in_working_time = 'the minute starts inside scheduled working time'
+    in_working_time = 'the minute starts inside scheduled working time',
+    zone_name = 'zone name from the site config',
+    camera_name = 'camera name from the site config',
+    minute_start_local = 'minute_start in site-local wall-clock time',
+    local_hour = 'site-local hour of day 0..23 of the minute'
   )
 );
 
@@ -44,6 +48,10 @@ SELECT
     CAST(LEAST(e_us, (minute_no + 1) * 60000000) - GREATEST(s_us, minute_no * 60000000) AS DOUBLE) * people
   ) / 60000000 AS mean_people,
   MAX(people) AS max_people,
-  BOOL_OR(in_working_time AND s_us <= minute_no * 60000000) AS in_working_time
+  BOOL_OR(in_working_time AND s_us <= minute_no * 60000000) AS in_working_time,
+  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = expanded.zone_id) AS zone_name,
+  (SELECT c.name FROM ref.zones AS z JOIN ref.cameras AS c ON c.camera_id = z.camera_id WHERE z.zone_id = expanded.zone_id) AS camera_name,
+  @local_ts(CAST(TO_TIMESTAMP(minute_no * 60) AS TIMESTAMPTZ)) AS minute_start_local,
+  CAST(EXTRACT(HOUR FROM @local_ts(CAST(TO_TIMESTAMP(minute_no * 60) AS TIMESTAMPTZ))) AS INT) AS local_hour
 FROM expanded
 GROUP BY zone_id, minute_no

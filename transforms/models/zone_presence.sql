@@ -11,13 +11,16 @@ MODEL (
   description 'How many people are present, as constant segments: per zone (scope zone) and per camera over all its zones (scope camera, zone_id null), the day is cut into [segment_start, segment_end) pieces with a constant number of open sessions. The pieces tile each site-local day and never straddle the start or end of working time, so occupancy, overflow and empty-zone rules are exact sums over them.',
   column_descriptions (
     scope = 'zone: one zone; camera: all zones of the camera together',
-    camera_id = 'camera (ref.cameras)',
-    zone_id = 'zone (ref.zones); null for scope camera',
+    camera_id = 'camera (analytics.cameras)',
+    zone_id = 'zone (analytics.zones); null for scope camera',
     segment_start = 'segment start (UTC, inclusive)',
     segment_end = 'segment end (UTC, exclusive)',
     people = 'sessions open during the segment',
     in_working_time = 'the segment lies inside scheduled working time (breaks excluded)',
-    local_date = 'site-local day of segment_start'
+    local_date = 'site-local day of segment_start',
+    zone_name = 'zone name from the site config; null for scope camera',
+    camera_name = 'camera name from the site config',
+    segment_start_local = 'segment_start in site-local wall-clock time'
   )
 );
 
@@ -62,6 +65,9 @@ SELECT
   r.t_next AS segment_end,
   CAST(r.people AS INT) AS people,
   EXISTS (SELECT 1 FROM working AS w WHERE r.t >= w.work_start AND r.t < w.work_end) AS in_working_time,
-  @local_date(r.t) AS local_date
+  @local_date(r.t) AS local_date,
+  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = r.zone_id) AS zone_name,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = r.camera_id) AS camera_name,
+  @local_ts(r.t) AS segment_start_local
 FROM running AS r
 WHERE r.t_next IS NOT NULL AND r.t >= @batch_start() AND r.t < @batch_end()
