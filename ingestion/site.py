@@ -76,6 +76,36 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class ScheduleChange:
+    """The schedule in force from `effective` (inclusive) until the next change."""
+
+    effective: date
+    schedule: Schedule
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleOverride:
+    """Days [start, end] (inclusive) with their own schedule, or closed (schedule None)."""
+
+    start: date
+    end: date
+    schedule: Schedule | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A person of the worker registry; the id is what upstream identity puts in detections.worker_id."""
+
+    id: str
+    name: str
+    shift: str = ""
+    zones: tuple[str, ...] = ()  # zones the worker is assigned to
+    skill: str = ""
+
+
+@dataclass(frozen=True)
 class Thresholds:
     idle_motion_score: float = 0.15
     session_gap_seconds: float = 10
@@ -123,6 +153,9 @@ class Site:
     path: str = "<memory>"
     stream: StreamSettings = field(default_factory=StreamSettings)
     alerts: AlertsConfig | None = None  # the `alerts:` section (ingestion.alerts.rules); None when absent
+    schedule_changes: tuple[ScheduleChange, ...] = ()  # sorted by effective date
+    schedule_overrides: tuple[ScheduleOverride, ...] = ()
+    workers: tuple[Worker, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -141,8 +174,31 @@ class Site:
     def zones_for(self, camera_id: str) -> tuple[Zone, ...]:
         return tuple(z for z in self.zones if z.camera == camera_id)
 
+    def schedule_in_force(self, day: date) -> Schedule:
+        """The regular schedule that applies on `day`: the last change effective on or before it."""
+        current = self.schedule
+        for change in self.schedule_changes:
+            if change.effective > day:
+                break
+            current = change.schedule
+        return current
+
+    def override_on(self, day: date) -> ScheduleOverride | None:
+        for o in self.schedule_overrides:
+            if o.start <= day <= o.end:
+                return o
+        return None
+
+    def schedule_on(self, day: date) -> Schedule | None:
+        """The working schedule of `day` (override, else the schedule in force), or None when not worked."""
+        o = self.override_on(day)
+        if o is not None:
+            return o.schedule
+        s = self.schedule_in_force(day)
+        return s if day.weekday() in s.workdays else None
+
     def is_workday(self, day: date) -> bool:
-        return day.weekday() in self.schedule.workdays
+        return self.schedule_on(day) is not None
 
     def local_datetime(self, day: date, at: time) -> datetime:
         """A site-local wall-clock time on `day`, as an aware UTC datetime."""
@@ -157,9 +213,9 @@ class Site:
 
     def working_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         """The day's working time (work_start..work_end minus breaks) as UTC intervals; empty off workdays."""
-        if not self.is_workday(day):
+        s = self.schedule_on(day)
+        if s is None:
             return []
-        s = self.schedule
         wall = [s.work_start]
         for brk in s.breaks:  # sorted at load
             wall += [brk.start, (datetime.combine(day, brk.start) + timedelta(minutes=brk.minutes)).time()]
@@ -185,7 +241,7 @@ class Site:
             return []
         us = [int((b - a) / timedelta(microseconds=1)) for a, b in intervals]
         total_us = sum(us)
-        n = self.schedule.indices
+        n = self.schedule_on(day).indices
         offsets = [round(k * total_us / n) for k in range(n + 1)]
 
         def to_wall(offset_us: int, *, as_end: bool) -> datetime:
@@ -303,24 +359,28 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
         v.zone(z, f"zones[{i}]", by_id) for i, z in enumerate(v.sequence(doc.get("zones", []), "zones"))
     )
     v.unique([z.id for z in zones], "zones", "id")
-    schedule = v.schedule(v.mapping(v.required(doc, "schedule"), "schedule"))
+    schedule_doc = v.mapping(v.required(doc, "schedule"), "schedule")
+    schedule = v.schedule(schedule_doc)
+    changes, overrides = parse_schedule_calendar(v, schedule_doc, schedule)
     thresholds = v.thresholds(v.mapping(doc.get("thresholds", {}) or {}, "thresholds"))
     warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
     stream = v.stream(v.mapping(doc.get("stream", {}) or {}, "stream"))
+    workers = parse_workers(v, doc.get("workers"), {z.id for z in zones})
     unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse", "stream",
-                          "alerts"}
+                          "alerts", "workers"}
     if unknown:
         raise v.error(
             sorted(unknown)[0],
             "unknown top-level key",
-            "use only site, cameras, zones, schedule, thresholds, warehouse, stream and alerts",
+            "use only site, cameras, zones, schedule, thresholds, warehouse, stream, alerts and workers",
         )
     from ingestion.alerts.rules import parse_alerts  # the alerts package builds on this module
 
     alerts = parse_alerts(doc.get("alerts"), v, set(by_id), {z.id: z for z in zones}, {
         "idle": thresholds.excessive_idle_seconds, "zone_overflow": thresholds.overflow_seconds,
         "zone_empty": thresholds.empty_seconds, "camera_down": 60.0})
-    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream, alerts)
+    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream, alerts,
+                schedule_changes=changes, schedule_overrides=overrides, workers=workers)
 
 
 class _Validator:
@@ -497,40 +557,54 @@ class _Validator:
             )
         return tuple(out)
 
-    def schedule(self, doc: dict) -> Schedule:
-        days = self.sequence(self.required(doc, "workdays", "schedule"), "schedule.workdays", min_len=1)
-        workdays = []
-        for i, d in enumerate(days):
-            if not isinstance(d, str) or d.lower()[:3] not in WEEKDAYS:
-                raise self.error(
-                    f"schedule.workdays[{i}]", f"unknown weekday {d!r}", f"use {', '.join(WEEKDAYS)}"
-                )
-            workdays.append(WEEKDAYS.index(d.lower()[:3]))
-        start = self.clock(self.required(doc, "work_start", "schedule"), "schedule.work_start")
-        end = self.clock(self.required(doc, "work_end", "schedule"), "schedule.work_end")
+    def schedule(self, doc: dict, key: str = "schedule", base: Schedule | None = None) -> Schedule:
+        """A schedule from `doc`; with `base` (a dated change or an override), missing keys keep base's."""
+
+        def given(name: str) -> bool:
+            return base is None or doc.get(name) is not None
+
+        if given("workdays"):
+            days = self.sequence(self.required(doc, "workdays", key), f"{key}.workdays", min_len=1)
+            workdays = []
+            for i, d in enumerate(days):
+                if not isinstance(d, str) or d.lower()[:3] not in WEEKDAYS:
+                    raise self.error(
+                        f"{key}.workdays[{i}]", f"unknown weekday {d!r}", f"use {', '.join(WEEKDAYS)}"
+                    )
+                workdays.append(WEEKDAYS.index(d.lower()[:3]))
+        else:
+            workdays = list(base.workdays)
+        start = (self.clock(self.required(doc, "work_start", key), f"{key}.work_start")
+                 if given("work_start") else base.work_start)
+        end = (self.clock(self.required(doc, "work_end", key), f"{key}.work_end")
+               if given("work_end") else base.work_end)
         if end <= start:
             raise self.error(
-                "schedule.work_end",
+                f"{key}.work_end",
                 f"work_end {end:%H:%M} is not after work_start {start:%H:%M}",
                 "shifts that cross midnight are not supported; end the day after it starts",
             )
         breaks = []
-        for i, b in enumerate(self.sequence(doc.get("breaks", []) or [], "schedule.breaks")):
-            key = f"schedule.breaks[{i}]"
-            b = self.mapping(b, key)
-            b_start = self.clock(self.required(b, "start", key), f"{key}.start")
-            minutes = int(
-                self.number(self.required(b, "minutes", key), f"{key}.minutes", low=1, integer=True)
-            )
-            b_end_min = b_start.hour * 60 + b_start.minute + minutes
-            if b_start <= start or b_end_min >= end.hour * 60 + end.minute:
+        if given("breaks") or "breaks" in doc:
+            for i, b in enumerate(self.sequence(doc.get("breaks", []) or [], f"{key}.breaks")):
+                bkey = f"{key}.breaks[{i}]"
+                b = self.mapping(b, bkey)
+                b_start = self.clock(self.required(b, "start", bkey), f"{bkey}.start")
+                minutes = int(
+                    self.number(self.required(b, "minutes", bkey), f"{bkey}.minutes", low=1, integer=True)
+                )
+                breaks.append(Break(b_start, minutes))
+        else:
+            breaks = list(base.breaks)
+        for i, b in enumerate(breaks):  # in file order: the error names the entry
+            b_end_min = b.start.hour * 60 + b.start.minute + b.minutes
+            if b.start <= start or b_end_min >= end.hour * 60 + end.minute:
                 raise self.error(
-                    key,
-                    f"the break {b_start:%H:%M}+{minutes}min is outside working hours "
+                    f"{key}.breaks[{i}]",
+                    f"the break {b.start:%H:%M}+{b.minutes}min is outside working hours "
                     f"{start:%H:%M}-{end:%H:%M}",
                     "move the break strictly inside working hours",
                 )
-            breaks.append(Break(b_start, minutes))
         breaks.sort(key=lambda b: b.start)
         for prev, nxt in zip(breaks, breaks[1:], strict=False):
             if (
@@ -538,12 +612,26 @@ class _Validator:
                 >= nxt.start.hour * 60 + nxt.start.minute
             ):
                 raise self.error(
-                    "schedule.breaks",
+                    f"{key}.breaks",
                     f"breaks at {prev.start:%H:%M} and {nxt.start:%H:%M} overlap or touch",
                     "merge them into one break or move one",
                 )
-        indices = int(self.number(doc.get("indices", 1), "schedule.indices", low=1, high=1000, integer=True))
+        default_indices = base.indices if base is not None else 1
+        indices = int(
+            self.number(doc.get("indices", default_indices), f"{key}.indices", low=1, high=1000, integer=True)
+        )
         return Schedule(tuple(sorted(set(workdays))), start, end, tuple(breaks), indices)
+
+    def day(self, value: Any, key: str) -> date:
+        """A calendar date: YAML's unquoted 2025-01-15 or the same text quoted."""
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.error(key, f"bad date {value!r}", "write a date as YYYY-MM-DD, such as 2025-01-15")
 
     def thresholds(self, doc: dict) -> Thresholds:
         defaults = Thresholds()
@@ -628,3 +716,127 @@ def _self_intersection(pts: list[tuple[float, float]]) -> tuple[int, int] | None
             if touch(*edges[i], *edges[j]):
                 return i, j
     return None
+
+
+# ------------------------------------------------------------------------------ dated schedules, workers
+
+_SCHEDULE_KEYS = ("workdays", "work_start", "work_end", "breaks", "indices")
+
+
+def parse_schedule_calendar(
+    v: _Validator, doc: dict, base: Schedule
+) -> tuple[tuple[ScheduleChange, ...], tuple[ScheduleOverride, ...]]:
+    """`schedule.changes` (a new regular schedule from an effective date on; keys not given keep the
+    previous schedule's) and `schedule.overrides` (a date or date range with its own hours, breaks and
+    indices, or `closed: true`). Dated entries are what keeps history: a past day's schedule is the one
+    that was in force then, whatever the file says today."""
+    unknown = set(doc) - {*_SCHEDULE_KEYS, "changes", "overrides"}
+    if unknown:
+        raise v.error(f"schedule.{sorted(unknown)[0]}", "unknown schedule key",
+                      f"use only {', '.join(_SCHEDULE_KEYS)}, changes and overrides")
+    changes: list[ScheduleChange] = []
+    previous = base
+    for i, c in enumerate(v.sequence(doc.get("changes", []) or [], "schedule.changes")):
+        key = f"schedule.changes[{i}]"
+        c = v.mapping(c, key)
+        _reject_unknown(v, c, key, {*_SCHEDULE_KEYS, "effective", "note"})
+        effective = v.day(v.required(c, "effective", key), f"{key}.effective")
+        if changes and effective <= changes[-1].effective:
+            raise v.error(f"{key}.effective", f"{effective} is not after the previous change "
+                          f"({changes[-1].effective})", "list changes in date order, one per date")
+        previous = v.schedule(c, key, previous)
+        changes.append(ScheduleChange(effective, previous, _note(v, c, key)))
+
+    overrides: list[ScheduleOverride] = []
+    for i, o in enumerate(v.sequence(doc.get("overrides", []) or [], "schedule.overrides")):
+        key = f"schedule.overrides[{i}]"
+        o = v.mapping(o, key)
+        _reject_unknown(v, o, key, {*_SCHEDULE_KEYS, "date", "from", "to", "closed", "note"} - {"workdays"})
+        if "date" in o and ("from" in o or "to" in o):
+            raise v.error(key, "both `date` and `from`/`to` given", "use `date` for one day, `from` and "
+                          "`to` (inclusive) for a range")
+        if "date" in o:
+            first = last = v.day(o["date"], f"{key}.date")
+        else:
+            first = v.day(v.required(o, "from", key), f"{key}.from")
+            last = v.day(v.required(o, "to", key), f"{key}.to")
+            if last < first:
+                raise v.error(f"{key}.to", f"{last} is before from {first}", "make `to` on or after `from`")
+        closed = v.boolean(o.get("closed", False), f"{key}.closed")
+        if closed and set(o) & set(_SCHEDULE_KEYS):
+            raise v.error(key, "a closed day cannot have hours, breaks or indices",
+                          "remove `closed: true` or the schedule keys")
+        for prev in overrides:
+            if first <= prev.end and prev.start <= last:
+                raise v.error(key, f"{first}..{last} overlaps the override {prev.start}..{prev.end}",
+                              "give each day at most one override")
+        # The override's own keys complete the regular schedule in force on its first day.
+        in_force = base
+        for change in changes:
+            if change.effective <= first:
+                in_force = change.schedule
+        sched = None if closed else v.schedule(o, key, in_force)
+        overrides.append(ScheduleOverride(first, last, sched, _note(v, o, key)))
+    overrides.sort(key=lambda o: o.start)
+    return tuple(changes), tuple(overrides)
+
+
+def _reject_unknown(v: _Validator, doc: dict, key: str, allowed: set[str]) -> None:
+    unknown = set(doc) - allowed
+    if unknown:
+        raise v.error(f"{key}.{sorted(unknown)[0]}", "unknown key", f"use only {', '.join(sorted(allowed))}")
+
+
+def _note(v: _Validator, doc: dict, key: str) -> str:
+    return v.string(doc["note"], f"{key}.note") if doc.get("note") is not None else ""
+
+
+_WORKER_KEYS = ("worker_id", "name", "shift", "zones", "skill")
+
+
+def parse_workers(v: _Validator, value: Any, zone_ids: set[str]) -> tuple[Worker, ...]:
+    """`workers:` as a list of {worker_id (or badge), name, shift, zones, skill}, or the path of a CSV file
+    with those columns (relative to the site file; zones separated by spaces or ';')."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        base = Path(v.path).parent if str(v.path) != "<memory>" else Path.cwd()
+        csv_path = (base / value) if not Path(value).is_absolute() else Path(value)
+        if not csv_path.is_file():
+            raise v.error("workers", f"the workers file {str(csv_path)!r} does not exist",
+                          "give a CSV path relative to the site file, or list the workers inline")
+        rows, prefix, cv = _read_workers_csv(csv_path), "row", _Validator(csv_path)
+    else:
+        rows, prefix, cv = v.sequence(value, "workers"), "workers", v
+    workers = []
+    for i, row in enumerate(rows):
+        key = f"{prefix}[{i}]" if prefix == "workers" else f"row {i + 2}"  # CSV: line number, header is 1
+        row = cv.mapping(row, key)
+        if "badge" in row and "worker_id" not in row:
+            row = {**row, "worker_id": row["badge"]}
+        _reject_unknown(cv, {k: x for k, x in row.items() if k != "badge"}, key, set(_WORKER_KEYS))
+        wid = cv.ident(cv.required(row, "worker_id", key), f"{key}.worker_id")
+        zones = row.get("zones") or []
+        if isinstance(zones, str):
+            zones = [z for z in re.split(r"[;,\s]+", zones) if z]
+        zones = cv.sequence(zones, f"{key}.zones")
+        for z in zones:
+            if z not in zone_ids:
+                raise cv.error(f"{key}.zones", f"worker {wid} is assigned to unknown zone {z!r}",
+                               f"use zones defined under `zones`: {', '.join(sorted(zone_ids))}")
+        workers.append(Worker(
+            id=wid,
+            name=cv.string(row.get("name") or wid, f"{key}.name"),
+            shift=str(row.get("shift") or ""),
+            zones=tuple(zones),
+            skill=str(row.get("skill") or ""),
+        ))
+    cv.unique([w.id for w in workers], prefix if prefix == "workers" else "row", "worker_id")
+    return tuple(workers)
+
+
+def _read_workers_csv(path: Path) -> list[dict]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as f:
+        return [{k.strip(): (x or "").strip() for k, x in r.items() if k} for r in csv.DictReader(f)]

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestion.redact import redact_url
+from ingestion.rollups import refresh_rollups
 from ingestion.schema import HEALTH_WINDOW_SECONDS
-from ingestion.site import Site, load_site
+from ingestion.site import Schedule, Site, load_site
 from ingestion.warehouse import resolve_url
 
 if TYPE_CHECKING:  # sqlmesh is heavy: imported inside the functions that need it
@@ -49,6 +50,8 @@ MART_MODELS = (
     "analytics.daily_camera_stats",
     "analytics.performance_metrics",  # deprecated view over the four above, kept for one release
     "analytics.heatmap_hourly",
+    "analytics.worker_daily",
+    "analytics.worker_index",
     "analytics.dashboard",
 )
 # Incremental models and the UTC time column each is partitioned on (used to count a range's rows).
@@ -63,6 +66,8 @@ TIME_COLUMNS = {
     "analytics.daily_zone_stats": "day_start",
     "analytics.daily_camera_stats": "day_start",
     "analytics.heatmap_hourly": "hour_start",
+    "analytics.worker_daily": "day_start",
+    "analytics.worker_index": "scheduled_start",
 }
 # Project defaults that are not site thresholds (overridable with SIGHTLINE_TRANSFORM_<NAME> variables).
 DEFAULT_SETTINGS = {
@@ -70,6 +75,7 @@ DEFAULT_SETTINGS = {
     "heatmap_cell_px": 40,  # heatmap grid cell size in pixels
     "camera_down_seconds": 60,  # a camera delivering no frames this long in working time is an anomaly
     "index_start_grace_seconds": 300,  # an index block whose first activity is later than this is delayed
+    "index_overrun_grace_seconds": 120,  # an index block whose work ends later than this past its end overran
     "health_window_seconds": HEALTH_WINDOW_SECONDS,  # raw.camera_health window length
 }
 
@@ -118,6 +124,7 @@ class TransformResult:
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)  # model -> rows in [start, end) after the build
     audits: list[AuditOutcome] = field(default_factory=list)
+    rollup_seconds: float = 0.0  # recomputing the weeks and months holding the built days
 
     @property
     def audits_passed(self) -> bool:
@@ -161,12 +168,8 @@ def backend_of(url: str) -> str:
                      "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)")
 
 
-def sqlmesh_variables(site: Site) -> dict[str, Any]:
-    """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
-    from ingestion.alerts.store import config_of
-    th = site.thresholds
-    sched = site.schedule
-    # Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks).
+def _working_minutes(sched: Schedule) -> list[list[int]]:
+    """Working intervals as local wall-clock minutes since midnight (work_start..work_end minus breaks)."""
     minutes = []
     cursor = sched.work_start.hour * 60 + sched.work_start.minute
     for brk in sched.breaks:
@@ -174,6 +177,14 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         minutes.append([cursor, b_start])
         cursor = b_start + brk.minutes
     minutes.append([cursor, sched.work_end.hour * 60 + sched.work_end.minute])
+    return [m for m in minutes if m[1] > m[0]]
+
+
+def sqlmesh_variables(site: Site) -> dict[str, Any]:
+    """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
+    from ingestion.alerts.store import config_of
+    th = site.thresholds
+    sched = site.schedule
     settings = {name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
                 for name, default in DEFAULT_SETTINGS.items()}
     return {
@@ -185,7 +196,18 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "overflow_seconds": th.overflow_seconds,
         "empty_seconds": th.empty_seconds,
         "workdays": list(sched.workdays),
-        "working_minutes": [m for m in minutes if m[1] > m[0]],
+        "working_minutes": _working_minutes(sched),
+        # Dated schedules (the macro working_intervals applies them as Site.schedule_on does).
+        "schedule_changes": [
+            {"effective": c.effective.isoformat(), "workdays": list(c.schedule.workdays),
+             "working_minutes": _working_minutes(c.schedule)}
+            for c in site.schedule_changes
+        ],
+        "schedule_overrides": [
+            {"start": o.start.isoformat(), "end": o.end.isoformat(),
+             "working_minutes": _working_minutes(o.schedule) if o.schedule else []}
+            for o in site.schedule_overrides
+        ],
         # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
         **{f"severity_{kind}": severity for kind, severity in config_of(site).anomaly_severities().items()},
         **settings,
@@ -274,6 +296,8 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
     began = time.perf_counter()
     with connect(url, site) as wh:  # clear error when `sightline db setup` never ran (DuckDB: runs it)
         wh.require_setup()
+        if restate:  # rebuilding days is the one way their index timeline changes (schedule in force then)
+            wh.rebuild_index_timeline(start, end - timedelta(days=1))
     ctx = sqlmesh_context(url, site)
     try:
         if ctx.engine_adapter.dialect == "postgres":
@@ -300,11 +324,17 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
             status = ctx.run("prod", start=_ts(run_start), end=_ts(utc_end), ignore_cron=True)
             if status.is_failure:
                 raise TransformError(f"the SQLMesh run of {start}..{end} failed; see the errors above")
+        # Weeks and months holding the built days (and the lookback day) are recomputed from their days.
+        adapter = ctx.engine_adapter
+        with adapter.transaction():
+            rollup = refresh_rollups(adapter.execute, backend_of(url),
+                                     [start + timedelta(days=i) for i in range(-1, (end - start).days)])
         audits = _run_audits(ctx, utc_start, utc_end) if report_audits else []
         rows = _count_rows(ctx, utc_start, utc_end)
     finally:
         ctx.close()
-    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits)
+    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits,
+                           rollup.seconds)
 
 
 def _was_built(ctx: Context, start: datetime, end: datetime) -> bool:

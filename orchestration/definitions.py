@@ -18,6 +18,7 @@ from orchestration.assets.alerts import build_alerts_asset, build_delivery_senso
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
+from orchestration.assets.report import build_daily_report_asset
 from orchestration.executors import executor_from_env
 from orchestration.jobs import build_jobs
 from orchestration.partitions import day_camera_partitions, day_partitions
@@ -54,6 +55,7 @@ def build_definitions(
     check_keys = [key for d in (raw_assets, mart_assets, *checks) for key in d.check_keys]
     report = build_quality_report(site, days, [m.key for m in models], check_keys)
     alerts = build_alerts_asset(days)
+    daily_report = build_daily_report_asset(days, [m.key for m in models])
 
     site_resource = SiteResource(path=str(site_path) if site_path else env_or("SIGHTLINE_SITE", None))
     warehouse = WarehouseResource(
@@ -65,9 +67,9 @@ def build_definitions(
         path=env_or("SIGHTLINE_SOURCE_PATH", None),
     )
     return dg.Definitions(
-        assets=[site_reference, raw_assets, mart_assets, report, alerts],
+        assets=[site_reference, raw_assets, mart_assets, report, alerts, daily_report],
         asset_checks=checks,
-        jobs=build_jobs(raw_assets, mart_assets, report, alerts),
+        jobs=build_jobs(raw_assets, mart_assets, report, alerts, daily_report),
         schedules=build_schedules(site),
         sensors=[*build_sensors(site, models[0].key), build_delivery_sensor(
             running=not resolve_url(warehouse_url).startswith("duckdb"))],

@@ -32,6 +32,7 @@ class DemoReport:
     productivity: dict[date, pl.DataFrame] = field(default_factory=dict)
     anomalies: dict[date, pl.DataFrame] = field(default_factory=dict)
     alerts: dict[date, pl.DataFrame] = field(default_factory=dict)  # ops.alerts by type and severity
+    reports: dict[date, Path] = field(default_factory=dict)  # the daily_report asset's HTML pages
 
     @property
     def ok(self) -> bool:
@@ -129,7 +130,12 @@ def _collect_checks(result, report: DemoReport) -> None:
 
 def _summarise(report: DemoReport, site) -> None:
     from ingestion.warehouse import connect
+    from orchestration.report import reports_dir
 
+    for day in report.days:
+        page = reports_dir() / day.isoformat() / "daily_report.html"
+        if page.is_file():
+            report.reports[day] = page.resolve()
     with connect(report.warehouse_url, site) as wh:
         for day in report.days:
             start, end = site.day_window(day)
@@ -182,6 +188,8 @@ def format_report(report: DemoReport, seconds: float) -> str:
             lines.append("  alerts     " + ", ".join(f"{t} ({sev}) {n}" for t, sev, n in alerts.iter_rows()))
         else:
             lines.append("  alerts     none")
+        if day in report.reports:
+            lines.append(f"  daily report  {report.reports[day]}")
     checks = report.checks
     lines += [
         "",
@@ -196,6 +204,8 @@ def format_report(report: DemoReport, seconds: float) -> str:
         "  Charts: analytics/zone_occupancy_minutely and analytics/heatmap_hourly, latest materialisation",
         "  Alerts: `sightline alerts list`, `sightline alerts ack ID --by NAME`; set "
         "SIGHTLINE_ALERT_WEBHOOK_URL and run `sightline alerts deliver` to send them",
+        "  Daily report: reports/daily_report (charts in its metadata); the HTML pages are listed above,",
+        "  `sightline report --date <day> --pdf` prints one to PDF",
         f"  Runs and checks of this demo are kept in {report.dagster_home}",
     ]
     return "\n".join(lines)

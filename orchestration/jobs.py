@@ -12,10 +12,14 @@ SQLMESH_TAG = {"sightline/sqlmesh": "run"}
 
 
 def build_jobs(
-    raw_assets: dg.AssetsDefinition, mart_assets: dg.AssetsDefinition, quality_report: dg.AssetsDefinition,
+    raw_assets: dg.AssetsDefinition,
+    mart_assets: dg.AssetsDefinition,
+    quality_report: dg.AssetsDefinition,
     alerts: dg.AssetsDefinition | None = None,
+    *after_marts: dg.AssetsDefinition,
 ) -> list:
-    """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts."""
+    """Partitioning comes from the selected assets: day x camera for ingestion, day for the marts.
+    `after_marts`: day-partitioned assets built from the marts in the same run (the daily report)."""
     return [
         dg.define_asset_job(
             INGESTION_JOB,
@@ -24,10 +28,12 @@ def build_jobs(
         ),
         dg.define_asset_job(
             MARTS_JOB,
-            selection=dg.AssetSelection.assets(mart_assets, quality_report, *([alerts] if alerts else [])),
+            selection=dg.AssetSelection.assets(
+                mart_assets, quality_report, *([alerts] if alerts else []), *after_marts
+            ),
             tags=SQLMESH_TAG,
             description="Build every SQLMesh mart for a site-local day (or a range, as one SQLMesh run), "
-            "run the audits and quality checks, and raise the day's alerts.",
+            "run the audits and quality checks, raise the day's alerts and write its report.",
         ),
         dg.define_asset_job(
             REFERENCE_JOB,

@@ -20,7 +20,7 @@ from quality.partition import Partition
 from quality.results import CRITICAL, WARN
 
 SESSION_STATUSES = ["completed", "interrupted", "active"]
-COMPLETION_STATUSES = ["on_time", "delayed", "incomplete"]
+COMPLETION_STATUSES = ["on_time", "delayed", "overrun", "incomplete"]
 ANOMALY_TYPES = [
     "excessive_idle",
     "zone_overflow",
@@ -290,7 +290,9 @@ def _index_records_values(p: Partition) -> list[Expect]:
         _between("total_workers", 0, None, "worker counts are never negative"),
         _between("anomalies_count", 0, None, "anomaly counts are never negative"),
         _in_set(
-            "completion_status", COMPLETION_STATUSES, "completion_status is on_time, delayed or incomplete"
+            "completion_status",
+            COMPLETION_STATUSES,
+            "completion_status is on_time, delayed, overrun or incomplete",
         ),
         _between("productivity_mismatch", 0, 1e-6, "productivity_score equals active / (active + idle)"),
     ]

@@ -153,3 +153,13 @@ def streamable_site_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("site") / "site.yaml"
     path.write_text(lenient)
     return path
+
+
+@pytest.fixture(scope="session")
+def workforce(tmp_path_factory: pytest.TempPathFactory):
+    """Marts of the workforce days (tests/workforce_data.py) on DuckDB and PostgreSQL, built once per session
+    for the workforce and report tests."""
+    from workforce_data import make_workforce
+
+    for pg in fresh_database("sightline_wf"):
+        yield make_workforce(tmp_path_factory.mktemp("workforce"), pg)

@@ -61,6 +61,7 @@ def defs(site_file, tmp_path_factory) -> dg.Definitions:
 def warehouse(monkeypatch, tmp_path) -> str:
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     monkeypatch.setenv("SIGHTLINE_WAREHOUSE_URL", url)
+    monkeypatch.setenv("SIGHTLINE_REPORTS_DIR", str(tmp_path / "reports"))
     return url
 
 
@@ -197,6 +198,11 @@ def test_partition_materialises_end_to_end(defs, warehouse, site_file):
 
     report = next(m for m in marts.asset_materializations_for_node("quality_report"))
     assert report.metadata["checks evaluated"].value > 0 and report.metadata["failed"].value == 0
+
+    # The daily report follows the marts in the same run; its charts show inline in the metadata.
+    daily = next(m for m in marts.asset_materializations_for_node("daily_report"))
+    assert daily.partition == DAY.isoformat() and Path(daily.metadata["report"].value).is_file()
+    assert daily.metadata["charts"].value.count("data:image/png;base64,") >= 3
 
     evaluations = checks_of(marts)
     audits = [e for e in evaluations if e.asset_key.path[0] == "analytics"]

@@ -41,10 +41,11 @@ class DayClock:
         def sec(at: time) -> float:
             return (site.local_datetime(day, at) - start).total_seconds()
 
-        s = site.schedule
+        on_day = site.schedule_on(day)  # dated changes and overrides (None: not worked)
+        s = on_day or site.schedule_in_force(day)
         breaks = tuple((sec(b.start), sec(b.start) + 60.0 * b.minutes) for b in s.breaks)
         return cls(
-            site.is_workday(day), sec(s.work_start), sec(s.work_end), breaks, (end - start).total_seconds()
+            on_day is not None, sec(s.work_start), sec(s.work_end), breaks, (end - start).total_seconds()
         )
 
 

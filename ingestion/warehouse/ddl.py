@@ -231,8 +231,24 @@ INDEX_TIMELINE = Table(
         Column("working_seconds", "double precision", comment="equal for every block of a day"),
     ),
     ("date", "index_number"),
-    "The working time of each workday cut into equal index blocks. Filled for every day that has landed "
-    "data (and on demand); regenerated for existing days by setup when the schedule changes.",
+    "The working time of each workday cut into equal index blocks, with the schedule in force that day "
+    "(schedule.changes, schedule.overrides). Filled for every day that has landed data (and on demand); "
+    "a stored day is history: editing the site file never rewrites it, only rebuilding that day does.",
+)
+
+WORKERS = Table(
+    "ref",
+    "workers",
+    (
+        Column("worker_id", "text", comment="identity upstream puts in detections.worker_id (badge, re-id)"),
+        Column("name", "text"),
+        Column("shift", "text", comment="free text from the registry; empty when not given"),
+        Column("zones", "text", comment="JSON list of the zone ids the worker is assigned to"),
+        Column("skill", "text", comment="free text from the registry; empty when not given"),
+    ),
+    ("worker_id",),
+    "The worker registry (site config `workers:` or the CSV it names). A worker_id seen in detections "
+    "but missing here is kept and reported (analytics.worker_daily.registered = false).",
 )
 
 SITE = Table(
@@ -263,7 +279,7 @@ RAW_TABLES = (
     CAMERA_WATERMARKS,
     DAYS_TO_REBUILD,
 )
-REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE)
+REF_TABLES = (CAMERAS, ZONES, INDEX_TIMELINE, SITE, WORKERS)
 
 # ------------------------------------------------------------------------------------------------ ops
 # State that outlives every rebuild of the marts: alerts and the ledger of their notifications.

@@ -203,7 +203,14 @@ class SqlWarehouse(Warehouse):
             ],
             schema_overrides={"indices": pl.Int32},
         )
-        for table, frame in ((ddl.CAMERAS, cameras), (ddl.ZONES, zones), (ddl.SITE, site_row)):
+        workers = pl.DataFrame(
+            [(w.id, w.name, w.shift, json.dumps(list(w.zones)), w.skill) for w in site.workers],
+            schema=list(ddl.WORKERS.column_names),
+            orient="row",
+        )
+        for table, frame in (
+            (ddl.CAMERAS, cameras), (ddl.ZONES, zones), (ddl.SITE, site_row), (ddl.WORKERS, workers)
+        ):
             self._execute(f"DELETE FROM {table.qualified}")
             if frame.height:
                 self._insert_frame(
@@ -212,11 +219,8 @@ class SqlWarehouse(Warehouse):
                     if table is ddl.CAMERAS
                     else frame,
                 )
-        # The schedule may have changed: rebuild the timeline of every day already present.
-        days = [r[0] for r in self._fetch("SELECT DISTINCT date FROM ref.index_timeline")]
-        if days:
-            self._execute("DELETE FROM ref.index_timeline")
-            self._insert_timeline(days)
+        # ref.index_timeline is history: a stored day keeps its blocks whatever the site file says now
+        # (rebuild_index_timeline rewrites a day on request, with the schedule in force that day).
 
     def ensure_index_timeline(self, start_day: date, end_day: date) -> int:
         """Add the ref.index_timeline blocks of each workday in [start_day, end_day]; returns the rows added.
@@ -226,6 +230,15 @@ class SqlWarehouse(Warehouse):
         return self._ensure_timeline_days(
             [start_day + timedelta(days=i) for i in range((end_day - start_day).days + 1)]
         )
+
+    def rebuild_index_timeline(self, start_day: date, end_day: date) -> int:
+        """Rewrite the ref.index_timeline blocks of [start_day, end_day] with the site's schedule for each
+        day (its dated changes and overrides); returns the rows written. The only way a stored day changes."""
+        days = [start_day + timedelta(days=i) for i in range((end_day - start_day).days + 1)]
+        with self._transaction():
+            delete = "DELETE FROM ref.index_timeline WHERE date BETWEEN {p} AND {p}"
+            self._execute(self._sql(delete), (start_day, end_day))
+            return self._insert_timeline(days)
 
     def _ensure_timeline_days(self, days: list[date]) -> int:
         if not days:

@@ -9,7 +9,7 @@ import logging
 import sys
 
 # Modules that add subcommands, each exposing `register(subparsers)`; `ingest` ones add to `sightline ingest`.
-COMMAND_MODULES = ["simulate", "transform", "stream", "check", "db", "demo", "alerts"]
+COMMAND_MODULES = ["simulate", "transform", "stream", "check", "db", "demo", "alerts", "report"]
 INGEST_MODULES = ["ingest_detections", "ingest_video"]
 
 

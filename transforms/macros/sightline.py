@@ -72,20 +72,31 @@ def _table(columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> exp.E
     return exp.maybe_parse("(" + " UNION ALL ".join(parts) + ")", dialect="duckdb")
 
 
+def _day_minutes(evaluator, day: dt.date) -> list:
+    """The day's working minutes: an override for the day, else the schedule change in force (or the base
+    schedule) when the day is one of its workdays. Same rule as ingestion.site.Site.schedule_on."""
+    iso = day.isoformat()
+    for o in evaluator.var("schedule_overrides") or []:
+        if o["start"] <= iso <= o["end"]:
+            return o["working_minutes"]
+    workdays, minutes = evaluator.var("workdays") or [], evaluator.var("working_minutes") or []
+    for c in evaluator.var("schedule_changes") or []:
+        if c["effective"] <= iso:
+            workdays, minutes = c["workdays"], c["working_minutes"]
+    return minutes if day.weekday() in set(workdays) else []
+
+
 @macro()
 def working_intervals(evaluator) -> exp.Expr:
     """Inline table (local_date, work_start, work_end): the schedule's working time, breaks excluded, in
     UTC, for every site-local day touching the batch (one day of padding each side). Same rule as
     ingestion.site.Site.working_intervals: on a DST day the boundaries keep their order (running maximum)."""
     tz = zoneinfo.ZoneInfo(evaluator.var("timezone"))
-    workdays = set(evaluator.var("workdays") or [])
     rows = []
     for day in _local_days(evaluator, 1):
-        if day.weekday() not in workdays:
-            continue
         midnight = dt.datetime.combine(day, dt.datetime.min.time())
         bounds = []
-        for a, b in evaluator.var("working_minutes") or []:
+        for a, b in _day_minutes(evaluator, day):
             for minute in (a, b):
                 utc = (midnight + dt.timedelta(minutes=minute)).replace(tzinfo=tz).astimezone(dt.UTC)
                 bounds.append(max(utc, bounds[-1]) if bounds else utc)

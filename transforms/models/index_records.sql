@@ -5,7 +5,9 @@ MODEL (
   audits (
     unique_combination_of_columns(columns := (date, index_number)),
     not_null(columns := (date, index_number, scheduled_start, scheduled_end, completion_status, zone_metrics)),
-    accepted_values(column := completion_status, is_in := ('on_time', 'delayed', 'incomplete')),
+    accepted_values(column := completion_status, is_in := ('on_time', 'delayed', 'overrun', 'incomplete')),
+    accepted_range(column := overrun_seconds, min_v := 0),
+    accepted_range(column := start_delay_seconds, min_v := 0),
     accepted_range(column := productivity_score, min_v := 0, max_v := 1),
     accepted_range(column := total_active_seconds, min_v := 0),
     accepted_range(column := total_idle_seconds, min_v := 0)
@@ -17,10 +19,12 @@ MODEL (
     scheduled_start = 'block start (UTC)',
     scheduled_end = 'block end (UTC, exclusive; includes any break the block meets)',
     working_seconds = 'scheduled working time of the block',
-    actual_start = 'first presence in any zone during the block',
-    actual_end = 'last presence in any zone during the block',
+    actual_start = 'first presence at work (work_area or inspection zones) during the block',
+    actual_end = 'last presence of the block''s work: the latest exit of the work-zone visits present during the block, not clipped to scheduled_end (only to the start of the next block of the day, whose work it is then)',
+    start_delay_seconds = 'actual_start - scheduled_start, 0 when earlier; null without work presence',
+    overrun_seconds = 'actual_end - scheduled_end, 0 when earlier; null without work presence',
     zone_metrics = 'JSON (jsonb on PostgreSQL) keyed by zone_id (analytics.zones); each value an object with keys workers (distinct people), active_seconds, idle_seconds (inside the block)',
-    completion_status = 'incomplete = no activity, or the data does not reach the block end; delayed = first activity later than index_start_grace_seconds after the start; else on_time',
+    completion_status = 'first rule that holds: incomplete = no work presence, or the data does not reach the block end; delayed = actual_start later than index_start_grace_seconds after scheduled_start; overrun = actual_end later than index_overrun_grace_seconds after scheduled_end (work went on into the break or past the end of the working day); else on_time',
     total_workers = 'distinct people present (worker_id when known, else camera and track)',
     total_active_seconds = 'active seconds of the sessions inside the block',
     total_idle_seconds = 'idle seconds of the sessions inside the block',
@@ -33,7 +37,10 @@ MODEL (
 );
 
 WITH blocks AS (
-  SELECT date, index_number, scheduled_start, scheduled_end, working_seconds
+  SELECT
+    date, index_number, scheduled_start, scheduled_end, working_seconds,
+    -- The next block's work starts here: presence after it is that block's, not an overrun of this one.
+    LEAD(scheduled_start) OVER (PARTITION BY date ORDER BY index_number) AS next_start
   FROM ref.index_timeline
   WHERE scheduled_start >= @batch_start() AND scheduled_start < @batch_end()
 ), clipped AS (
@@ -45,10 +52,13 @@ WITH blocks AS (
     CAST(@epoch_us(LEAST(s.exit_time, b.scheduled_end)) - @epoch_us(GREATEST(s.entry_time, b.scheduled_start)) AS DOUBLE)
       / NULLIF(CAST(@epoch_us(s.exit_time) - @epoch_us(s.entry_time) AS DOUBLE), 0) AS share,
     s.total_active_seconds,
-    s.total_idle_seconds
+    s.total_idle_seconds,
+    COALESCE(z.zone_type IN ('work_area', 'inspection'), FALSE) AS at_work,
+    LEAST(s.exit_time, COALESCE(b.next_start, s.exit_time)) AS work_end
   FROM blocks AS b
   JOIN analytics.sessions AS s
     ON s.entry_time < b.scheduled_end AND s.exit_time > b.scheduled_start
+  LEFT JOIN ref.zones AS z ON z.zone_id = s.zone_id
   WHERE s.entry_time < @batch_end()
     AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
 ), per_zone AS (
@@ -65,8 +75,8 @@ WITH blocks AS (
 ), per_block AS (
   SELECT
     b.date, b.index_number,
-    MIN(c.part_start) AS actual_start,
-    MAX(c.part_end) AS actual_end,
+    MIN(CASE WHEN c.at_work THEN c.part_start END) AS actual_start,
+    MAX(CASE WHEN c.at_work THEN c.work_end END) AS actual_end,
     COUNT(DISTINCT c.person) AS total_workers
   FROM blocks AS b
   LEFT JOIN clipped AS c ON c.date = b.date AND c.index_number = b.index_number
@@ -104,10 +114,18 @@ SELECT
   CAST(b.working_seconds AS DOUBLE) AS working_seconds,
   pb.actual_start,
   pb.actual_end,
+  -- CASE keeps null without presence (GREATEST skips nulls on both engines).
+  CASE WHEN pb.actual_start IS NOT NULL
+    THEN GREATEST(CAST(@epoch_us(pb.actual_start) - @epoch_us(b.scheduled_start) AS DOUBLE) / 1000000, 0)
+  END AS start_delay_seconds,
+  CASE WHEN pb.actual_end IS NOT NULL
+    THEN GREATEST(CAST(@epoch_us(pb.actual_end) - @epoch_us(b.scheduled_end) AS DOUBLE) / 1000000, 0)
+  END AS overrun_seconds,
   @jsonb(zj.zone_metrics) AS zone_metrics,
   CASE
     WHEN pb.actual_start IS NULL OR COALESCE(de.covered_until < b.scheduled_end, TRUE) THEN 'incomplete'
     WHEN pb.actual_start > b.scheduled_start + INTERVAL '1 second' * @index_start_grace_seconds THEN 'delayed'
+    WHEN pb.actual_end > b.scheduled_end + INTERVAL '1 second' * @index_overrun_grace_seconds THEN 'overrun'
     ELSE 'on_time'
   END AS completion_status,
   CAST(pb.total_workers AS BIGINT) AS total_workers,
