@@ -3,10 +3,10 @@
     .venv/bin/python bench/vision.py                       # CPU, 20 s of video (100 frames at 5 fps)
     .venv/bin/python bench/vision.py --device 0 --half     # YOLO on the first GPU (if torch sees one)
 
-Variants: decode only (the floor every variant pays), decode + motion pipeline (MOG2 foreground, blobs,
-ByteTrack, motion scores), decode + YOLO11n + ByteTrack at imgsz 640 and 320 (randomly initialised from
-yolo11n.yaml: the same network and cost as the trained weights, without needing them). Each is reported
-as a share of decode-only speed and as "x real time" for a camera processed at 5 fps.
+Variants: decode only (the floor every variant pays), decode + motion pipeline (MOG2 presence and motion
+models, blobs, BlobTracker, motion scores), decode + YOLO11n + ByteTrack at imgsz 640 and 320 (randomly
+initialised from yolo11n.yaml: the same network and cost as the trained weights, without needing them).
+Each is reported as a share of decode-only speed and as "x real time" for a camera processed at 5 fps.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingestion.detectors import make_detector  # noqa: E402
 from ingestion.simulate.render import render_video  # noqa: E402
 from ingestion.site import load_site  # noqa: E402
-from ingestion.video.motion import ForegroundModel, box_core, box_foreground_share, mask_scale  # noqa: E402
+from ingestion.video.motion import ForegroundModel  # noqa: E402
 
 PROCESS_FPS = 5.0
 
@@ -65,11 +65,13 @@ def measure(path: Path, work: Callable[[np.ndarray], None] | None, repeats: int)
 
 def motion_work() -> Callable[[np.ndarray], None]:
     fg, det = ForegroundModel(PROCESS_FPS), make_detector("motion", fps=PROCESS_FPS)
+    live = [np.empty((0, 4), np.float32)]
 
-    def work(frame: np.ndarray) -> None:
-        mask = fg.apply(frame)
+    def work(frame: np.ndarray) -> None:  # what VideoPipeline.run does per frame
+        mask = fg.apply(frame, freeze=live[0])
         tracks = det.update(frame, mask)
-        box_foreground_share(mask, box_core(tracks.xywh) * mask_scale(mask, frame))
+        fg.motion_score(tracks.xywh, frame)
+        live[0] = det.freeze_boxes(tracks)
 
     return work
 
@@ -80,10 +82,13 @@ def yolo_work(imgsz: int, device: str, half: bool) -> Callable[[np.ndarray], Non
         "yolo", fps=PROCESS_FPS, weights="yolo11n.yaml", imgsz=imgsz, device=device, half=half
     )
 
+    live = [np.empty((0, 4), np.float32)]
+
     def work(frame: np.ndarray) -> None:
-        mask = fg.apply(frame)  # the pipeline's one background pass feeds motion_score whatever the detector
+        mask = fg.apply(frame, freeze=live[0])  # the background pass feeds motion_score whatever the detector
         tracks = det.update(frame, mask)
-        box_foreground_share(mask, box_core(tracks.xywh) * mask_scale(mask, frame))
+        fg.motion_score(tracks.xywh, frame)
+        live[0] = det.freeze_boxes(tracks)
 
     det.update(np.zeros((720, 1280, 3), np.uint8), np.zeros((720, 1280), np.uint8))  # warm-up: model build
     det.reset()

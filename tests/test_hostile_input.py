@@ -467,7 +467,7 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
                           env=env)
 
 
-@pytest.mark.parametrize("detector", ["motion", "yolo"])
+@pytest.mark.parametrize("detector", ["yolo"])
 def test_detector_without_the_vision_extra_names_the_extra(detector, tmp_path):
     cli = WITHOUT_VISION + "from orchestration.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     done = run_python(cli, "stream", "--source", str(tmp_path / "cam.mp4"), "--camera", "CAM01", "--detector",
@@ -478,10 +478,21 @@ def test_detector_without_the_vision_extra_names_the_extra(detector, tmp_path):
     assert "pip install -e '.[vision]'" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_motion_detector_runs_without_the_vision_extra():
+    """The motion detector tracks with OpenCV and SciPy (BlobTracker): no Ultralytics, no PyTorch."""
+    done = run_python(
+        WITHOUT_VISION + "import numpy as np\n"
+        "from ingestion.detectors import make_detector\n"
+        "det = make_detector('motion', fps=5.0)\n"
+        "print(len(det.update(np.zeros((90, 160, 3), np.uint8), np.zeros((90, 160), np.uint8))))\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]
+
+
 def test_ultralytics_runs_offline():
     done = run_python(
-        "from ingestion.detectors import make_detector\n"
-        "make_detector('motion', fps=5.0)\n"
+        "from ingestion.detectors import require_ultralytics\n"
+        "require_ultralytics('yolo')\n"
         "import os, ultralytics.utils as u\n"
         "print(os.environ['YOLO_OFFLINE'], u.ONLINE, u.AUTOINSTALL, u.SETTINGS['sync'])\n")
     assert done.returncode == 0, done.stderr

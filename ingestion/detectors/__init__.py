@@ -2,8 +2,8 @@
 which one runs.
 
 - `YoloDetector`: Ultralytics YOLO with ByteTrack (`model.track(persist=True)`), for cameras with weights.
-- `MotionDetector`: OpenCV background subtraction blobs tracked with Ultralytics' `BYTETracker`, for sites
-  without weights (and for the simulator's rendered video).
+- `MotionDetector`: OpenCV background subtraction blobs tracked with `BlobTracker` (IoU + centre distance,
+  one-to-one), for sites without weights (and for the simulator's rendered video).
 
 Both receive the frame *and* the pipeline's foreground mask: the background subtraction runs once per frame
 (`ingestion.video.motion.ForegroundModel`) and feeds both the motion detector and every box's motion score.
@@ -80,19 +80,23 @@ class Tracks:
 class Detector(Protocol):
     """Anything that turns a BGR frame (plus the shared foreground mask) into tracked detections.
 
-    `update` is called once per processed frame, in order; `reset` forgets all tracks (a new source)."""
+    `update` is called once per processed frame, in order; `reset` forgets all tracks (a new source);
+    `freeze_boxes(tracks)` picks, from what the last `update` returned, the boxes inside which the
+    background model stops learning on the next frame (people who stop moving stay foreground)."""
 
     name: str
 
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks: ...
+
+    def freeze_boxes(self, tracks: Tracks) -> np.ndarray: ...
 
     def reset(self) -> None: ...
 
 
 def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **options) -> Detector:
     """Build a detector by name: "motion" or "yolo" (YOLO needs `weights`: a .pt file or a model .yaml)."""
-    if kind in ("motion", "yolo"):
-        require_ultralytics(kind)  # both track with Ultralytics' ByteTrack
+    if kind == "yolo":
+        require_ultralytics(kind)  # YOLO and its ByteTrack; the motion detector needs OpenCV and SciPy only
     if kind == "motion":
         from ingestion.detectors.motion import MotionDetector
 

@@ -1,21 +1,20 @@
-"""Motion detector: blobs of the shared foreground mask, cleaned by morphology, boxed from contours and
-tracked with Ultralytics' BYTETracker.
+"""Motion detector: blobs of the shared presence mask, cleaned by morphology, boxed from contours and
+tracked with `BlobTracker` (IoU + centre distance, one-to-one).
 
-It sees what moves. A person who stands perfectly still fades into the background model within a few
-seconds and is only carried by the tracker's lost-track buffer; real people (and the simulator's rendered
-workers) keep moving a little, which is enough for the closed blob to stay visible.
+It sees what differs from the learnt background. The pipeline freezes that background inside the live
+tracks' boxes (`ForegroundModel.apply(freeze=...)`), so a person who stops moving stays a blob, and stays
+tracked, until they leave.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
 from ingestion.detectors import Tracks
-from ingestion.detectors.tracker import BoxBatch, bytetrack_config
+from ingestion.detectors.blob_tracker import BlobTracker, iou_xyxy
 from ingestion.video.motion import box_foreground_share, mask_scale
 
 
@@ -31,7 +30,8 @@ class MotionDetector:
         close_px: int = 15,
         class_id: int = 0,
         split_merged: bool = True,
-        lost_seconds: float = 10.0,
+        split_by_tracks: bool = True,
+        lost_seconds: float = 15.0,
         **tracker_options,
     ):
         """`min_area_share`: smallest blob kept, as a share of the frame area (drops speckle and leaves);
@@ -39,28 +39,30 @@ class MotionDetector:
         remove single-pixel noise and merge a person's scattered moving pixels into one blob;
         `class_id`: label for every blob (0 = person: on an overhead line camera the movers are people);
         `split_merged`: cut blobs much larger than a typical person into person-sized parts (people standing
-        close together touch in the mask; the typical size is learnt from the blobs seen so far)."""
+        close together touch in the mask; the typical size is learnt from the blobs seen so far);
+        `split_by_tracks`: a blob holding several recently tracked people is cut along their boxes first
+        (`_split_by_tracks`; on rendered video it cuts ID switches 10x and keeps total dwell right, while
+        the remembered boxes drift from the people and MOTA falls below 0: see bench/README.md);
+        `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
         self.open_px = open_px
         self.close_px = close_px
         self.class_id = class_id
         self.split_merged = split_merged
-        defaults = {"track_high_thresh": 0.3, "track_low_thresh": 0.05, "new_track_thresh": 0.3}
-        self._tracker_cfg = bytetrack_config(
-            fps, lost_seconds=lost_seconds, **{**defaults, **tracker_options}
-        )
+        self.split_by_tracks = split_by_tracks
+        self._tracker = BlobTracker(fps, lost_seconds=lost_seconds, **tracker_options)
         self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reset()
 
     def reset(self) -> None:
-        from ultralytics.trackers.byte_tracker import BYTETracker
-
-        self._tracker = BYTETracker(SimpleNamespace(**self._tracker_cfg))
+        self._tracker.reset()
+        self._still = np.empty(0, bool)
         self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
         self._typical: tuple[float, float] | None = None
         self._frames = 0
 
+    MIN_PART_FILL = 0.4  # foreground share a track's box needs to be kept inside a merged blob
     SIZE_HISTORY = 2000  # blobs remembered for the typical person size
     SIZE_WARMUP = 50  # blobs seen before any splitting
     SIZE_QUANTILE = 40  # percentile of blob widths/heights taken as one person (merged blobs are larger)
@@ -72,6 +74,48 @@ class MotionDetector:
         if self._typical is None or self._frames % 25 == 0:
             self._typical = tuple(np.percentile(np.asarray(self._sizes), self.SIZE_QUANTILE, axis=0))
         return self._typical
+
+    def _split_by_tracks(
+        self, xyxy: np.ndarray, fill: np.ndarray, mask: np.ndarray, tracked: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A blob that holds two or more recently seen tracks (at least half of each one's last box inside
+        it) is those people touching: it becomes their last boxes, clipped to the blob, so each keeps its
+        identity while merged (a box extrapolated from its own velocity would feed that velocity back).
+        Returns the boxes, their fills and which rows came from tracks (the others still go through the
+        size-based `_split`)."""
+        none = np.zeros(len(xyxy), bool)
+        if len(tracked) == 0 or len(xyxy) == 0:
+            return xyxy, fill, none
+        iw = np.minimum(tracked[:, None, 2], xyxy[None, :, 2]) - np.maximum(
+            tracked[:, None, 0], xyxy[None, :, 0]
+        )
+        ih = np.minimum(tracked[:, None, 3], xyxy[None, :, 3]) - np.maximum(
+            tracked[:, None, 1], xyxy[None, :, 1]
+        )
+        inside = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+        area = np.maximum((tracked[:, 2] - tracked[:, 0]) * (tracked[:, 3] - tracked[:, 1]), 1e-9)
+        share = inside / area[:, None]
+        blob_of = np.where(share.max(axis=1) >= 0.5, share.argmax(axis=1), -1)
+        # Two tracks on one person (boxes overlapping by IoU >= 0.3) are not two people: the older one
+        # (tracks are kept in order of creation) stands for both, so the duplicate is not kept alive.
+        dup = np.triu(iou_xyxy(tracked, tracked) >= 0.3, k=1) & (blob_of[:, None] == blob_of[None, :])
+        blob_of[dup.any(axis=0)] = -1
+        held = np.bincount(blob_of[blob_of >= 0], minlength=len(xyxy))
+        merged = held >= 2
+        if not merged.any():
+            return xyxy, fill, none
+        t = np.flatnonzero((blob_of >= 0) & merged[np.maximum(blob_of, 0)])
+        b = blob_of[t]
+        parts = np.concatenate(
+            [np.maximum(tracked[t, :2], xyxy[b, :2]), np.minimum(tracked[t, 2:], xyxy[b, 2:])], axis=1
+        )
+        part_fill = box_foreground_share(mask, np.concatenate([parts[:, :2], parts[:, 2:] - parts[:, :2]], 1))
+        # A remembered box must still hold a person's worth of foreground, else it is not kept alive.
+        solid = part_fill >= self.MIN_PART_FILL
+        parts, part_fill = parts[solid], part_fill[solid]
+        boxes = np.concatenate([xyxy[~merged], parts]).astype(np.float32)
+        fills = np.concatenate([fill[~merged], part_fill]).astype(np.float32)
+        return boxes, fills, np.concatenate([none[~merged], np.ones(len(parts), bool)])
 
     def _split(self, xyxy: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut each blob into about size / typical size parts per axis; keep the parts holding foreground."""
@@ -111,8 +155,12 @@ class MotionDetector:
             )
         return self._kernels[width]
 
-    def blobs(self, foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (xyxy) of the foreground's blobs and each blob's fill ratio (blob pixels / box area)."""
+    def blobs(
+        self, foreground: np.ndarray, tracked: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (xyxy) of the foreground's blobs and each blob's fill ratio (blob pixels / box area).
+        `tracked`: last xyxy boxes of recently seen tracks, in the mask's pixels (see
+        `_split_by_tracks`)."""
         h, w = foreground.shape[:2]
         open_k, close_k = self._morphology(w)
         mask = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, close_k)
@@ -126,19 +174,30 @@ class MotionDetector:
         xyxy = np.stack([x, y, x + bw, y + bh], axis=1)
         fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(bw * bh, 1)
         if self.split_merged:
+            if tracked is not None and self.split_by_tracks:
+                xyxy, fill, by_tracks = self._split_by_tracks(xyxy, fill, mask, tracked)
+                rest, rest_fill = self._split(xyxy[~by_tracks], fill[~by_tracks], mask)
+                return np.concatenate([xyxy[by_tracks], rest]), np.concatenate([fill[by_tracks], rest_fill])
             xyxy, fill = self._split(xyxy, fill, mask)
         return xyxy, fill
 
+    def freeze_boxes(self, tracks: Tracks) -> np.ndarray:
+        """Boxes of the tracks of the last update (`tracks`) whose background should stop learning: those
+        that have stopped after moving. A blob that never moved is not frozen: it may be a ghost (the
+        spot where someone stood when the background was learnt, uncovered), which must fade; a moving
+        person needs no freeze (and the background keeps learning the floor around them)."""
+        return tracks.xywh[self._still] if len(tracks) else tracks.xywh
+
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
-        xyxy, fill = self.blobs(foreground)
-        xyxy = xyxy / mask_scale(foreground, frame)  # the mask may be smaller than the frame
+        scale = mask_scale(foreground, frame)  # the mask may be smaller than the frame
+        xyxy, fill = self.blobs(foreground, self._tracker.recent_boxes() * scale)
+        xyxy = xyxy / scale
         # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
         conf = np.clip(fill, 0.0, 1.0)
-        boxes = BoxBatch(xyxy, conf, np.full(len(conf), self.class_id, dtype=np.float32))
-        out = self._tracker.update(boxes, frame)
-        if len(out) == 0:
+        ids, idx = self._tracker.update(xyxy, conf)
+        self._still = self._tracker.reported_still
+        if len(ids) == 0:
             return Tracks.empty()
-        # Report the measured blob box of each matched detection (column 7 = its index), not the Kalman
-        # estimate: zones are decided on where the person was seen.
-        idx = out[:, 7].astype(np.int64)
-        return Tracks.from_xyxy(xyxy[idx], out[:, 4], np.full(len(idx), self.class_id), out[:, 5])
+        # The measured blob box of each matched detection, not a prediction: zones are decided on where
+        # the person was seen.
+        return Tracks.from_xyxy(xyxy[idx], ids, np.full(len(idx), self.class_id), conf[idx])

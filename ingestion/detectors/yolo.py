@@ -79,6 +79,10 @@ class YoloDetector:
         """Untracked detections (Ultralytics Boxes), with the same settings as `update`."""
         return self.model.predict(frame, **self._options())[0].boxes
 
+    def freeze_boxes(self, tracks: Tracks) -> np.ndarray:
+        """Every tracked box: YOLO finds people by their look, so its boxes are people, moving or not."""
+        return tracks.xywh
+
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
         result = self.model.track(frame, persist=True, tracker=self.tracker_yaml, **self._options())[0]
         boxes = result.boxes

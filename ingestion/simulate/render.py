@@ -8,6 +8,10 @@ flickers (a person is never perfectly still), so a background subtractor sees ac
 lot, idle ones barely (the motion score is measured on the box's core, without the outline), and every
 figure as one blob. People the simulator places overlapping are drawn overlapping, as a camera sees them.
 
+`render_stationary_worker` renders a scene of its own: one worker walks in, stands perfectly still (no sway,
+no working hands, no outline flicker: motion_score exactly 0 draws a frozen figure) for minutes, and leaves
+(the stationary-people check of the motion detector).
+
 Output (segments named by their site-local start, as `ingestion.video.segments` reads them):
     DIR/CAM01/2025-01-15T08-00-00.mp4, ...
     DIR/ground_truth/sessions.parquet     the simulator's ground-truth sessions of the window
@@ -17,7 +21,7 @@ Output (segments named by their site-local start, as `ingestion.video.segments` 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -103,19 +107,126 @@ def render_video(
         camera = site.camera(camera_id)
         renderer = _SceneRenderer(camera, site.zones_for(camera_id), scale, seed)
         cam_rows = detections.filter(pl.col("camera_id") == camera_id)
-        seg_start = w_start
-        while seg_start < w_end:
-            seg_end = min(seg_start + timedelta(seconds=segment_seconds), w_end)
-            path = out_dir / camera_id / segment_file_name(seg_start, site, suffix)
-            n = renderer.write_segment(path, cam_rows, seg_start, seg_end, fps)
-            segments.append(path)
-            frames += n
-            if bar is not None:
-                bar.update(n)
-            seg_start = seg_end
+        cam_segments, n = renderer.write_window(
+            out_dir,
+            site,
+            cam_rows,
+            w_start,
+            w_end,
+            fps,
+            segment_seconds,
+            suffix,
+            on_segment=None if bar is None else bar.update,
+        )
+        segments += cam_segments
+        frames += n
     if bar is not None:
         bar.close()
     return RenderResult(segments, sessions_path, detections_path, sim.sessions, frames)
+
+
+def render_stationary_worker(
+    site: Site,
+    out_dir: str | Path,
+    *,
+    camera_id: str = "CAM01",
+    zone_id: str | None = None,
+    day: date = date(2025, 1, 15),
+    start: time = time(8),
+    still_seconds: float = 600.0,
+    fps: float = 5.0,
+    scale: float = 1.0,
+    segment_seconds: int | None = None,
+    seed: int = 0,
+    suffix: str = ".mp4",
+) -> RenderResult:
+    """One worker, alone in `camera_id`'s view: enters through the door 5 s after `start`, walks to a spot
+    in `zone_id` (default: the camera's first work area), stands perfectly still for `still_seconds`
+    (motion_score 0: the figure is drawn identically in every frame), walks back out; the window ends 10 s
+    after they left. Ground truth as in `render_video`; one segment unless `segment_seconds` is given."""
+    from ingestion.simulate.detections import detection_frame, stored_boxes, zone_codes
+    from ingestion.simulate.geometry import camera_geometry
+    from ingestion.simulate.ground_truth import sessionize
+    from ingestion.simulate.plan import IDLE, WALK, Plan
+    from ingestion.simulate.randomness import stable_rng
+    from ingestion.simulate.trajectories import frame_range, motion_scores, sample_plan
+
+    out_dir = Path(out_dir)
+    camera, zones = site.camera(camera_id), site.zones_for(camera_id)
+    zone = next((z for z in zones if z.id == zone_id or (zone_id is None and z.type == "work_area")), None)
+    if zone is None:
+        raise ValueError(
+            f"camera {camera_id} has no zone {zone_id or '(work area)'}: pick one of "
+            f"{', '.join(z.id for z in zones)}"
+        )
+    geo = camera_geometry(camera, zones)
+    rng = stable_rng("stationary", seed, camera_id, day.isoformat())
+    spot = geo.point_in_zone(zone, rng)
+    midnight = site.day_window(day)[0]
+    t_in = (site.local_datetime(day, start) - midnight).total_seconds() + 5.0
+    speed = 80.0  # px/s
+    walk = max(np.hypot(spot[0] - geo.door[0], spot[1] - geo.door[1]) / speed, 0.5)
+    t = np.array([t_in, t_in + walk, t_in + walk + still_seconds, t_in + 2 * walk + still_seconds])
+    plan = Plan(
+        t0=t[:3],
+        t1=t[1:],
+        x0=np.array([geo.door[0], spot[0], spot[0]]),
+        y0=np.array([geo.door[1], spot[1], spot[1]]),
+        x1=np.array([spot[0], spot[0], geo.door[0]]),
+        y1=np.array([spot[1], spot[1], geo.door[1]]),
+        sway=np.zeros(3),
+        kind=np.array([WALK, IDLE, WALK], dtype=np.int8),
+        track=np.zeros(3, np.int64),
+        track_worker=np.zeros(1, np.int64),
+        track_w=np.array([60.0]),
+        track_h=np.array([160.0]),
+        track_start=t[:1],
+        track_end=t[-1:],
+        worker_ids=(f"{camera_id}-W01",),
+    )
+    w_lo, w_hi = t_in - 5.0, float(np.ceil(t[-1] + 10.0))
+    k_lo, k_hi = (int(k) for k in frame_range(w_lo, w_hi, fps))
+    smp = sample_plan(plan, fps, k_lo, k_hi)
+    x, y, w, h = stored_boxes(
+        smp.px - 30.0, smp.py - 160.0, np.full(len(smp), 60.0), np.full(len(smp), 160.0), camera
+    )
+    motion = np.where(
+        smp.kind == IDLE,
+        0.0,
+        motion_scores(smp.kind, rng.random(len(smp)), site.thresholds.idle_motion_score),
+    )
+    midnight_us = epoch_us(midnight)
+    tid = np.full(len(smp), day.toordinal() * 1_000_000 + 1, np.int64)
+    ts_us = midnight_us + np.rint(smp.frame * (1e6 / fps)).astype(np.int64)
+    zone_code = zone_codes(zones, x, y, w, h)
+    worker = np.zeros(len(smp), np.int64)
+    zone_ids, worker_ids = [z.id for z in zones], list(plan.worker_ids)
+    sessions = sessionize(site, camera_id, day, tid, ts_us, zone_code, motion, worker, zone_ids, worker_ids)
+    rows = {
+        "frame": smp.frame,
+        "tid": tid,
+        "conf": np.full(len(smp), 0.9),
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
+        "zone": zone_code,
+        "motion": motion,
+        "worker": worker,
+    }
+    detections = detection_frame(camera_id, rows, midnight_us, fps, zone_ids, worker_ids)
+
+    truth_dir = out_dir / "ground_truth"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    sessions_path, detections_path = truth_dir / "sessions.parquet", truth_dir / "detections.parquet"
+    sessions.write_parquet(sessions_path)
+    detections.write_parquet(detections_path)
+    w_start, w_end = midnight + timedelta(seconds=w_lo), midnight + timedelta(seconds=w_hi)
+    renderer = _SceneRenderer(camera, zones, scale, seed)
+    segments, frames = renderer.write_window(
+        out_dir, site, detections, w_start, w_end, fps, segment_seconds or int(w_hi - w_lo), suffix
+    )
+    return RenderResult(segments, sessions_path, detections_path, sessions, frames)
 
 
 class _SceneRenderer:
@@ -183,6 +294,33 @@ class _SceneRenderer:
             writer.release()
         return n_frames
 
+    def write_window(
+        self,
+        out_dir: Path,
+        site: Site,
+        rows: pl.DataFrame,
+        start: datetime,
+        end: datetime,
+        fps: float,
+        segment_seconds: int,
+        suffix: str,
+        on_segment: Callable[[int], object] | None = None,
+    ) -> tuple[list[Path], int]:
+        """Segments of [start, end) under out_dir/<camera>/, named by their site-local start; `on_segment`
+        gets each segment's frame count."""
+        segments, frames = [], 0
+        seg_start = start
+        while seg_start < end:
+            seg_end = min(seg_start + timedelta(seconds=segment_seconds), end)
+            path = out_dir / self.camera.id / segment_file_name(seg_start, site, suffix)
+            n = self.write_segment(path, rows, seg_start, seg_end, fps)
+            segments.append(path)
+            frames += n
+            if on_segment is not None:
+                on_segment(n)
+            seg_start = seg_end
+        return segments, frames
+
     def _figure(
         self, img: np.ndarray, box: np.ndarray, track_id: int, motion: float, rng: np.random.Generator
     ) -> None:
@@ -207,6 +345,8 @@ class _SceneRenderer:
             full = np.repeat(np.repeat(cells, c, axis=0), c, axis=1)[: y1 - y0, : x1 - x0]
             mask = np.repeat(np.repeat(moving, c, axis=0), c, axis=1)[: y1 - y0, : x1 - x0]
             img[y0:y1, x0:x1][mask] = full[mask]
+        if motion == 0.0:  # perfectly still (render_stationary_worker): nothing changes, not even the outline
+            return
         # The outline flickers (a clearly different colour each frame): a person is never perfectly still,
         # and this keeps even an idle figure one visible blob for a motion detector.
         edge = (np.asarray(body, dtype=np.int64) + rng.integers(64, 193, size=3)) % 256

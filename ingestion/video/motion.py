@@ -1,9 +1,16 @@
-"""The one background-subtraction pass per frame, and the motion score of boxes from it.
+"""The background subtraction of each frame, and the motion score of boxes from it.
 
-`motion_score` of a box = the share of the pixels in its core (`box_core`: the central 60% of width and
-height) that the background model marks as foreground, i.e. pixels that changed recently. The background
-adapts within a few seconds, so a person standing still scores low (idle) and a person working with their
-hands scores high (active), whatever the detector.
+Two OpenCV MOG2 models run on every frame:
+
+- presence (`ForegroundModel.apply` returns its mask; detectors read it): shadow detection on and shadow
+  pixels dropped (a shadow would widen or merge blobs); the background is frozen inside the boxes of the
+  live tracks (`freeze=`), so a person who stops moving stays foreground until they leave, and the floor
+  they uncover is not a ghost (the model never learnt them).
+- motion (`ForegroundModel.motion_score`): the ordinary adaptive model (shadow detection off, as the
+  idle threshold was calibrated; a box's core rarely holds a shadow). `motion_score` of a box = the
+  share of the pixels in its core (`box_core`: the central 60% of width and height) that it marks as
+  foreground, i.e. pixels that changed recently. It adapts within a few seconds, so a person standing
+  still scores ~0 (idle) and a person working with their hands scores high (active), whatever the detector.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+SHADOW = 127  # MOG2's mask value for shadow pixels (255 = foreground)
+
 
 class ForegroundModel:
-    """OpenCV MOG2 with its history given in seconds of video (shadows off: a shadow is not motion).
+    """OpenCV MOG2 presence and motion models with their history given in seconds of video.
 
     `var_threshold` (squared distance in learnt standard deviations) is well above OpenCV's 16: at 16,
     compression noise around moving details (mp4 blocks) counts as motion and inflates idle scores."""
@@ -25,29 +34,88 @@ class ForegroundModel:
         history_seconds: float = 20.0,
         var_threshold: float = 100.0,
         max_width: int | None = 640,
+        freeze_margin: float = 0.15,
     ):
-        """`max_width`: frames wider than this are downscaled first (the mask comes back at that size):
-        MOG2's cost is per pixel, and people stay tens of pixels tall at 640 px."""
+        """`max_width`: frames wider than this are downscaled first (the masks come back at that size):
+        MOG2's cost is per pixel, and people stay tens of pixels tall at 640 px. `freeze_margin`: share of
+        a frozen box's width and height added on each side (a still person still sways a little)."""
         self.fps = fps
         self.max_width = max_width
         self.history_seconds = history_seconds
         self.var_threshold = var_threshold
+        self.freeze_margin = freeze_margin
         self.reset()
 
-    def reset(self) -> None:
-        self._mog = cv2.createBackgroundSubtractorMOG2(
+    def _mog2(self, shadows: bool) -> cv2.BackgroundSubtractorMOG2:
+        return cv2.createBackgroundSubtractorMOG2(
             history=max(2, round(self.history_seconds * self.fps)),
             varThreshold=self.var_threshold,
-            detectShadows=False,
+            detectShadows=shadows,
         )
 
-    def apply(self, frame: np.ndarray) -> np.ndarray:
-        """Foreground mask of this frame: uint8, 255 = moving, 0 = background; at most max_width wide."""
+    def reset(self) -> None:
+        self._presence, self._motion_model = self._mog2(shadows=True), self._mog2(shadows=False)
+        self.motion: np.ndarray | None = None  # the motion model's mask of the last frame
+
+    def apply(self, frame: np.ndarray, freeze: np.ndarray | None = None) -> np.ndarray:
+        """Presence mask of this frame (uint8, 255 = foreground, 0 = background or shadow; at most
+        max_width wide). `freeze`: boxes (top-left x, y, w, h in the frame's pixels) of the live tracks,
+        inside which the presence background does not learn this frame. Also updates `self.motion`."""
         h, w = frame.shape[:2]
         if self.max_width and w > self.max_width:
             size = (self.max_width, max(1, round(h * self.max_width / w)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        return self._mog.apply(frame)
+        self.motion = self._motion_model.apply(frame)
+        frozen = freeze is not None and len(freeze) > 0
+        # MOG2 has one learning rate per frame, not per pixel: with boxes to freeze, judge the frame
+        # without learning, then learn from a copy whose frozen boxes show the model's own background
+        # (which it thus keeps).
+        raw = self._presence.apply(frame, learningRate=0 if frozen else -1)
+        mask = cv2.threshold(raw, SHADOW, 255, cv2.THRESH_BINARY)[1]  # shadows (127) -> 0
+        shadow_y, shadow_x = np.nonzero(raw == SHADOW)
+        background = self._presence.getBackgroundImage() if frozen or len(shadow_y) else None
+        if len(shadow_y):
+            # A shadow darkens the floor in every channel. MOG2's shadow test scales with varThreshold,
+            # high here, and then also calls brighter or differently coloured pixels "shadow" (whole
+            # textured figures, in tests): those stay foreground.
+            brighter = (frame[shadow_y, shadow_x] > background[shadow_y, shadow_x]).any(axis=1)
+            mask[shadow_y[brighter], shadow_x[brighter]] = 255
+        if frozen:
+            sx, sy = frame.shape[1] / w, frame.shape[0] / h
+            scaled = np.asarray(freeze, dtype=np.float64).reshape(-1, 4) * np.array([sx, sy, sx, sy])
+            inside = boxes_mask(_grow(scaled, self.freeze_margin), frame.shape[:2])
+            learn = frame.copy()
+            np.copyto(learn, background, where=inside[..., None])
+            self._presence.apply(learn)
+        return mask
+
+    def motion_score(self, xywh: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Motion score (0..1) of each box (frame pixels) in the last applied frame."""
+        if self.motion is None:
+            raise RuntimeError("motion_score before apply: call apply(frame) first")
+        return box_foreground_share(self.motion, box_core(xywh) * mask_scale(self.motion, frame))
+
+
+def _grow(xywh: np.ndarray, margin: float) -> np.ndarray:
+    pad = xywh[:, 2:] * margin
+    return np.concatenate([xywh[:, :2] - pad, xywh[:, 2:] + 2 * pad], axis=1)
+
+
+def boxes_mask(xywh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (h, w) mask of the union of boxes (top-left x, y, w, h in pixels), without a loop over
+    boxes: +1/-1 at each box's corners, then a 2-D cumulative sum."""
+    h, w = shape
+    xywh = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+    x0 = np.clip(np.floor(xywh[:, 0]), 0, w).astype(np.int64)
+    y0 = np.clip(np.floor(xywh[:, 1]), 0, h).astype(np.int64)
+    x1 = np.clip(np.ceil(xywh[:, 0] + xywh[:, 2]), 0, w).astype(np.int64)
+    y1 = np.clip(np.ceil(xywh[:, 1] + xywh[:, 3]), 0, h).astype(np.int64)
+    diff = np.zeros((h + 1, w + 1), np.int32)
+    np.add.at(diff, (y0, x0), 1)
+    np.add.at(diff, (y0, x1), -1)
+    np.add.at(diff, (y1, x0), -1)
+    np.add.at(diff, (y1, x1), 1)
+    return diff.cumsum(axis=0).cumsum(axis=1)[:h, :w] > 0
 
 
 def mask_scale(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Frames -> tracked detections -> landed batches.
 
-Per processed frame: one background-subtraction pass (the foreground mask), the detector and tracker,
-each box's motion score from that mask. Rows collect in numpy arrays and land through
-`Warehouse.append_batch` every `batch_seconds` of video with a deterministic batch id
+Per processed frame: the background subtraction (`ForegroundModel`: a presence mask, frozen inside the
+previous frame's tracked boxes so still people stay foreground, and an adaptive motion mask), the detector
+and tracker on the presence mask, each box's motion score from the motion mask. Rows collect in numpy
+arrays and land through `Warehouse.append_batch` every `batch_seconds` of video with a deterministic batch id
 (`<source>:<camera>:<source start>:<chunk index>`), so a crash loses nothing already committed and
 re-running a source skips what landed before. Zones, scaling to camera pixels and the frame building run
 once per batch, vectorised.
@@ -25,7 +26,7 @@ from ingestion.detectors import Detector, Tracks
 from ingestion.schema import DETECTION_SCHEMA, HEALTH_WINDOW_SECONDS, epoch_us
 from ingestion.site import Site
 from ingestion.video.health import HealthRecorder, window_floor
-from ingestion.video.motion import ForegroundModel, box_core, box_foreground_share, mask_scale
+from ingestion.video.motion import ForegroundModel
 from ingestion.video.sources import Frame, VideoSourceError
 from ingestion.warehouse.base import LandingResult, Warehouse
 from ingestion.zones import assign_zones
@@ -119,6 +120,7 @@ class VideoPipeline:
         prefix = f"{self.source_name}:{camera_id}:{source.start_time:%Y-%m-%dT%H-%M-%S.%fZ}"
         base_id = track_id_base(source.start_time)
         chunk: _Chunk | None = None
+        live = np.empty((0, 4), np.float32)  # the last frame's tracked boxes: their background is frozen
         try:
             for frame in source.frames(health):
                 k = int((frame.ts - origin).total_seconds() // self.batch_seconds)
@@ -128,9 +130,10 @@ class VideoPipeline:
                 if chunk is None:
                     chunk = _Chunk(k, [], [], [], [])
                 started = time.perf_counter()
-                mask = self.foreground.apply(frame.image)
+                mask = self.foreground.apply(frame.image, freeze=live)
                 tracks = self.detector.update(frame.image, mask)
-                motion = box_foreground_share(mask, box_core(tracks.xywh) * mask_scale(mask, frame.image))
+                motion = self.foreground.motion_score(tracks.xywh, frame.image)
+                live = self.detector.freeze_boxes(tracks)
                 health.processed(frame.ts, (time.perf_counter() - started) * 1000.0)
                 n = len(tracks)
                 ts_us = epoch_us(frame.ts)
