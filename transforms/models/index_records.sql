@@ -113,7 +113,7 @@ SELECT
   b.scheduled_end,
   CAST(b.working_seconds AS DOUBLE) AS working_seconds,
   pb.actual_start,
-  pb.actual_end,
+  CAST(pb.actual_end AS TIMESTAMPTZ) AS actual_end,
   -- CASE keeps null without presence (GREATEST skips nulls on both engines).
   CASE WHEN pb.actual_start IS NOT NULL
     THEN GREATEST(CAST(@epoch_us(pb.actual_start) - @epoch_us(b.scheduled_start) AS DOUBLE) / 1000000, 0)
