@@ -12,16 +12,23 @@ from ingestion.transform import TRANSFORMS_DIR, mart_models, sqlmesh_context, ti
 
 NAME = re.compile(r"MODEL\s*\(\s*name\s+([\w.]+)", re.S)
 TIME_RANGE = re.compile(r"kind\s+INCREMENTAL_BY_TIME_RANGE\s*\(\s*time_column\s+\(?\s*(\w+)", re.S | re.I)
+PY_NAME = re.compile(r"@model\(\s*\"([\w.]+)\"")  # Python models (transforms/models/*.py)
+PY_TIME_RANGE = re.compile(r"INCREMENTAL_BY_TIME_RANGE,\s*time_column=\"(\w+)\"")
 
 
 def _files() -> dict[str, str | None]:
-    """schema.table -> time column (None when not incremental by time range), from the .sql files."""
+    """schema.table -> time column (None when not incremental by time range), from the model files."""
     out = {}
     for path in sorted((TRANSFORMS_DIR / "models").glob("*.sql")):
         text = path.read_text()
         name = NAME.search(text).group(1)
         match = TIME_RANGE.search(text)
         out[name] = match.group(1) if match else None
+    for path in sorted((TRANSFORMS_DIR / "models").glob("*.py")):
+        text = path.read_text()
+        if name := PY_NAME.search(text):
+            match = PY_TIME_RANGE.search(text)
+            out[name.group(1)] = match.group(1) if match else None
     return out
 
 
