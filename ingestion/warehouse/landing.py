@@ -236,6 +236,7 @@ class SqlWarehouse(Warehouse):
         day (its dated changes and overrides); returns the rows written. The only way a stored day changes."""
         days = [start_day + timedelta(days=i) for i in range((end_day - start_day).days + 1)]
         with self._transaction():
+            self._lock_timeline()
             delete = "DELETE FROM ref.index_timeline WHERE date BETWEEN {p} AND {p}"
             self._execute(self._sql(delete), (start_day, end_day))
             return self._insert_timeline(days)
@@ -244,6 +245,7 @@ class SqlWarehouse(Warehouse):
         if not days:
             return 0
         with self._transaction():
+            self._lock_timeline()
             existing = {
                 r[0]
                 for r in self._fetch(
@@ -252,6 +254,10 @@ class SqlWarehouse(Warehouse):
                 )
             }
             return self._insert_timeline([d for d in days if d not in existing])
+
+    def _lock_timeline(self) -> None:
+        """Serialise check-then-insert of ref.index_timeline between concurrent landings (camera-day runs of
+        one day on several workers). DuckDB has a single writer; PostgreSQL takes a transaction lock."""
 
     def _insert_timeline(self, days: list[date]) -> int:
         blocks = [b for d in days for b in self.site.index_timeline(d)]

@@ -54,6 +54,10 @@ class PostgresWarehouse(SqlWarehouse):
     def _fetch(self, sql_text: str, params: tuple | list | None = None) -> list[tuple]:
         return self.conn.execute(sql_text, params).fetchall()
 
+    def _lock_timeline(self) -> None:
+        # Released at commit; without it two camera-days of one new day both insert its blocks.
+        self._execute("SELECT pg_advisory_xact_lock(hashtext('sightline.ref.index_timeline'))")
+
     def _begin(self) -> None:
         self.conn.execute("BEGIN")
 
