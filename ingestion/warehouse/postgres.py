@@ -54,6 +54,25 @@ class PostgresWarehouse(SqlWarehouse):
     def _fetch(self, sql_text: str, params: tuple | list | None = None) -> list[tuple]:
         return self.conn.execute(sql_text, params).fetchall()
 
+    def append_batch(self, *args, **kwargs):
+        return self._retrying_deadlock(super().append_batch, *args, **kwargs)
+
+    def replace_partition(self, *args, **kwargs):
+        return self._retrying_deadlock(super().replace_partition, *args, **kwargs)
+
+    def _retrying_deadlock(self, land, *args, **kwargs):
+        """Run a landing transaction again when PostgreSQL aborted it as a deadlock victim: TimescaleDB's
+        columnstore policy job locks a chunk exclusively while it compresses it, and a landing that holds
+        the same chunk can meet it in the opposite order. The aborted transaction rolled back whole, so a
+        new attempt is safe (and idempotent: the ledger decides what lands)."""
+        for attempt in range(1, 4):
+            try:
+                return land(*args, **kwargs)
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 3 or self._tx_depth:  # inside an outer transaction: the caller decides
+                    raise
+                log.warning("landing was chosen as a deadlock victim (attempt %d of 3); again", attempt)
+
     def _lock_timeline(self) -> None:
         # Released at commit; without it two camera-days of one new day both insert its blocks.
         self._execute("SELECT pg_advisory_xact_lock(hashtext('sightline.ref.index_timeline'))")
