@@ -165,9 +165,11 @@ class DetectionSourceResource(dg.ConfigurableResource):
             if site.local_day(seg.start_time) == day
         ]
         landed = rejected = health = 0
+        # One pipeline for the camera-day, segments in time order: a segment that starts where the previous
+        # one ended continues its background model and tracks (VideoPipeline.continues).
+        detector = make_detector(self.detector, fps=self.fps, weights=self.weights)
+        pipeline = VideoPipeline(wh, site, camera_id, detector, fps=self.fps, source_name="segments")
         for seg in segments:
-            detector = make_detector(self.detector, fps=self.fps, weights=self.weights)
-            pipeline = VideoPipeline(wh, site, camera_id, detector, fps=self.fps, source_name="segments")
             report = pipeline.run(VideoFileSource(seg.path, seg.start_time, target_fps=self.fps))
             landed, rejected, health = (
                 landed + report.landed,

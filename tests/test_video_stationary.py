@@ -106,3 +106,46 @@ def test_a_person_who_stops_stays_foreground_only_while_their_box_is_frozen(free
         assert max(motion) < 0.05  # still: idle
     else:
         assert len(tracks) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_still_worker_across_segment_cuts_keeps_one_track_and_one_session(tmp_path, site):
+    """The recording is cut into 20 s segments while the worker stands still (issue 10). Each segment
+    continues the previous one (`VideoPipeline.continues`): the background model and the tracks carry
+    over, so the worker is one track and one session with their dwell and idle time. With a fresh
+    background model and tracker per segment, the still figure is in the first frame of the next
+    segment, becomes background, and the visit ends at the first cut (a new track appears only when they
+    walk out)."""
+    from ingestion.transform import build_marts
+
+    scene = render_stationary_worker(
+        site, tmp_path / "video", camera_id="CAM01", day=DAY, still_seconds=60, fps=FPS, scale=0.25,
+        segment_seconds=20,
+    )
+    assert len(scene.segments) >= 4  # the still minute spans at least two cuts
+    truth = scene.sessions
+    assert truth.height == 1
+    zone = truth["zone_id"][0]
+
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    argv = ["ingest", "segments", str(tmp_path / "video"), "--cameras", "CAM01", "--detector", "motion"]
+    assert main([*argv, "--fps", str(FPS), "--warehouse", url]) == 0
+    with connect(url, site) as wh:
+        tracks = wh.query(
+            "SELECT track_id, MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM raw.detections "
+            "WHERE camera_id = 'CAM01' GROUP BY track_id"
+        )
+    # One track from entry to exit across every cut (a blip of a second where they step off the frozen
+    # spot is not a visit: sessions drop it, min_session_seconds).
+    long = tracks.filter((pl.col("last_ts") - pl.col("first_ts")).dt.total_seconds() >= 3)
+    assert long.height == 1, f"expected one track across the cuts, got:\n{tracks}"
+    build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
+    with connect(url, site) as wh:
+        detected = wh.query(
+            "SELECT zone_id, duration_seconds, total_idle_seconds FROM analytics.sessions "
+            "WHERE camera_id = 'CAM01'"
+        )
+    assert detected.height == 1 and detected["zone_id"][0] == zone, str(detected)
+    assert detected["duration_seconds"][0] == pytest.approx(truth["duration_seconds"][0], rel=0.05)
+    assert detected["total_idle_seconds"][0] == pytest.approx(truth["total_idle_seconds"][0], rel=0.05)

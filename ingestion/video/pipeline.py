@@ -33,9 +33,12 @@ from ingestion.zones import assign_zones
 
 log = logging.getLogger(__name__)
 
-# Track ids restart at 1 for every source; offsetting them by the source's start (epoch seconds) keeps
-# them unique per camera per day and stable across re-runs.
+# Track ids restart at 1 for every run of contiguous sources; offsetting them by the start of the run's first
+# source (epoch seconds) keeps them unique per camera per day and stable across re-runs.
 TRACK_ID_STRIDE = 1_000_000
+# A source starting at most this long after the previous source's last frame (same pipeline, same camera)
+# continues it: the background model and the tracks carry over (recorded segments are cut from one stream).
+CONTINUE_GAP_SECONDS = 2.0
 
 
 class FrameSource(Protocol):
@@ -107,6 +110,22 @@ class VideoPipeline:
         self.on_frame = on_frame
         self.on_batch = on_batch
         self.foreground = ForegroundModel(fps)
+        self._last_ts: datetime | None = None  # last processed frame of the previous source
+        self._base_id = 0
+        self._live = np.empty((0, 4), np.float32)  # the last frame's tracked boxes: their background is frozen
+
+    def continues(self, start_time: datetime) -> bool:
+        """Whether a source starting at `start_time` continues the previous one run by this pipeline: it
+        starts after that source's last frame, at most CONTINUE_GAP_SECONDS later (the next segment of
+        a recording). Then the background model and the tracker's state carry over and a person keeps
+        their track id across the cut, instead of every segment boundary splitting each visit in two
+        (and a fresh background absorbing whoever stands still at the cut). The rows of a source
+        depend only on it and the contiguous sources before it, which a camera-day run always
+        processes in order, so a re-run gives the same rows."""
+        if self._last_ts is None:
+            return False
+        gap = (start_time - self._last_ts).total_seconds()
+        return 0 < gap <= CONTINUE_GAP_SECONDS
 
     def run(self, source: FrameSource) -> IngestReport:
         """Process and land the whole source. Raises VideoSourceError (after landing every decoded frame
@@ -114,13 +133,18 @@ class VideoPipeline:
         camera_id = self.camera.id
         report = IngestReport(source.label, camera_id)
         health = HealthRecorder(camera_id)
-        self.detector.reset()
-        self.foreground.reset()
+        if not self.continues(source.start_time):
+            self.detector.reset()
+            self.foreground.reset()
+            self._base_id = track_id_base(source.start_time)
+            self._live = np.empty((0, 4), np.float32)
+        self._last_ts = None  # a failed source is not continued
         origin = window_floor(source.start_time)
         prefix = f"{self.source_name}:{camera_id}:{source.start_time:%Y-%m-%dT%H-%M-%S.%fZ}"
-        base_id = track_id_base(source.start_time)
+        base_id = self._base_id
         chunk: _Chunk | None = None
-        live = np.empty((0, 4), np.float32)  # the last frame's tracked boxes: their background is frozen
+        live = self._live
+        last_ts: datetime | None = None
         try:
             for frame in source.frames(health):
                 k = int((frame.ts - origin).total_seconds() // self.batch_seconds)
@@ -144,6 +168,7 @@ class VideoPipeline:
                 )
                 chunk.motion.append(motion)
                 chunk.frame_size = (frame.image.shape[1], frame.image.shape[0])
+                last_ts = frame.ts
                 report.frames_processed += 1
                 report.detections += n
                 if self.on_frame is not None:
@@ -177,6 +202,7 @@ class VideoPipeline:
         if chunk is not None:
             self._land(report, prefix, origin, chunk, health)
         self._land_health_only(report, prefix, health)
+        self._last_ts, self._live = last_ts, live
         return report
 
     def _land(

@@ -223,16 +223,20 @@ def run_segments(args: argparse.Namespace) -> int:
         with connect(args.warehouse, site) as wh:
             wh.require_setup()
             wh.load_reference()
-            for seg in segments:
-                pipeline = VideoPipeline(
-                    wh,
-                    site,
-                    seg.camera_id,
-                    detector,
-                    fps=args.fps,
-                    batch_seconds=args.batch_seconds,
-                    on_frame=progress.on_frame,
-                )
+            pipeline = None
+            for seg in segments:  # sorted by camera and start time
+                if pipeline is None or pipeline.camera.id != seg.camera_id:
+                    # One pipeline per camera: a segment that starts where the previous one ended continues
+                    # its background model and tracks (VideoPipeline.continues).
+                    pipeline = VideoPipeline(
+                        wh,
+                        site,
+                        seg.camera_id,
+                        detector,
+                        fps=args.fps,
+                        batch_seconds=args.batch_seconds,
+                        on_frame=progress.on_frame,
+                    )
                 try:
                     report = pipeline.run(VideoFileSource(seg.path, seg.start_time, target_fps=args.fps))
                 except VideoSourceError as exc:
