@@ -1,7 +1,8 @@
 """Visitors: join the track fragments of one person before sessionizing (DESIGN.md, "Visitors").
 
 A real tracker breaks one person's path into several track ids (ID switches, occlusions, missed
-frames, a fresh tracker per recorded segment). Track B continues track A (same camera) when
+frames, a gap in a recording: contiguous segments continue their tracks, `VideoPipeline.continues`).
+Track B continues track A (same camera) when
 
 - B starts after A ends, within `max_gap_seconds` (0 < gap <= max_gap),
 - B's first position is near where A was heading: A's last position extrapolated by A's last velocity

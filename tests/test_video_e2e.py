@@ -23,7 +23,7 @@ def test_rendered_video_through_motion_detection_and_sqlmesh_matches_ground_trut
 
     rendered = tmp_path / "video"
     # Two minutes of all four cameras at 640x360, 5 fps, in 1-minute segments (segment boundaries
-    # are part of the test: tracks restart at each one).
+    # are part of the test: the second segment of each camera continues the first one's tracks).
     result = render_video(
         site, rendered, day=DAY, window=(time(8), time(8, 2)), scale=0.5, segment_seconds=60
     )

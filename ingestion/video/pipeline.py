@@ -7,6 +7,9 @@ arrays and land through `Warehouse.append_batch` every `batch_seconds` of video 
 (`<source>:<camera>:<source start>:<chunk index>`), so a crash loses nothing already committed and
 re-running a source skips what landed before. Zones, scaling to camera pixels and the frame building run
 once per batch, vectorised.
+
+One pipeline runs the sources of one camera in time order: a source that starts where the previous one
+ended (the next recorded segment) continues its background model, tracks and track ids (`continues`).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class VideoPipeline:
         self.foreground = ForegroundModel(fps)
         self._last_ts: datetime | None = None  # last processed frame of the previous source
         self._base_id = 0
-        self._live = np.empty((0, 4), np.float32)  # the last frame's tracked boxes: their background is frozen
+        self._live = np.empty((0, 4), np.float32)  # last tracked boxes: their background is frozen
 
     def continues(self, start_time: datetime) -> bool:
         """Whether a source starting at `start_time` continues the previous one run by this pipeline: it
