@@ -109,6 +109,27 @@ def test_file_source_samples_by_time_and_stamps_capture_times(
 # ----------------------------------------------------------------------------------- landing
 
 
+def test_a_source_continues_the_previous_one_only_when_it_starts_right_after_it(duckdb_url, site, tmp_path):
+    """Recorded segments cut from one stream continue each other (background model, tracks, ids); after
+    a gap, an earlier start or a failed source, the next source starts afresh."""
+    _write_numbered_video(tmp_path / "clip.avi", 10, 5.0, size=(160, 90))
+    start = datetime(2025, 1, 15, 1, tzinfo=UTC)
+    with connect(duckdb_url, site) as wh:
+        wh.setup()
+        pipeline = _pipeline(wh, site)
+        assert not pipeline.continues(start)  # nothing ran yet
+        pipeline.run(VideoFileSource(tmp_path / "clip.avi", start, target_fps=5.0))
+        last = start + timedelta(seconds=9 / 5)  # its tenth frame
+        assert pipeline.continues(last + timedelta(seconds=0.2))  # the next segment
+        assert pipeline.continues(last + timedelta(seconds=2))
+        assert not pipeline.continues(last + timedelta(seconds=2.5))  # a gap in the recording
+        assert not pipeline.continues(last)  # not after the last frame
+        assert not pipeline.continues(start)
+        with pytest.raises(VideoSourceError):
+            pipeline.run(VideoFileSource(tmp_path / "missing.avi", last + timedelta(seconds=0.2)))
+        assert not pipeline.continues(last + timedelta(seconds=0.4))  # a failed source is not continued
+
+
 def test_video_lands_tracked_detections_with_zones_motion_and_health(warehouse_url, site, rendered):
     truth = pl.read_parquet(rendered / "ground_truth" / "detections.parquet").filter(
         pl.col("camera_id") == "CAM01"
