@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingestion.detectors import make_detector  # noqa: E402
+from ingestion.detectors.foreground import ForegroundModel  # noqa: E402
 from ingestion.simulate.render import render_video  # noqa: E402
 from ingestion.site import load_site  # noqa: E402
-from ingestion.video.motion import ForegroundModel  # noqa: E402
 
 PROCESS_FPS = 5.0
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ingestion.detectors import Tracks, make_detector
+from ingestion.detectors.foreground import ForegroundModel, box_foreground_share
 from ingestion.detectors.motion import MotionDetector
-from ingestion.video.motion import ForegroundModel, box_foreground_share
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,3 +156,23 @@ def test_yolo_rows_land_through_the_video_pipeline(random_yolo, tmp_path, site):
     per_track = rows.group_by("track_id").len()
     assert per_track["len"].max() == 5  # ids persist over the (identical) frames
     assert rows["class_id"].is_between(0, 79).all()
+
+
+def test_detectors_import_nothing_from_the_video_pipeline():
+    """ingestion.detectors is below ingestion.video (the pipeline uses detectors, not the other way round):
+    no module of the package imports ingestion.video (issue 15)."""
+    import ast
+    from pathlib import Path
+
+    import ingestion.detectors
+
+    package = Path(ingestion.detectors.__file__).parent
+    offenders = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("ingestion.video")]
+    assert len(list(package.glob("*.py"))) >= 5
+    assert offenders == []

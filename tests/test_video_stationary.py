@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ingestion.detectors.foreground import ForegroundModel
 from ingestion.detectors.motion import MotionDetector
 from ingestion.simulate.render import render_stationary_worker
-from ingestion.video.motion import ForegroundModel
 from ingestion.warehouse import connect
 from orchestration.cli import main
 

@@ -6,7 +6,8 @@ which one runs.
   one-to-one), for sites without weights (and for the simulator's rendered video).
 
 Both receive the frame *and* the pipeline's foreground mask: the background subtraction runs once per frame
-(`ingestion.video.motion.ForegroundModel`) and feeds both the motion detector and every box's motion score.
+(`ingestion.detectors.foreground.ForegroundModel`, here so that detectors need nothing from
+`ingestion.video`) and feeds both the motion detector and every box's motion score.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 
 from ingestion.detectors import Tracks
 from ingestion.detectors.blob_tracker import BlobTracker, iou_xyxy
-from ingestion.video.motion import box_foreground_share, mask_scale
+from ingestion.detectors.foreground import box_foreground_share, mask_scale
 
 
 class MotionDetector:

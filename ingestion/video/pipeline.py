@@ -26,10 +26,10 @@ import numpy as np
 import polars as pl
 
 from ingestion.detectors import Detector, Tracks
+from ingestion.detectors.foreground import ForegroundModel
 from ingestion.schema import DETECTION_SCHEMA, HEALTH_WINDOW_SECONDS, epoch_us
 from ingestion.site import Site
 from ingestion.video.health import HealthRecorder, window_floor
-from ingestion.video.motion import ForegroundModel
 from ingestion.video.sources import Frame, VideoSourceError
 from ingestion.warehouse.base import LandingResult, Warehouse
 from ingestion.zones import assign_zones
