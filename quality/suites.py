@@ -16,21 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestion.vocabulary import ANOMALY_TYPES, COMPLETION_STATUSES, SESSION_STATUSES, SEVERITIES, ZONE_TYPES
 from quality.partition import Partition
 from quality.results import CRITICAL, WARN
 
-SESSION_STATUSES = ["completed", "interrupted", "active"]
-COMPLETION_STATUSES = ["on_time", "delayed", "overrun", "incomplete"]
-ANOMALY_TYPES = [
-    "excessive_idle",
-    "zone_overflow",
-    "zone_empty",
-    "restricted_zone_entry",
-    "after_hours_presence",
-    "camera_down",
-]
-ANOMALY_SEVERITIES = ["info", "warning", "error", "critical"]  # ingestion.alerts.rules.SEVERITIES
-ZONE_TYPES = ["work_area", "inspection", "break_area", "restricted"]
 # Float sums computed two ways (e.g. active + idle vs duration) may differ by rounding only.
 SECONDS_TOLERANCE = 1e-3
 # A camera's detections must cover its working day to within this many minutes at either end.
@@ -381,7 +370,7 @@ def _anomalies_values(p: Partition) -> list[Expect]:
     return [
         *_not_null(["anomaly_id", "anomaly_type", "severity", "ts", "camera_id", "description"]),
         _in_set("anomaly_type", ANOMALY_TYPES, "anomaly_type is one the marts know"),
-        _in_set("severity", ANOMALY_SEVERITIES, "severity is info, warning, error or critical"),
+        _in_set("severity", SEVERITIES, "severity is info, warning, error or critical"),
         _in_set("camera_id", list(p.site.camera_ids), "camera_id is a camera of the site"),
         _in_set("zone_id", p.zone_ids(), "zone_id is a zone of the site (or null)"),
         Expect(

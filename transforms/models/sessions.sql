@@ -9,7 +9,7 @@ MODEL (
   audits (
     unique_values(columns := (session_id)),
     not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, status)),
-    accepted_values(column := status, is_in := ('completed', 'interrupted', 'active')),
+    accepted_values(column := status, is_in := @enum_values('session_status')),
     session_times_consistent,
     no_overlapping_sessions
   ),
@@ -40,7 +40,7 @@ MODEL (
   )
 );
 
-@DEF(gap_us, CAST(ROUND(@session_gap_seconds * 1000000) AS BIGINT));
+@DEF(gap_us, @seconds_to_us(@session_gap_seconds));
 
 WITH links AS (
   /* The visitor of every track that can appear below (tracks first seen up to a day and the lookahead
@@ -163,10 +163,10 @@ SELECT
   v.worker_id,
   v.entry_time,
   v.exit_time,
-  CAST(@epoch_us(v.exit_time) - v.entry_us AS DOUBLE) / 1000000 AS duration_seconds,
-  CAST(v.active_us AS DOUBLE) / 1000000 AS total_active_seconds,
-  CAST(v.idle_us AS DOUBLE) / 1000000 AS total_idle_seconds,
-  CAST(v.max_idle_us AS DOUBLE) / 1000000 AS max_idle_streak_seconds,
+  @us_to_seconds(@epoch_us(v.exit_time) - v.entry_us) AS duration_seconds,
+  @us_to_seconds(v.active_us) AS total_active_seconds,
+  @us_to_seconds(v.idle_us) AS total_idle_seconds,
+  @us_to_seconds(v.max_idle_us) AS max_idle_streak_seconds,
   v.idle_streak_start AS max_idle_streak_start,
   CAST(v.samples AS BIGINT) AS samples,
   it.index_number,
@@ -177,8 +177,8 @@ SELECT
       THEN 'active'
     ELSE 'interrupted'
   END AS status,
-  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = v.zone_id) AS zone_name,
-  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = v.camera_id) AS camera_name,
+  @zone_name(v.zone_id) AS zone_name,
+  @camera_name(v.camera_id) AS camera_name,
   @local_ts(v.entry_time) AS entry_time_local,
   @local_ts(v.exit_time) AS exit_time_local
 FROM visits AS v
@@ -191,4 +191,4 @@ LEFT JOIN ref.index_timeline AS it
 WHERE
   v.entry_time >= @batch_start()
   AND v.entry_time < @batch_end()
-  AND @epoch_us(v.exit_time) - v.entry_us >= CAST(ROUND(@min_session_seconds * 1000000) AS BIGINT)
+  AND @epoch_us(v.exit_time) - v.entry_us >= @seconds_to_us(@min_session_seconds)
