@@ -161,7 +161,7 @@ WITH expected_windows AS (
     @health_window_start(first_window) AS ts,
     @health_window_start(end_window) AS ts_end,
     camera_id, CAST(NULL AS VARCHAR) AS zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
-    'Camera ' || COALESCE((SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = outages.camera_id), '?')
+    'Camera ' || COALESCE(@camera_name(outages.camera_id), '?')
       || ' (' || camera_id || ') delivered no frames for ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR)
       || ' s of working time' AS description,
     @json_dict('seconds', CAST(windows * @health_window_seconds AS BIGINT), 'threshold_seconds', @camera_down_seconds)
