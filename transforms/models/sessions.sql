@@ -25,7 +25,7 @@ MODEL (
     entry_time = 'first sample of the visit (UTC)',
     exit_time = 'last sample of the visit (UTC)',
     duration_seconds = 'exit_time - entry_time',
-    total_active_seconds = 'time between consecutive samples whose earlier sample moved (motion_score >= idle_motion_score), each gap capped at session_gap_seconds',
+    total_active_seconds = 'time between consecutive samples whose earlier sample moved (motion_score >= idle_motion_score), each step at most session_gap_seconds (a longer one ends the visit)',
     total_idle_seconds = 'the same for samples below idle_motion_score; active + idle = duration',
     max_idle_streak_seconds = 'longest uninterrupted idle stretch of the visit',
     max_idle_streak_start = 'when that stretch began (UTC)',
@@ -102,10 +102,11 @@ WITH links AS (
   FROM starts
   WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), steps AS (
-  /* The step from each sample to the next one of the same visit, capped at the gap. */
+  /* The step from each sample to the next one of the same visit: at most the gap, since a longer step
+     starts a new visit (transforms/tests/test_sessions_steps.yaml). */
   SELECT
     *,
-    CASE WHEN next_visit_start = 0 THEN LEAST(next_us - ts_us, @gap_us) ELSE 0 END AS step_us,
+    CASE WHEN next_visit_start = 0 THEN next_us - ts_us ELSE 0 END AS step_us,
     CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track
   FROM numbered
 ), runs AS (
