@@ -103,4 +103,5 @@ def test_enumerations_have_one_source(ctx):
         ("index_records", "completion_status"): "@enum_values('completion_status')",
         ("zone_presence", "scope"): "('zone', 'camera')",
         ("zones", "zone_type"): "@enum_values('zone_type')",
+        ("daily_zone_stats", "zone_type"): "@enum_values('zone_type')",
     }

@@ -6,7 +6,11 @@ MODEL (
     unique_values(columns := (anomaly_id)),
     not_null(columns := (anomaly_id, anomaly_type, severity, ts, camera_id, description, metadata)),
     accepted_values(column := anomaly_type, is_in := @enum_values('anomaly_type')),
-    accepted_values(column := severity, is_in := @enum_values('severity'))
+    accepted_values(column := severity, is_in := @enum_values('severity')),
+    known_ids(column := camera_id, source := ref.cameras),
+    known_ids(column := zone_id, source := ref.zones),
+    index_number_in_timeline(date_column := local_date),
+    forall(criteria := (ts_end >= ts, local_date = @local_date(ts)))
   ),
   description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time; ts_end is when working time begins or the visit ends, whichever is first, so duration_seconds is the part outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
   column_descriptions (

@@ -10,7 +10,15 @@ MODEL (
     accepted_range(column := start_delay_seconds, min_v := 0),
     accepted_range(column := productivity_score, min_v := 0, max_v := 1),
     accepted_range(column := total_active_seconds, min_v := 0),
-    accepted_range(column := total_idle_seconds, min_v := 0)
+    accepted_range(column := total_idle_seconds, min_v := 0),
+    accepted_range(column := total_workers, min_v := 0),
+    accepted_range(column := anomalies_count, min_v := 0),
+    index_number_in_timeline(date_column := date),
+    forall(criteria := (
+      scheduled_end > scheduled_start,
+      actual_end >= actual_start,
+      ABS(productivity_score - total_active_seconds / (total_active_seconds + total_idle_seconds)) <= 1e-6
+    ))
   ),
   description 'One row per workday and index block (analytics.index_blocks): the scheduled and actual start and end, the workers and active/idle time per zone, and how the block went. A session counts in a block for the part of it inside the block [scheduled_start, scheduled_end) (breaks the block meets included); its active and idle seconds are split in proportion to that part.',
   column_descriptions (

@@ -8,8 +8,12 @@ MODEL (
   grain session_id,
   audits (
     unique_values(columns := (session_id)),
-    not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, status)),
+    unique_combination_of_columns(columns := (camera_id, track_id, entry_time)),
+    not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, duration_seconds, total_active_seconds, total_idle_seconds, status)),
     accepted_values(column := status, is_in := @enum_values('session_status')),
+    known_ids(column := zone_id, source := ref.zones),
+    index_number_in_timeline(date_column := local_date),
+    forall(criteria := (local_date = @local_date(entry_time))),
     session_times_consistent,
     no_overlapping_sessions
   ),
