@@ -36,9 +36,9 @@ SELECT
   CAST(COUNT(DISTINCT track_id) AS BIGINT) AS tracks,
   CAST(SUM(CASE WHEN is_active THEN 1 ELSE 0 END) AS BIGINT) AS active_samples,
   AVG(CAST(motion_score AS DOUBLE)) AS mean_motion_score,
-  @camera_name(stg_detections.camera_id) AS camera_name,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = stg_detections.camera_id) AS camera_name,
   @local_ts(@utc_trunc('hour', ts)) AS hour_start_local,
-  @local_hour(@utc_trunc('hour', ts)) AS local_hour
+  CAST(EXTRACT(HOUR FROM @local_ts(@utc_trunc('hour', ts))) AS INT) AS local_hour
 FROM staging.stg_detections
 WHERE ts >= @batch_start() AND ts < @batch_end()
 GROUP BY camera_id, @utc_trunc('hour', ts), CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT), CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT)

@@ -79,7 +79,8 @@ WITH hours AS (
 ), health AS (
   SELECT
     h.hour_start, ch.camera_id,
-    COUNT(DISTINCT CASE WHEN ch.frames_read > 0 THEN @health_window(ch.window_start) END) AS windows_up
+    COUNT(DISTINCT CASE WHEN ch.frames_read > 0
+      THEN CAST(FLOOR(@epoch_us(ch.window_start) / (@health_window_seconds * 1000000)) AS BIGINT) END) AS windows_up
   FROM hours AS h
   JOIN raw.camera_health AS ch ON ch.window_start >= h.hour_start AND ch.window_start < h.hour_end
   WHERE ch.window_start >= @batch_start() AND ch.window_start < @batch_end()
@@ -87,7 +88,7 @@ WITH hours AS (
 )
 SELECT
   h.local_date,
-  @local_hour(h.hour_start) AS local_hour,
+  CAST(EXTRACT(HOUR FROM @local_ts(h.hour_start)) AS INT) AS local_hour,
   h.hour_start,
   h.hour_end,
   @local_ts(h.hour_start) AS hour_start_local,
@@ -96,10 +97,10 @@ SELECT
   z.zone_type,
   z.camera_id,
   c.name AS camera_name,
-  @us_to_seconds(COALESCE(pr.scheduled_us, 0)) AS scheduled_seconds,
-  @us_to_seconds(COALESCE(pr.occupied_us, 0)) AS occupied_seconds,
-  @us_to_seconds(COALESCE(pr.occupied_working_us, 0)) AS occupied_working_seconds,
-  @us_to_seconds(COALESCE(pr.person_us, 0)) AS person_seconds,
+  CAST(COALESCE(pr.scheduled_us, 0) AS DOUBLE) / 1000000 AS scheduled_seconds,
+  CAST(COALESCE(pr.occupied_us, 0) AS DOUBLE) / 1000000 AS occupied_seconds,
+  CAST(COALESCE(pr.occupied_working_us, 0) AS DOUBLE) / 1000000 AS occupied_working_seconds,
+  CAST(COALESCE(pr.person_us, 0) AS DOUBLE) / 1000000 AS person_seconds,
   CAST(pr.occupied_working_us AS DOUBLE) / NULLIF(CAST(pr.scheduled_us AS DOUBLE), 0) AS utilization,
   CAST(COALESCE(ss.sessions, 0) AS BIGINT) AS sessions,
   CAST(COALESCE(ss.dwell_seconds, 0) AS DOUBLE) AS total_dwell_seconds,
@@ -108,7 +109,11 @@ SELECT
   CAST(COALESCE(ss.idle_seconds, 0) AS DOUBLE) AS idle_seconds,
   ss.active_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS productivity,
   ss.idle_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS idle_ratio,
-  @uptime(hl.windows_up, h.hour_start, h.hour_end) AS camera_uptime
+  LEAST(
+    CAST(COALESCE(hl.windows_up, 0) AS DOUBLE)
+      / (CAST(@epoch_us(h.hour_end) - @epoch_us(h.hour_start) AS DOUBLE) / (@health_window_seconds * 1000000)),
+    1.0
+  ) AS camera_uptime
 FROM hours AS h
 CROSS JOIN ref.zones AS z
 LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id
