@@ -186,18 +186,26 @@ class StreamLander:
         if rows.height == 0:
             return pl.DataFrame(schema=schema)
         cols = ", ".join(f"d.{c}" for c in _VALUE_COLUMNS)
-        ts_us = rows["ts"].dt.epoch("us")
-        params = [rows["camera_id"].to_list(), ts_us.to_list(), rows["track_id"].to_list(),
-                  rows["ts"].min(), rows["ts"].max()]
-        if wh.backend == "postgres":
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN unnest(%s::text[], %s::bigint[], %s::bigint[]) "
-                   "AS k(camera_id, ts_us, track_id) "
+        # The keys travel as three integer arrays, each one text parameter the server parses (an array of
+        # Python values is converted element by element on the client), the cameras as positions in a
+        # short list of the batch's cameras.
+        pg = wh.backend == "postgres"
+        cameras = rows["camera_id"].unique().sort()
+        positions = rows["camera_id"].replace_strict(cameras, pl.int_range(1, cameras.len() + 1, eager=True),
+                                                     return_dtype=pl.Int64)
+        params = [cameras.to_list(), _int_array(positions, pg), _int_array(rows["ts"].dt.epoch("us"), pg),
+                  _int_array(rows["track_id"], pg), rows["ts"].min(), rows["ts"].max()]
+        if pg:
+            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (%s::text[])[u.c] AS camera_id, "
+                   "u.ts_us, u.track_id FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+                   "AS u(c, ts_us, track_id)) k "
                    "ON d.camera_id = k.camera_id AND d.track_id = k.track_id "
                    "AND d.ts = 'epoch'::timestamptz + k.ts_us * interval '1 microsecond' "
                    "WHERE d.ts BETWEEN %s AND %s")
         else:
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT unnest(?::VARCHAR[]) AS camera_id, "
-                   "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) k "
+            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (?::VARCHAR[])[u.c] AS camera_id, "
+                   "u.ts_us, u.track_id FROM (SELECT unnest(?::INTEGER[]) AS c, "
+                   "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) u) k "
                    "ON d.camera_id = k.camera_id AND d.track_id = k.track_id AND epoch_us(d.ts) = k.ts_us "
                    "WHERE d.ts BETWEEN ? AND ?")
         found = wh.query(sql, params)
@@ -227,6 +235,12 @@ class StreamLander:
         if fresh:
             log.warning("%d malformed messages sent to raw.rejected_detections", len(fresh))
         return len(fresh)
+
+
+def _int_array(values: pl.Series, postgres: bool) -> str:
+    """An integer column as an array literal (PostgreSQL {1,2}, DuckDB [1,2]), built in polars."""
+    body = values.cast(pl.String).str.join(",").item()
+    return f"{{{body}}}" if postgres else f"[{body}]"
 
 
 def _conflict(message: int, camera_id: str, detail: str) -> Rejected:
