@@ -386,14 +386,19 @@ class _Messages:
 
     def per_item_columns(self) -> dict[str, pl.Series]:
         """Each message's fields repeated for each of its items, plus the item's position in it."""
-        counts = np.asarray(self.counts)
-        msg = np.repeat(self.msg_idx, counts)
+        counts = np.asarray(self.counts, dtype=np.int64)
+        starts = np.cumsum(counts) - counts  # each message's first item
+
+        def repeated(values: list, dtype: pl.DataType) -> pl.Series:
+            return pl.Series(np.repeat(np.asarray(values, dtype=object if dtype == pl.String else np.int64),
+                                       counts), dtype=dtype)
+
         return {
-            "_msg": pl.Series(msg, dtype=pl.Int64),
-            "camera_id": pl.Series(np.repeat(np.asarray(self.cams, dtype=object), counts), dtype=pl.String),
-            "ts": pl.Series(np.repeat(self.ts_us, counts), dtype=pl.Int64),
-            "frame_idx": pl.Series(np.repeat(self.frames, counts), dtype=pl.Int64),
-            "_det": pl.int_range(pl.len()).over(pl.Series(msg)),
+            "_msg": repeated(self.msg_idx, pl.Int64),
+            "camera_id": repeated(self.cams, pl.String),
+            "ts": repeated(self.ts_us, pl.Int64),
+            "frame_idx": repeated(self.frames, pl.Int64),
+            "_det": pl.Series(np.arange(counts.sum()) - np.repeat(starts, counts), dtype=pl.Int64),
         }
 
 
