@@ -38,7 +38,10 @@ state; each of these makes its message a dead letter with the reason (issue 11):
 
 A message is valid only as a whole: one bad detection rejects its frame, with the reason naming the
 detection and the rule, and the raw payload is kept in the dead letter so nothing is lost silently.
-Only the loop that decodes JSON runs per message; everything per detection is columnar (Arrow/polars).
+Only the loop that decodes JSON runs per message: our JSON is decoded by msgspec straight into typed
+structs (in C), whose numbers are gathered into columns without Python code per detection; everything
+per detection after that is columnar (numpy/polars). A message the typed decoder refuses takes the strict
+path (`json.loads`, Arrow), which finds and words the reason.
 """
 
 from __future__ import annotations
@@ -119,6 +122,18 @@ class ParsedMessages:
     valid_messages: int = 0
 
 
+def _is_text(value: str) -> bool:
+    """Whether UTF-8 (and so PostgreSQL, DuckDB, Arrow, polars) can hold the string: JSON's \\ud800-style
+    escapes give Python strings with lone surrogates, which it cannot."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def payload_text(payload: bytes) -> str:
     """The payload as storable text: undecodable bytes and NULs (which PostgreSQL text refuses) escaped."""
     return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
@@ -192,8 +207,8 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
     `topics`: the topic each message came on (its camera must match the message's). `sizes`: the size
     each payload had on receipt, where the receiver kept only an `oversized_stub`. `now`: the clock the
     accepted time window is relative to (default: the current time).
-    `fast`: decode our JSON for the whole batch at once in polars (Rust) when every message of it decodes;
-    messages the fast path cannot vouch for take the strict per-message path, which gives the same rows
+    `fast`: decode our JSON with msgspec into typed structs (see `_decode_frame`); messages the fast path
+    cannot vouch for take the strict per-message path, which gives the same rows
     and reasons (tests check both). Never raises on any payload: bad ones become `rejected`."""
     deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
     ctx = _Context(site, frozenset(site.camera_ids), now or datetime.now(UTC), topics)
@@ -410,11 +425,17 @@ def _gather_messages(messages: list[tuple[int, dict]], ctx: _Context,
     out = _Messages()
     cam_key, ts_key, frame_key = keys
     raw_ts = [doc[ts_key] for _, doc in messages]
-    times = ctx.times(pl.Series([v if isinstance(v, str) else None for v in raw_ts], dtype=pl.String))
-    parsed = [(ts, None if isinstance(v, str) else f"must be an ISO-8601 string, got {type(v).__name__}")
-              if problem is None or not isinstance(v, str) else (None, problem)
-              for v, ts, problem in zip(raw_ts, times["ts"].to_list(), times["problem"].to_list(),
-                                        strict=True)]
+    texts = [v if isinstance(v, str) and _is_text(v) else None for v in raw_ts]
+    times = ctx.times(pl.Series(texts, dtype=pl.String))
+    parsed: list[tuple[int | None, str | None]] = []
+    for v, text, ts, problem in zip(raw_ts, texts, times["ts"].to_list(), times["problem"].to_list(),
+                                    strict=True):
+        if text is not None:
+            parsed.append((ts, None) if problem is None else (None, problem))
+        elif isinstance(v, str):
+            parsed.append((None, "must be an ISO-8601 string, got a string with a lone UTF-16 surrogate"))
+        else:
+            parsed.append((None, f"must be an ISO-8601 string, got {type(v).__name__}"))
     for (i, doc), ts in zip(messages, parsed, strict=True):
         fields = _message_fields(doc[cam_key], ts, doc.get(frame_key), ctx, i, keys)
         if len(fields) == 2:
@@ -455,7 +476,7 @@ def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: l
     wrong shape, fall back to converting message by message to find the culprits (the error path only)."""
     try:
         return pa.Table.from_struct_array(pa.array(dets, type=_DETECTION_STRUCT))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, UnicodeEncodeError):
         pass
     parts, start = [], 0
     for i, cam, n in zip(msg_idx, cams, counts, strict=True):
@@ -463,7 +484,7 @@ def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: l
         start += n
         try:
             parts.append(pa.array(chunk, type=_DETECTION_STRUCT))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, UnicodeEncodeError) as exc:
             reasons[i] = (cam, f"detections: {_shape_problem(chunk) or exc}")
             parts.append(pa.nulls(n, type=_DETECTION_STRUCT))  # keeps row alignment; the message is rejected
     return pa.Table.from_struct_array(pa.concat_arrays(parts) if parts else pa.array([], _DETECTION_STRUCT))
@@ -482,6 +503,8 @@ def _shape_problem(detections: list) -> str | None:
             v = det.get(name)
             if v is not None and not isinstance(v, str):
                 return f"[{k}].{name} must be a string or null, got {v!r}"
+            if v is not None and not _is_text(v):
+                return f"[{k}].{name} holds a lone UTF-16 surrogate, which is no text"
     return None
 
 
@@ -489,6 +512,8 @@ def _deepstream_items(doc: dict) -> tuple[list | None, str | None]:
     objs = doc["objects"]
     if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
         return None, "objects must be a list of 'trackingId|left|top|right|bottom|label' strings"
+    if not _is_text("".join(objs)):
+        return None, "objects: a string holds a lone UTF-16 surrogate, which is no text"
     return objs, None
 
 
