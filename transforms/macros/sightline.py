@@ -182,8 +182,9 @@ def jsonb(evaluator, value: exp.Expr) -> exp.Expr:
 # four count people the same way (@people_present).
 
 _SCOPES = {  # scope -> (key column, the scope's rows: its columns in the marts, camera_id among them)
-    "zone": ("zone_id", "SELECT z.zone_id, z.name AS zone_name, z.zone_type, z.camera_id, c.name AS camera_name "
-                        "FROM ref.zones AS z LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id"),
+    "zone": ("zone_id", "SELECT z.zone_id, z.name AS zone_name, z.zone_type, z.camera_id, "
+                        "c.name AS camera_name FROM ref.zones AS z "
+                        "LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id"),
     "camera": ("camera_id", "SELECT c.camera_id, c.name AS camera_name FROM ref.cameras AS c"),
 }
 
@@ -202,7 +203,8 @@ def _scope(scope: exp.Expr) -> tuple[str, str, str]:
 def _expand(evaluator, sql: str) -> exp.Expr:
     """Parse SQL written with the project's macros and variables, rendered here (SQLMesh does not expand the
     macros inside what a macro returns): @periods(), @batch_start(), @batch_end(), @session_lookahead_hours
-    and @health_window_seconds as they are, and <<epoch_us:X>> / <<local_ts:X>> for @epoch_us(X) / @local_ts(X)."""
+    and @health_window_seconds as they are, and <<epoch_us:X>> / <<local_ts:X>> for @epoch_us(X) /
+    @local_ts(X)."""
     def call(m: re.Match) -> str:
         fn = {"epoch_us": epoch_us, "local_ts": local_ts}[m.group(1)]
         return fn(evaluator, exp.maybe_parse(m.group(2), dialect="duckdb")).sql("duckdb")
@@ -257,7 +259,8 @@ def hourly_measures(evaluator, scope: exp.Expr) -> exp.Expr:
     name, key, rows = _scope(scope)
     return _expand(evaluator, f"""(
 WITH hours AS (
-  SELECT local_date, period_start AS hour_start, period_end AS hour_end FROM @periods() AS p WHERE grain = 'hour'
+  SELECT local_date, period_start AS hour_start, period_end AS hour_end
+  FROM @periods() AS p WHERE grain = 'hour'
 ), presence AS (
   SELECT
     h.hour_start, pr.{key},
@@ -269,7 +272,8 @@ WITH hours AS (
   JOIN analytics.zone_presence AS pr
     ON pr.segment_start < h.hour_end AND pr.segment_end > h.hour_start
   CROSS JOIN LATERAL (
-    SELECT <<epoch_us:LEAST(pr.segment_end, h.hour_end)>> - <<epoch_us:GREATEST(pr.segment_start, h.hour_start)>> AS us
+    SELECT <<epoch_us:LEAST(pr.segment_end, h.hour_end)>>
+      - <<epoch_us:GREATEST(pr.segment_start, h.hour_start)>> AS us
   ) AS ov
   WHERE pr.scope = '{name}' AND pr.segment_start >= @batch_start() AND pr.segment_start < @batch_end()
   GROUP BY h.hour_start, pr.{key}
@@ -288,7 +292,8 @@ WITH hours AS (
   SELECT
     h.hour_start, ch.camera_id,
     COUNT(DISTINCT CASE WHEN ch.frames_read > 0
-      THEN CAST(FLOOR(<<epoch_us:ch.window_start>> / (@health_window_seconds * 1000000)) AS BIGINT) END) AS windows_up
+      THEN CAST(FLOOR(<<epoch_us:ch.window_start>> / (@health_window_seconds * 1000000)) AS BIGINT) END)
+      AS windows_up
   FROM hours AS h
   JOIN raw.camera_health AS ch ON ch.window_start >= h.hour_start AND ch.window_start < h.hour_end
   WHERE ch.window_start >= @batch_start() AND ch.window_start < @batch_end()
@@ -315,7 +320,8 @@ SELECT
   ss.idle_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS idle_ratio,
   LEAST(
     CAST(COALESCE(hl.windows_up, 0) AS DOUBLE)
-      / (CAST(<<epoch_us:h.hour_end>> - <<epoch_us:h.hour_start>> AS DOUBLE) / (@health_window_seconds * 1000000)),
+      / (CAST(<<epoch_us:h.hour_end>> - <<epoch_us:h.hour_start>> AS DOUBLE)
+         / (@health_window_seconds * 1000000)),
     1.0
   ) AS camera_uptime,
   CAST(COALESCE(pp.unique_visitors, 0) AS BIGINT) AS unique_visitors
