@@ -5,6 +5,7 @@ workdays, working minutes) comes from SQLMesh variables built from the site conf
 """
 
 import datetime as dt
+import re
 import zoneinfo
 
 from sqlglot import exp
@@ -330,3 +331,184 @@ def at_work(evaluator, zone_type: exp.Expr) -> exp.Expr:
 
     values = ", ".join(f"'{v}'" for v in WORK_ZONE_TYPES)
     return exp.maybe_parse(f"COALESCE({zone_type.sql('duckdb')} IN ({values}), FALSE)", dialect="duckdb")
+
+
+
+
+# ---------------------------------------------------------------- per-scope measures (zone | camera)
+# The hour and day grains of the two scopes share their SQL through these macros: zone_hourly and
+# camera_hourly (@hourly_measures), daily_zone_stats and daily_camera_stats (@day_sums_of_hours), and all
+# four count people the same way (@people_present).
+
+_SCOPES = {  # scope -> (key column, the scope's rows: its columns in the marts, camera_id among them)
+    "zone": ("zone_id", "SELECT z.zone_id, z.name AS zone_name, z.zone_type, z.camera_id, "
+                        "c.name AS camera_name FROM ref.zones AS z "
+                        "LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id"),
+    "camera": ("camera_id", "SELECT c.camera_id, c.name AS camera_name FROM ref.cameras AS c"),
+}
+
+# A person: the upstream identity when known, else the visitor (analytics.track_links: track fragments of
+# one person on one camera, joined). Never the track: a person the tracker broke into fragments is one.
+PERSON_SQL = "COALESCE({s}.worker_id, {s}.camera_id || ':' || CAST({s}.visitor_id AS VARCHAR))"
+
+
+def _scope(scope: exp.Expr) -> tuple[str, str, str]:
+    name = scope.name.lower()
+    if name not in _SCOPES:
+        raise ValueError(f"scope must be one of {sorted(_SCOPES)}, not {name!r}")
+    return (name, *_SCOPES[name])
+
+
+def _expand(evaluator, sql: str) -> exp.Expr:
+    """Parse SQL written with the project's macros and variables, rendered here (SQLMesh does not expand the
+    macros inside what a macro returns): @periods(), @batch_start(), @batch_end(), @session_lookahead_hours
+    and @health_window_seconds as they are, and <<epoch_us:X>> / <<local_ts:X>> for @epoch_us(X) /
+    @local_ts(X)."""
+    def call(m: re.Match) -> str:
+        fn = {"epoch_us": epoch_us, "local_ts": local_ts}[m.group(1)]
+        return fn(evaluator, exp.maybe_parse(m.group(2), dialect="duckdb")).sql("duckdb")
+
+    sql = re.sub(r"<<(epoch_us|local_ts):(.+?)>>", call, sql)
+    for name, value in (("@periods()", periods(evaluator)), ("@batch_start()", batch_start(evaluator)),
+                        ("@batch_end()", batch_end(evaluator))):
+        sql = sql.replace(name, value.sql("duckdb"))
+    sql = sql.replace("@session_lookahead_hours", str(evaluator.var("session_lookahead_hours")))
+    sql = sql.replace("@health_window_seconds", str(evaluator.var("health_window_seconds")))
+    return exp.maybe_parse(sql, dialect="duckdb")
+
+
+@macro()
+def person(evaluator, sessions: exp.Expr) -> exp.Expr:
+    """The person of a session row (alias `sessions`): worker_id when known upstream, else camera:visitor."""
+    return exp.maybe_parse(PERSON_SQL.format(s=sessions.name), dialect="duckdb")
+
+
+def _people_present_sql(grain: str, key: str) -> str:
+    """(period_start, <key>, unique_visitors): distinct people with a visit overlapping each period of
+    `grain` starting inside the batch (visits entered up to a day and the lookahead before it count)."""
+    return f"""(
+  SELECT p.period_start, s.{key}, COUNT(DISTINCT {PERSON_SQL.format(s='s')}) AS unique_visitors
+  FROM @periods() AS p
+  JOIN analytics.sessions AS s ON s.entry_time < p.period_end AND s.exit_time > p.period_start
+  WHERE p.grain = '{grain}'
+    AND s.entry_time < @batch_end()
+    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+    AND s.exit_time > @batch_start()
+  GROUP BY p.period_start, s.{key}
+)"""
+
+
+@macro()
+def people_present(evaluator, grain: exp.Expr, scope: exp.Expr) -> exp.Expr:
+    """Inline table (period_start, zone_id | camera_id, unique_visitors): per hour or site-local day
+    (`grain`) starting in the batch and per zone or camera (`scope`), the distinct people (@person) present
+    at some moment of the period (a visit overlapping it)."""
+    _, key, _ = _scope(scope)
+    return _expand(evaluator, _people_present_sql(grain.name.lower(), key))
+
+
+@macro()
+def hourly_measures(evaluator, scope: exp.Expr) -> exp.Expr:
+    """Inline table: one row per hour starting in the batch and per zone (scope zone: zone_id, zone_name,
+    zone_type, camera_id, camera_name) or camera (scope camera: camera_id, camera_name), every hour of
+    every zone or camera, with the hour's columns (local_date, local_hour, hour_start, hour_end,
+    hour_start_local) and measures (presence from
+    analytics.zone_presence, sessions by entry hour, people present, camera uptime). The body of
+    analytics.zone_hourly and analytics.camera_hourly, whose column comments describe the measures."""
+    name, key, rows = _scope(scope)
+    return _expand(evaluator, f"""(
+WITH hours AS (
+  SELECT local_date, period_start AS hour_start, period_end AS hour_end
+  FROM @periods() AS p WHERE grain = 'hour'
+), presence AS (
+  SELECT
+    h.hour_start, pr.{key},
+    SUM(CASE WHEN pr.people > 0 THEN ov.us ELSE 0 END) AS occupied_us,
+    SUM(CASE WHEN pr.people > 0 AND pr.in_working_time THEN ov.us ELSE 0 END) AS occupied_working_us,
+    SUM(CASE WHEN pr.in_working_time THEN ov.us ELSE 0 END) AS scheduled_us,
+    SUM(ov.us * pr.people) AS person_us
+  FROM hours AS h
+  JOIN analytics.zone_presence AS pr
+    ON pr.segment_start < h.hour_end AND pr.segment_end > h.hour_start
+  CROSS JOIN LATERAL (
+    SELECT <<epoch_us:LEAST(pr.segment_end, h.hour_end)>>
+      - <<epoch_us:GREATEST(pr.segment_start, h.hour_start)>> AS us
+  ) AS ov
+  WHERE pr.scope = '{name}' AND pr.segment_start >= @batch_start() AND pr.segment_start < @batch_end()
+  GROUP BY h.hour_start, pr.{key}
+), session_stats AS (
+  SELECT
+    h.hour_start, s.{key},
+    COUNT(*) AS sessions,
+    SUM(s.duration_seconds) AS dwell_seconds,
+    SUM(s.total_active_seconds) AS active_seconds,
+    SUM(s.total_idle_seconds) AS idle_seconds
+  FROM hours AS h
+  JOIN analytics.sessions AS s ON s.entry_time >= h.hour_start AND s.entry_time < h.hour_end
+  WHERE s.entry_time >= @batch_start() AND s.entry_time < @batch_end()
+  GROUP BY h.hour_start, s.{key}
+), people AS {_people_present_sql('hour', key)}, health AS (
+  SELECT
+    h.hour_start, ch.camera_id,
+    COUNT(DISTINCT CASE WHEN ch.frames_read > 0
+      THEN CAST(FLOOR(<<epoch_us:ch.window_start>> / (@health_window_seconds * 1000000)) AS BIGINT) END)
+      AS windows_up
+  FROM hours AS h
+  JOIN raw.camera_health AS ch ON ch.window_start >= h.hour_start AND ch.window_start < h.hour_end
+  WHERE ch.window_start >= @batch_start() AND ch.window_start < @batch_end()
+  GROUP BY h.hour_start, ch.camera_id
+)
+SELECT
+  h.local_date,
+  CAST(EXTRACT(HOUR FROM <<local_ts:h.hour_start>>) AS INT) AS local_hour,
+  h.hour_start,
+  h.hour_end,
+  <<local_ts:h.hour_start>> AS hour_start_local,
+  k.*,
+  CAST(COALESCE(pr.scheduled_us, 0) AS DOUBLE) / 1000000 AS scheduled_seconds,
+  CAST(COALESCE(pr.occupied_us, 0) AS DOUBLE) / 1000000 AS occupied_seconds,
+  CAST(COALESCE(pr.occupied_working_us, 0) AS DOUBLE) / 1000000 AS occupied_working_seconds,
+  CAST(COALESCE(pr.person_us, 0) AS DOUBLE) / 1000000 AS person_seconds,
+  CAST(pr.occupied_working_us AS DOUBLE) / NULLIF(CAST(pr.scheduled_us AS DOUBLE), 0) AS utilization,
+  CAST(COALESCE(ss.sessions, 0) AS BIGINT) AS sessions,
+  CAST(COALESCE(ss.dwell_seconds, 0) AS DOUBLE) AS total_dwell_seconds,
+  ss.dwell_seconds / NULLIF(ss.sessions, 0) AS mean_dwell_seconds,
+  CAST(COALESCE(ss.active_seconds, 0) AS DOUBLE) AS active_seconds,
+  CAST(COALESCE(ss.idle_seconds, 0) AS DOUBLE) AS idle_seconds,
+  ss.active_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS productivity,
+  ss.idle_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS idle_ratio,
+  LEAST(
+    CAST(COALESCE(hl.windows_up, 0) AS DOUBLE)
+      / (CAST(<<epoch_us:h.hour_end>> - <<epoch_us:h.hour_start>> AS DOUBLE)
+         / (@health_window_seconds * 1000000)),
+    1.0
+  ) AS camera_uptime,
+  CAST(COALESCE(pp.unique_visitors, 0) AS BIGINT) AS unique_visitors
+FROM hours AS h
+CROSS JOIN ({rows}) AS k
+LEFT JOIN presence AS pr ON pr.hour_start = h.hour_start AND pr.{key} = k.{key}
+LEFT JOIN session_stats AS ss ON ss.hour_start = h.hour_start AND ss.{key} = k.{key}
+LEFT JOIN people AS pp ON pp.period_start = h.hour_start AND pp.{key} = k.{key}
+LEFT JOIN health AS hl ON hl.hour_start = h.hour_start AND hl.camera_id = k.camera_id
+)""")
+
+
+@macro()
+def day_sums_of_hours(evaluator, hourly: exp.Expr, key: exp.Expr) -> exp.Expr:
+    """Inline table (local_date, period_start, period_end, <key>, scheduled_seconds, occupied_seconds,
+    occupied_working_seconds, person_seconds): per site-local day starting in the batch, the sums of the
+    hour rows of `hourly` (analytics.zone_hourly or analytics.camera_hourly, keyed by `key`). A day grain
+    is the sum of its hours: every hour of every zone and camera has a row."""
+    table, k = hourly.sql("duckdb"), key.name
+    return _expand(evaluator, f"""(
+  SELECT
+    d.local_date, d.period_start, d.period_end, hr.{k},
+    SUM(hr.scheduled_seconds) AS scheduled_seconds,
+    SUM(hr.occupied_seconds) AS occupied_seconds,
+    SUM(hr.occupied_working_seconds) AS occupied_working_seconds,
+    SUM(hr.person_seconds) AS person_seconds
+  FROM @periods() AS d
+  JOIN {table} AS hr ON hr.hour_start >= d.period_start AND hr.hour_start < d.period_end
+  WHERE d.grain = 'day' AND hr.hour_start >= @batch_start() AND hr.hour_start < @batch_end()
+  GROUP BY d.local_date, d.period_start, d.period_end, hr.{k}
+)""")

@@ -16,7 +16,7 @@ MODEL (
     cameras_up = 'cameras that delivered frames in the last hour with data',
     camera_uptime = 'mean camera uptime over the day',
     detections = 'detections landed for the day',
-    people_seen = 'distinct people present in any zone',
+    people_seen = 'distinct people with a visit entering that day (worker_id when known, else the visitor of analytics.track_links: a person the tracker broke into fragments counts once per camera)',
     sessions = 'zone visits',
     total_dwell_seconds = 'time spent in zones',
     productivity = 'active / (active + idle) over all sessions',
@@ -60,7 +60,7 @@ WITH latest AS (
     )
 ), people AS (
   SELECT
-    COUNT(DISTINCT COALESCE(s.worker_id, s.camera_id || ':' || CAST(s.track_id AS VARCHAR))) AS people_seen,
+    COUNT(DISTINCT @person(s)) AS people_seen,
     MAX(s.exit_time) AS as_of
   FROM analytics.sessions AS s
   JOIN latest AS l ON s.local_date = l.local_date

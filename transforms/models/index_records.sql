@@ -31,9 +31,9 @@ MODEL (
     actual_end = 'last presence of the block''s work: the latest exit of the work-zone visits present during the block, not clipped to scheduled_end (only to the start of the next block of the day, whose work it is then)',
     start_delay_seconds = 'actual_start - scheduled_start, 0 when earlier; null without work presence',
     overrun_seconds = 'actual_end - scheduled_end, 0 when earlier; null without work presence',
-    zone_metrics = 'JSON (jsonb on PostgreSQL) keyed by zone_id (analytics.zones); each value an object with keys workers (distinct people), active_seconds, idle_seconds (inside the block)',
+    zone_metrics = 'JSON (jsonb on PostgreSQL) keyed by zone_id (analytics.zones); each value an object with keys workers (distinct people, as total_workers), active_seconds, idle_seconds (inside the block)',
     completion_status = 'first rule that holds: incomplete = no work presence, or the data does not reach the block end; delayed = actual_start later than index_start_grace_seconds after scheduled_start; overrun = actual_end later than index_overrun_grace_seconds after scheduled_end (work went on into the break or past the end of the working day); else on_time',
-    total_workers = 'distinct people present (worker_id when known, else camera and track)',
+    total_workers = 'distinct people present (worker_id when known, else the visitor: the track fragments of one person on one camera, linked by analytics.track_links)',
     total_active_seconds = 'active seconds of the sessions inside the block',
     total_idle_seconds = 'idle seconds of the sessions inside the block',
     productivity_score = 'active / (active + idle); null without presence',
@@ -54,7 +54,7 @@ WITH blocks AS (
 ), clipped AS (
   SELECT
     b.date, b.index_number, s.camera_id, s.zone_id,
-    COALESCE(s.worker_id, s.camera_id || ':' || CAST(s.track_id AS VARCHAR)) AS person,
+    @person(s) AS person,
     GREATEST(s.entry_time, b.scheduled_start) AS part_start,
     LEAST(s.exit_time, b.scheduled_end) AS part_end,
     CAST(@epoch_us(LEAST(s.exit_time, b.scheduled_end)) - @epoch_us(GREATEST(s.entry_time, b.scheduled_start)) AS DOUBLE)

@@ -15,7 +15,7 @@ MODEL (
     zone_id = 'zone (analytics.zones); null for scope camera',
     segment_start = 'segment start (UTC, inclusive)',
     segment_end = 'segment end (UTC, exclusive)',
-    people = 'sessions open during the segment',
+    people = 'people present: visits (analytics.sessions) open during the segment, one per visitor at a time, so a person the tracker broke into fragments is one',
     in_working_time = 'the segment lies inside scheduled working time (breaks excluded)',
     local_date = 'site-local day of segment_start',
     zone_name = 'zone name from the site config; null for scope camera',
