@@ -320,6 +320,21 @@ def built(tmp_path_factory):
         drop_database(urls["postgres"])
 
 
+PERSON_RULES = ("restricted_zone_entry", "idle", "after_hours_presence")
+
+
+def assert_visitor_names_the_person(wh, alerts: list[dict]) -> None:
+    """An alert about a person names their visitor: the alert's track is one of the visitor's fragments in
+    analytics.track_links. Alerts about a zone or a camera name none."""
+    links = {(r["camera_id"], r["track_id"]): str(r["visitor_id"]) for r in wh.query(
+        "SELECT camera_id, track_id, visitor_id FROM analytics.track_links").to_dicts()}
+    person = [a for a in alerts if a["alert_type"] in PERSON_RULES]
+    assert person, "the fixture raises alerts about people"
+    for a in person:
+        assert a["visitor_id"] == links.get((a["camera_id"], a["track_id"]), str(a["track_id"])), a
+    assert all(a["visitor_id"] is None for a in alerts if a["alert_type"] not in PERSON_RULES)
+
+
 def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, monkeypatch, capsys):
     from ingestion.transform import build_marts
 
@@ -346,6 +361,8 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, m
         for a in alerts["duckdb"]:
             got[a["rule_name"]] = got.get(a["rule_name"], 0) + 1
         assert got == expected  # one alert per anomaly the rules cover (zone_empty has no rule here)
+        with connect(urls["duckdb"], site) as wh:
+            assert_visitor_names_the_person(wh, alerts["duckdb"])
 
         url = urls["duckdb"]
         with connect(url, site) as wh:
@@ -391,8 +408,16 @@ def test_an_anomaly_the_stream_raised_live_is_the_same_alert(built, tmp_path):
         wh.query("INSERT INTO ops.live_alert_state VALUES ({p}, {p}, {p})", ["CAM01", lo, lo])
         live = LiveAlerts(site).evaluate(wh)
         raised_live = {a["alert_id"] for a in store.load_alerts(wh, "WHERE rule_name = 'restricted'")}
+        before = {a["alert_id"]: a["visitor_id"] for a in store.load_alerts(wh)}
         batch = evaluate_day(wh, site, DAY)
         restricted = store.load_alerts(wh, "WHERE rule_name = 'restricted'")
+        # The live path sees raw tracks only (linking runs with the marts): the day's evaluation fills in
+        # the visitor of the live alerts it matches (a live alert on a later fragment of a visit is not
+        # the visit's alert, whose subject is the entry track: it keeps none).
+        assert before and all(v is None for v in before.values())
+        matched = [a for a in store.load_alerts(wh) if a["alert_id"] in set(batch.outcome.matched)]
+        assert any(a["alert_type"] in PERSON_RULES for a in matched)
+        assert_visitor_names_the_person(wh, matched)
     assert live.raised and raised_live
     # Every restricted-zone visit in the marts was already an alert: none is raised a second time.
     assert {a["alert_id"] for a in restricted} == raised_live

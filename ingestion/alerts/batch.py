@@ -35,6 +35,14 @@ def subject_for(rule_type: str, camera_id: str | None, zone_id: str | None, trac
     return str(camera_id)
 
 
+def visitor_key(visitor_id: int | None) -> str | None:
+    """ops.alerts.visitor_id: analytics.sessions.visitor_id as text (with the alert's camera_id it names the
+    person: the track fragments linked by analytics.track_links). Only this batch path knows it: linking
+    runs with the marts, so a live alert (which sees raw tracks) gets it when the day's evaluation matches
+    it."""
+    return None if visitor_id is None else str(visitor_id)
+
+
 @dataclass(frozen=True)
 class EvaluateResult:
     day: date
@@ -48,9 +56,9 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
     now = now or datetime.now(UTC)
     rules = [r for r in config_of(site).rules if r.type in ANOMALY_TYPES or r.type == "productivity_drop"]
     lo, hi = site.day_window(day)
-    anomalies = wh.query(  # the session (when there is one) says who, when known upstream
+    anomalies = wh.query(  # the session (when there is one) says who: its visitor, and worker when known
         "SELECT a.anomaly_type, a.ts, a.ts_end, a.camera_id, a.zone_id, a.track_id, a.description, "
-        "CAST(a.metadata AS VARCHAR) AS metadata, s.worker_id FROM analytics.anomalies AS a "
+        "CAST(a.metadata AS VARCHAR) AS metadata, s.worker_id, s.visitor_id FROM analytics.anomalies AS a "
         "LEFT JOIN analytics.sessions AS s ON s.session_id = a.session_id "
         "WHERE a.ts >= {p} AND a.ts < {p} ORDER BY a.ts, a.anomaly_id", [lo, hi])
     rows = anomalies.to_dicts() if anomalies.height else []
@@ -77,7 +85,8 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
             candidates.append(Candidate(
                 rule, subject_for(rule.type, a["camera_id"], a["zone_id"], a["track_id"]), a["camera_id"],
                 start, end, ended, a["description"], zone_id=a["zone_id"], track_id=a["track_id"],
-                worker_id=a["worker_id"], metadata={"anomaly": _json(a["metadata"])}))
+                worker_id=a["worker_id"], visitor_id=visitor_key(a["visitor_id"]),
+                metadata={"anomaly": _json(a["metadata"])}))
     outcome = record(wh, site, candidates, BATCH_SOURCE, now=now)
     # Batch alerts of the day that no anomaly holds any more have cleared.
     held = set(outcome.matched) | set(outcome.raised)

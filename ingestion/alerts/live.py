@@ -12,6 +12,10 @@ Times are the detections' own (event time): `now` for a camera is its watermark,
 when its detections stop for min_duration_seconds while other cameras' continue. Occupancy per zone (people
 present, active, idle; a person unseen for less than the session gap still counts) is published retained
 to `<prefix>/<camera>/<zone>/occupancy` on MQTT channels with `occupancy: true`, when it changes.
+
+Alerts about a person carry its track_id; visitor_id stays null here: the visitor (linked track fragments,
+analytics.track_links) is built with the marts, and the day's batch evaluation (`ingestion.alerts.batch`)
+fills it in when it matches the live alert.
 """
 
 from __future__ import annotations

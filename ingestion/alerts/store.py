@@ -157,16 +157,23 @@ def _insert(wh: Warehouse, site: Site, c: Candidate, source: str, now: datetime)
 
 def _extend(wh: Warehouse, alert: dict[str, Any], c: Candidate, now: datetime) -> bool:
     """Widen the alert's times to cover the candidate; the message and measurements follow the latest view.
-    Returns whether anything changed."""
+    Who it concerns is filled in when the alert did not know it (a live alert has the track only; the
+    batch evaluation knows the visitor and worker), never changed once set. Returns whether anything
+    changed."""
     last_seen = max(alert["last_seen_at"], c.last_seen_at)
+    visitor_id = alert.get("visitor_id") or c.visitor_id
+    worker_id = alert.get("worker_id") or c.worker_id
     # The latest sighting decides whether the condition still holds.
     ended = c.ended_at if c.last_seen_at >= alert["last_seen_at"] else alert["ended_at"]
     metadata = json.dumps({**json.loads(alert["metadata"] or "{}"), **c.metadata}, sort_keys=True)
-    if (last_seen, ended, metadata) == (alert["last_seen_at"], alert["ended_at"], alert["metadata"]):
+    new = (last_seen, ended, metadata, visitor_id, worker_id)
+    if new == (alert["last_seen_at"], alert["ended_at"], alert["metadata"], alert.get("visitor_id"),
+               alert.get("worker_id")):
         return False
-    wh.query("UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, updated_at = {p} "
-             "WHERE alert_id = {p}", [last_seen, ended, metadata, now, alert["alert_id"]])
-    alert.update(last_seen_at=last_seen, ended_at=ended, metadata=metadata)
+    wh.query("UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, visitor_id = {p}, "
+             "worker_id = {p}, updated_at = {p} WHERE alert_id = {p}", [*new, now, alert["alert_id"]])
+    alert.update(last_seen_at=last_seen, ended_at=ended, metadata=metadata, visitor_id=visitor_id,
+                 worker_id=worker_id)
     return True
 
 

@@ -297,7 +297,10 @@ ALERTS = Table(
         Column("camera_id", "text", True, "null for site-level alerts (productivity_drop)"),
         Column("zone_id", "text", True, "zone concerned (ref.zones), when there is one"),
         Column("track_id", "bigint", True, "tracker id of the person concerned, when there is one"),
-        Column("visitor_id", "text", True, "visitor (linked track fragments), when known"),
+        Column("visitor_id", "text", True, "the person concerned as analytics.sessions.visitor_id (with "
+               "camera_id: the track fragments linked by analytics.track_links); set by the day's batch "
+               "evaluation, so a live alert has it once the marts of its day are built, null until then "
+               "and for alerts about no person"),
         Column("worker_id", "text", True, "worker identity from upstream, when known"),
         Column("message", "text", comment="one readable sentence"),
         Column("started_at", "timestamptz", comment="when the condition started (UTC)"),

@@ -8,9 +8,18 @@ MODEL (
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
     accepted_range(column := idle_ratio, min_v := 0, max_v := 1),
-    accepted_range(column := camera_uptime, min_v := 0, max_v := 1)
+    accepted_range(column := camera_uptime, min_v := 0, max_v := 1),
+    accepted_range(column := local_hour, min_v := 0, max_v := 23),
+    known_ids(column := camera_id, source := ref.cameras),
+    forall(criteria := (
+      hour_end > hour_start,
+      occupied_seconds >= 0, person_seconds >= 0, scheduled_seconds >= 0, active_seconds >= 0, idle_seconds >= 0,
+      sessions >= 0, mean_dwell_seconds >= 0,
+      occupied_seconds <= @seconds_between(hour_start, hour_end) + 1e-3,
+      ABS(productivity + idle_ratio - 1) <= 1e-6
+    ))
   ),
-  description 'Grain: one row per camera and hour (every camera, every hour of every day built), over all the camera''s zones together: occupied time (someone in any of its zones), utilization, productivity, idle ratio, sessions and dwell, and the camera''s uptime. Sessions, dwell and active/idle time count in the hour of the session''s entry, so the counts and seconds sum to analytics.daily_camera_stats over a day.',
+  description 'Grain: one row per camera and hour (every camera, every hour of every day built), over all the camera''s zones together: occupied time (someone in any of its zones), utilization, productivity, idle ratio, sessions, dwell and distinct people (visitors, not track fragments), and the camera''s uptime. Sessions, dwell and active/idle time count in the hour of the session''s entry, so the counts (except unique_visitors) and seconds sum to analytics.daily_camera_stats over a day.',
   column_descriptions (
     local_date = 'site-local day of the hour',
     local_hour = 'site-local hour of day 0..23 of hour_start',
@@ -31,75 +40,34 @@ MODEL (
     idle_seconds = 'idle seconds of the sessions entering in the hour',
     productivity = 'active / (active + idle); null without sessions',
     idle_ratio = 'idle / (active + idle); null without sessions',
-    camera_uptime = 'share of the hour''s health windows in which the camera delivered frames'
+    camera_uptime = 'share of the hour''s health windows in which the camera delivered frames',
+    unique_visitors = 'distinct people present in any zone of the camera at some moment of the hour (worker_id when known, else the visitor: the track fragments of one person, linked by analytics.track_links); not additive: a person present in several hours counts in each'
   )
 );
 
-WITH hours AS (
-  SELECT local_date, period_start AS hour_start, period_end AS hour_end FROM @periods() AS p WHERE grain = 'hour'
-), presence AS (
-  SELECT
-    h.hour_start, pr.camera_id,
-    SUM(CASE WHEN pr.people > 0 THEN ov.us ELSE 0 END) AS occupied_us,
-    SUM(CASE WHEN pr.people > 0 AND pr.in_working_time THEN ov.us ELSE 0 END) AS occupied_working_us,
-    SUM(CASE WHEN pr.in_working_time THEN ov.us ELSE 0 END) AS scheduled_us,
-    SUM(ov.us * pr.people) AS person_us
-  FROM hours AS h
-  JOIN analytics.zone_presence AS pr
-    ON pr.segment_start < h.hour_end AND pr.segment_end > h.hour_start
-  CROSS JOIN LATERAL (
-    SELECT @epoch_us(LEAST(pr.segment_end, h.hour_end)) - @epoch_us(GREATEST(pr.segment_start, h.hour_start)) AS us
-  ) AS ov
-  WHERE pr.scope = 'camera' AND pr.segment_start >= @batch_start() AND pr.segment_start < @batch_end()
-  GROUP BY h.hour_start, pr.camera_id
-), session_stats AS (
-  SELECT
-    h.hour_start, s.camera_id,
-    COUNT(*) AS sessions,
-    SUM(s.duration_seconds) AS dwell_seconds,
-    SUM(s.total_active_seconds) AS active_seconds,
-    SUM(s.total_idle_seconds) AS idle_seconds
-  FROM hours AS h
-  JOIN analytics.sessions AS s ON s.entry_time >= h.hour_start AND s.entry_time < h.hour_end
-  WHERE s.entry_time >= @batch_start() AND s.entry_time < @batch_end()
-  GROUP BY h.hour_start, s.camera_id
-), health AS (
-  SELECT
-    h.hour_start, ch.camera_id,
-    COUNT(DISTINCT CASE WHEN ch.frames_read > 0
-      THEN CAST(FLOOR(@epoch_us(ch.window_start) / (@health_window_seconds * 1000000)) AS BIGINT) END) AS windows_up
-  FROM hours AS h
-  JOIN raw.camera_health AS ch ON ch.window_start >= h.hour_start AND ch.window_start < h.hour_end
-  WHERE ch.window_start >= @batch_start() AND ch.window_start < @batch_end()
-  GROUP BY h.hour_start, ch.camera_id
-)
+
+/* Shared with analytics.zone_hourly (transforms/macros/sightline.py): every hour of every camera, the columns
+   listed above in that order. */
 SELECT
-  h.local_date,
-  CAST(EXTRACT(HOUR FROM @local_ts(h.hour_start)) AS INT) AS local_hour,
-  h.hour_start,
-  h.hour_end,
-  @local_ts(h.hour_start) AS hour_start_local,
-  c.camera_id,
-  c.name AS camera_name,
-  CAST(COALESCE(pr.scheduled_us, 0) AS DOUBLE) / 1000000 AS scheduled_seconds,
-  CAST(COALESCE(pr.occupied_us, 0) AS DOUBLE) / 1000000 AS occupied_seconds,
-  CAST(COALESCE(pr.occupied_working_us, 0) AS DOUBLE) / 1000000 AS occupied_working_seconds,
-  CAST(COALESCE(pr.person_us, 0) AS DOUBLE) / 1000000 AS person_seconds,
-  CAST(pr.occupied_working_us AS DOUBLE) / NULLIF(CAST(pr.scheduled_us AS DOUBLE), 0) AS utilization,
-  CAST(COALESCE(ss.sessions, 0) AS BIGINT) AS sessions,
-  CAST(COALESCE(ss.dwell_seconds, 0) AS DOUBLE) AS total_dwell_seconds,
-  ss.dwell_seconds / NULLIF(ss.sessions, 0) AS mean_dwell_seconds,
-  CAST(COALESCE(ss.active_seconds, 0) AS DOUBLE) AS active_seconds,
-  CAST(COALESCE(ss.idle_seconds, 0) AS DOUBLE) AS idle_seconds,
-  ss.active_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS productivity,
-  ss.idle_seconds / NULLIF(ss.active_seconds + ss.idle_seconds, 0) AS idle_ratio,
-  LEAST(
-    CAST(COALESCE(hl.windows_up, 0) AS DOUBLE)
-      / (CAST(@epoch_us(h.hour_end) - @epoch_us(h.hour_start) AS DOUBLE) / (@health_window_seconds * 1000000)),
-    1.0
-  ) AS camera_uptime
-FROM hours AS h
-CROSS JOIN ref.cameras AS c
-LEFT JOIN presence AS pr ON pr.hour_start = h.hour_start AND pr.camera_id = c.camera_id
-LEFT JOIN session_stats AS ss ON ss.hour_start = h.hour_start AND ss.camera_id = c.camera_id
-LEFT JOIN health AS hl ON hl.hour_start = h.hour_start AND hl.camera_id = c.camera_id
+  m.local_date,
+  m.local_hour,
+  m.hour_start,
+  m.hour_end,
+  m.hour_start_local,
+  m.camera_id,
+  m.camera_name,
+  m.scheduled_seconds,
+  m.occupied_seconds,
+  m.occupied_working_seconds,
+  m.person_seconds,
+  m.utilization,
+  m.sessions,
+  m.total_dwell_seconds,
+  m.mean_dwell_seconds,
+  m.active_seconds,
+  m.idle_seconds,
+  m.productivity,
+  m.idle_ratio,
+  m.camera_uptime,
+  m.unique_visitors
+FROM @hourly_measures(camera) AS m

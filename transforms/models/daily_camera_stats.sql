@@ -10,14 +10,14 @@ MODEL (
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     day_is_the_sum_of_its_hours(hourly := analytics.camera_hourly, key := camera_id)
   ),
-  description 'Grain: one row per site-local day and camera (every camera, every day built): what the camera delivered (frames, drops, decode errors, latency, uptime) and what it saw (detections, tracks, sessions, dwell, active and idle time, occupancy, utilization, anomalies). The day grain of analytics.camera_hourly: its counts and seconds are the sums of the day''s hours.',
+  description 'Grain: one row per site-local day and camera (every camera, every day built): what the camera delivered (frames, drops, decode errors, latency, uptime) and what it saw (detections, tracks, distinct people, sessions, dwell, active and idle time, occupancy, utilization, anomalies). The day grain of analytics.camera_hourly: its counts and seconds are the sums of the day''s hours.',
   column_descriptions (
     local_date = 'site-local day',
     day_start = 'local midnight starting the day (UTC)',
     camera_id = 'camera (analytics.cameras)',
     camera_name = 'camera name from the site config',
     detections = 'detections landed for the day',
-    tracks = 'distinct track ids',
+    tracks = 'distinct tracker ids (track fragments: a person the tracker broke in three counts three; people are unique_visitors)',
     zoned_share = 'share of detections inside a zone; null without detections',
     frames_read = 'frames read (raw.camera_health)',
     frames_processed = 'frames processed',
@@ -39,7 +39,8 @@ MODEL (
     person_seconds = 'sum over people of time present in the camera''s zones',
     utilization = 'occupied_working_seconds / scheduled_seconds; null on days off',
     idle_ratio = 'idle / (active + idle); null without sessions',
-    mean_dwell_seconds = 'mean session duration; null without sessions'
+    mean_dwell_seconds = 'mean session duration; null without sessions',
+    unique_visitors = 'distinct people present in any zone of the camera at some moment of the day (worker_id when known, else the visitor: the track fragments of one person, linked by analytics.track_links)'
   )
 );
 
@@ -63,8 +64,7 @@ WITH days AS (
     SUM(decode_errors) AS decode_errors,
     AVG(latency_ms_mean) AS latency_ms_mean,
     MAX(latency_ms_p95) AS latency_ms_p95_max,
-    COUNT(DISTINCT CASE WHEN frames_read > 0
-      THEN CAST(FLOOR(@epoch_us(window_start) / (@health_window_seconds * 1000000)) AS BIGINT) END) AS windows_up
+    COUNT(DISTINCT CASE WHEN frames_read > 0 THEN @health_window(window_start) END) AS windows_up
   FROM raw.camera_health
   WHERE window_start >= @batch_start() AND window_start < @batch_end()
   GROUP BY 1, 2
@@ -76,17 +76,10 @@ WITH days AS (
   WHERE entry_time >= @batch_start() AND entry_time < @batch_end()
   GROUP BY local_date, camera_id
 ), presence AS (
-  /* the day is the sum of its hours (every hour of every camera has a row in camera_hourly) */
-  SELECT
-    d.local_date, ch.camera_id,
-    SUM(ch.scheduled_seconds) AS scheduled_seconds,
-    SUM(ch.occupied_seconds) AS occupied_seconds,
-    SUM(ch.occupied_working_seconds) AS occupied_working_seconds,
-    SUM(ch.person_seconds) AS person_seconds
-  FROM @periods() AS d
-  JOIN analytics.camera_hourly AS ch ON ch.hour_start >= d.period_start AND ch.hour_start < d.period_end
-  WHERE d.grain = 'day' AND ch.hour_start >= @batch_start() AND ch.hour_start < @batch_end()
-  GROUP BY d.local_date, ch.camera_id
+  /* the day is the sum of its hours (shared with daily_zone_stats: transforms/macros/sightline.py) */
+  SELECT * FROM @day_sums_of_hours(analytics.camera_hourly, camera_id) AS dp
+), people AS (
+  SELECT * FROM @people_present(day, camera) AS pp
 ), anom AS (
   SELECT local_date, camera_id, COUNT(*) AS anomalies
   FROM analytics.anomalies
@@ -107,11 +100,7 @@ SELECT
   CAST(COALESCE(h.decode_errors, 0) AS BIGINT) AS decode_errors,
   CAST(h.latency_ms_mean AS DOUBLE) AS latency_ms_mean,
   CAST(h.latency_ms_p95_max AS DOUBLE) AS latency_ms_p95_max,
-  LEAST(
-    CAST(COALESCE(h.windows_up, 0) AS DOUBLE)
-      / (CAST(@epoch_us(d.day_end) - @epoch_us(d.day_start) AS DOUBLE) / (@health_window_seconds * 1000000)),
-    1.0
-  ) AS uptime,
+  @uptime(h.windows_up, d.day_start, d.day_end) AS uptime,
   CAST(COALESCE(s.sessions, 0) AS BIGINT) AS sessions,
   CAST(COALESCE(s.dwell, 0) AS DOUBLE) AS total_dwell_seconds,
   CAST(COALESCE(s.active, 0) AS DOUBLE) AS total_active_seconds,
@@ -125,7 +114,8 @@ SELECT
   CAST(COALESCE(pr.person_seconds, 0) AS DOUBLE) AS person_seconds,
   pr.occupied_working_seconds / NULLIF(pr.scheduled_seconds, 0) AS utilization,
   s.idle / NULLIF(s.active + s.idle, 0) AS idle_ratio,
-  s.dwell / NULLIF(s.sessions, 0) AS mean_dwell_seconds
+  s.dwell / NULLIF(s.sessions, 0) AS mean_dwell_seconds,
+  CAST(COALESCE(pp.unique_visitors, 0) AS BIGINT) AS unique_visitors
 FROM days AS d
 CROSS JOIN ref.cameras AS c
 LEFT JOIN det ON det.local_date = d.local_date AND det.camera_id = c.camera_id
@@ -133,3 +123,4 @@ LEFT JOIN health AS h ON h.local_date = d.local_date AND h.camera_id = c.camera_
 LEFT JOIN ses AS s ON s.local_date = d.local_date AND s.camera_id = c.camera_id
 LEFT JOIN anom AS a ON a.local_date = d.local_date AND a.camera_id = c.camera_id
 LEFT JOIN presence AS pr ON pr.local_date = d.local_date AND pr.camera_id = c.camera_id
+LEFT JOIN people AS pp ON pp.period_start = d.day_start AND pp.camera_id = c.camera_id

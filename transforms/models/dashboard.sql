@@ -2,6 +2,13 @@ MODEL (
   name analytics.dashboard,
   kind VIEW,
   grain local_date,
+  audits (
+    unique_values(columns := (local_date)),
+    not_null(columns := (local_date, cameras, cameras_up, detections, sessions, anomalies)),
+    accepted_range(column := productivity, min_v := 0, max_v := 1),
+    accepted_range(column := utilization, min_v := 0, max_v := 1),
+    forall(criteria := (cameras_up <= cameras, critical_anomalies + error_anomalies <= anomalies))
+  ),
   description 'Headline numbers for the most recent site-local day that has been built (today while the site is working): people, sessions, productivity, utilization, anomalies and cameras up. One row.',
   column_descriptions (
     local_date = 'the day shown: the latest day in analytics.daily_camera_stats with any data',
@@ -9,7 +16,7 @@ MODEL (
     cameras_up = 'cameras that delivered frames in the last hour with data',
     camera_uptime = 'mean camera uptime over the day',
     detections = 'detections landed for the day',
-    people_seen = 'distinct people present in any zone',
+    people_seen = 'distinct people with a visit entering that day (worker_id when known, else the visitor of analytics.track_links: a person the tracker broke into fragments counts once per camera)',
     sessions = 'zone visits',
     total_dwell_seconds = 'time spent in zones',
     productivity = 'active / (active + idle) over all sessions',
@@ -53,7 +60,7 @@ WITH latest AS (
     )
 ), people AS (
   SELECT
-    COUNT(DISTINCT COALESCE(s.worker_id, s.camera_id || ':' || CAST(s.track_id AS VARCHAR))) AS people_seen,
+    COUNT(DISTINCT @person(s)) AS people_seen,
     MAX(s.exit_time) AS as_of
   FROM analytics.sessions AS s
   JOIN latest AS l ON s.local_date = l.local_date
