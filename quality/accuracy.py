@@ -25,6 +25,16 @@ from scipy.optimize import linear_sum_assignment
 IOU_MATCH = 0.5
 
 
+def box_iou(a: str, b: str) -> pl.Expr:
+    """Intersection over union of the boxes in columns {a}x, {a}y, {a}w, {a}h and {b}x... (top-left, size)."""
+    ix = (pl.min_horizontal(pl.col(f"{a}x") + pl.col(f"{a}w"), pl.col(f"{b}x") + pl.col(f"{b}w"))
+          - pl.max_horizontal(f"{a}x", f"{b}x")).clip(lower_bound=0)
+    iy = (pl.min_horizontal(pl.col(f"{a}y") + pl.col(f"{a}h"), pl.col(f"{b}y") + pl.col(f"{b}h"))
+          - pl.max_horizontal(f"{a}y", f"{b}y")).clip(lower_bound=0)
+    inter = ix * iy
+    return inter / (pl.col(f"{a}w") * pl.col(f"{a}h") + pl.col(f"{b}w") * pl.col(f"{b}h") - inter)
+
+
 def _boxes(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
     return frame.select(
         pl.col("frame_idx").alias("frame"),
@@ -45,17 +55,7 @@ def match_boxes(tracker: pl.DataFrame, truth: pl.DataFrame, iou: float = IOU_MAT
     if len(key) == 1:
         t, g = t.drop("camera_id", strict=False), g.drop("camera_id", strict=False)
     pairs = t.join(g, on=key)
-    ix = (
-        pl.min_horizontal(pl.col("trk_x") + pl.col("trk_w"), pl.col("gt_x") + pl.col("gt_w"))
-        - pl.max_horizontal("trk_x", "gt_x")
-    ).clip(lower_bound=0)
-    iy = (
-        pl.min_horizontal(pl.col("trk_y") + pl.col("trk_h"), pl.col("gt_y") + pl.col("gt_h"))
-        - pl.max_horizontal("trk_y", "gt_y")
-    ).clip(lower_bound=0)
-    inter = ix * iy
-    union = pl.col("trk_w") * pl.col("trk_h") + pl.col("gt_w") * pl.col("gt_h") - inter
-    pairs = pairs.with_columns((inter / union).alias("iou")).filter(pl.col("iou") >= iou)
+    pairs = pairs.with_columns(box_iou("trk_", "gt_").alias("iou")).filter(pl.col("iou") >= iou)
     if pairs.height == 0:
         return pairs
     # Frames where every candidate box has one candidate are already one-to-one: no assignment needed.

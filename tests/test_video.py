@@ -31,6 +31,7 @@ from ingestion.video.health import HealthRecorder
 from ingestion.warehouse import connect
 from ingestion.zones import assign_zones
 from orchestration.cli import main
+from quality.accuracy import box_iou
 
 START_LOCAL = "2025-01-15T08-00-00"
 
@@ -154,18 +155,10 @@ def test_video_lands_tracked_detections_with_zones_motion_and_health(warehouse_u
 
 def _share_matching_truth(rows: pl.DataFrame, truth: pl.DataFrame) -> float:
     pairs = rows.select("ts", "track_id", "x", "y", "w", "h").join(
-        truth.select("ts", "x", "y", "w", "h"), on="ts", suffix="_t"
+        truth.select("ts", *[pl.col(c).alias(f"t_{c}") for c in "xywh"]), on="ts"
     )
-    iw = (
-        pl.min_horizontal(pl.col("x") + pl.col("w"), pl.col("x_t") + pl.col("w_t"))
-        - pl.max_horizontal("x", "x_t")
-    ).clip(lower_bound=0)
-    ih = (
-        pl.min_horizontal(pl.col("y") + pl.col("h"), pl.col("y_t") + pl.col("h_t"))
-        - pl.max_horizontal("y", "y_t")
-    ).clip(lower_bound=0)
-    iou = (iw * ih) / (pl.col("w") * pl.col("h") + pl.col("w_t") * pl.col("h_t") - iw * ih)
-    best = pairs.with_columns(iou.alias("iou")).group_by("ts", "track_id").agg(pl.col("iou").max())
+    iou = box_iou("", "t_").alias("iou")
+    best = pairs.with_columns(iou).group_by("ts", "track_id").agg(pl.col("iou").max())
     return best.filter(pl.col("iou") > 0.5).height / rows.height
 
 
