@@ -1,6 +1,6 @@
 """Streaming end to end: MQTT publish on loopback -> parsed, checked, landed and committed -> acknowledged.
 
-    .venv/bin/python bench/streaming.py [--minutes 10] [--batch-rows 5000]
+    .venv/bin/python bench/streaming.py [--minutes 10] [--batch-rows 5000] [--rounds 3]
                                         [--pg-admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 For DuckDB and PostgreSQL, with the same simulated frames (4 cameras at 5 fps, one message per frame):
@@ -8,8 +8,12 @@ For DuckDB and PostgreSQL, with the same simulated frames (4 cameras at 5 fps, o
 - sustained: every message published at once (a backlog), rows/s from the first publish to the last
   commit, through a private Mosquitto and `StreamConsumer` (parse, idempotence checks, ledger, acks);
 - latency: messages paced at half the sustained message rate; publish -> commit p50 / p99.
-The publisher runs in its own process; the consumer in this one. Prints ratios to the floor measured in
-the same run (absolute numbers on a shared machine are noise).
+Each round measures floor, sustained and latency in turn (A/B alternated, so a change of the machine's
+load hits both); the table shows medians over the rounds: of the ratio sustained / floor of each round,
+and of each round's p50 / p99. "CPU ratio": CPU seconds of this process for the floor over those for the
+backlog run (the consumer, MQTT receive included): the work per row, much less moved by the machine's
+load than the wall-clock ratio (PostgreSQL's server CPU is in neither). The publisher runs in its own
+process; the consumer in this one.
 """
 
 from __future__ import annotations
@@ -82,25 +86,28 @@ class Warehouses:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def floor_rate(url: str, site: Site, rows: pl.DataFrame, batch_rows: int) -> float:
+def floor_rate(url: str, site: Site, rows: pl.DataFrame, batch_rows: int) -> tuple[float, float]:
+    """(rows/s, CPU seconds of this process: polars' and DuckDB's worker threads included)."""
     with connect(url, site) as wh:
         wh.setup()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i, start in enumerate(range(0, rows.height, batch_rows)):
             wh.append_batch(f"floor:{i}", rows.slice(start, batch_rows), source="bench")
-        return rows.height / (time.perf_counter() - started)
+        return rows.height / (time.perf_counter() - started), time.process_time() - cpu
 
 
 def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFrame, total_rows: int,
-               batch_rows: int, per_second: float | None, label: str) -> tuple[float, np.ndarray]:
-    """Publish every frame, wait until all rows are committed; returns (rows/s, latencies in s)."""
+               batch_rows: int, per_second: float | None, label: str) -> tuple[float, np.ndarray, float]:
+    """Publish every frame, wait until all rows are committed; returns (rows/s, latencies in s, CPU seconds
+    of this process meanwhile: the consumer's loop and its MQTT network thread; the publisher is another
+    process)."""
     prefix = frames["topic"][0].split("/")[0]
     with connect(url, site) as wh:  # what a deployment's owner does once (`sightline db setup`)
         wh.setup()
     messages = [(t, p.encode()) for t, p in frames.select("topic", "payload").iter_rows()]
     index = {payload: i for i, (_, payload) in enumerate(messages)}
     committed = np.full(len(messages), np.nan)
-    bar = tqdm(total=total_rows, desc=label, unit="rows", leave=False)
+    bar = tqdm(total=total_rows, desc=label, unit="rows", leave=False, disable=not sys.stderr.isatty())
 
     def on_commit(batch, outcome, at: float) -> None:
         committed[[index[m.payload] for m in batch]] = at  # per message of the batch, not per detection
@@ -112,6 +119,7 @@ def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFr
                                                                             max_messages=2000),
                               on_commit=on_commit)
     runner = threading.Thread(target=consumer.run)
+    cpu = time.process_time()
     runner.start()
     while not source.connected:  # subscribed before the first publish
         time.sleep(0.05)
@@ -127,7 +135,7 @@ def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFr
     bar.close()
     published = np.frombuffer(stamps, dtype=np.float64)
     rate = total_rows / (np.nanmax(committed) - published.min())
-    return rate, committed - published
+    return rate, committed - published, time.process_time() - cpu
 
 
 def main() -> int:
@@ -135,6 +143,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=int, default=10, help="simulated minutes of 4 cameras at 5 fps")
     parser.add_argument("--batch-rows", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per backend (medians reported)")
+    parser.add_argument("--backends", default="duckdb,postgres")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -143,25 +153,39 @@ def main() -> int:
     rows = simulate(site, start=DAY, fps=5.0, noise="realistic", seed=0,
                     window=(dtime(9), dtime(9 + args.minutes // 60, args.minutes % 60))).detections
     frames = encode_frames(rows, topic_prefix=f"bench{uuid.uuid4().hex[:6]}")
-    print(f"{rows.height:,} detections in {frames.height:,} messages "
-          f"({rows.height / frames.height:.1f} per message), batches of {args.batch_rows} rows\n")
-    print(f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} "
-          f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    per_message = rows.height / frames.height
+    print(f"{rows.height:,} detections in {frames.height:,} messages ({per_message:.1f} per message), "
+          f"batches of {args.batch_rows} rows, {args.rounds} rounds\n")
+    results = {}
     with tempfile.TemporaryDirectory() as tmp, PrivateMosquitto() as broker:
-        for backend in ("duckdb", "postgres"):
+        for backend in args.backends.split(","):
             warehouses = Warehouses(backend, args.pg_admin_url, Path(tmp))
+            samples: list[tuple[float, float, float, float, float, float]] = []
             try:
-                floor = floor_rate(warehouses.fresh(), site, rows.sort("ts", "camera_id"), args.batch_rows)
-                sustained, _ = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
-                                          args.batch_rows, None, f"{backend} backlog")
-                paced = 0.5 * sustained / (rows.height / frames.height)
-                _, latency = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
-                                        args.batch_rows, paced, f"{backend} paced")
+                for r in range(args.rounds):
+                    by_ts = rows.sort("ts", "camera_id")
+                    floor, floor_cpu = floor_rate(warehouses.fresh(), site, by_ts, args.batch_rows)
+                    sustained, _, stream_cpu = end_to_end(warehouses.fresh(), site, broker, frames,
+                                                          rows.height, args.batch_rows, None,
+                                                          f"{backend} backlog {r + 1}")
+                    paced = 0.5 * sustained / per_message
+                    _, latency, _ = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
+                                            args.batch_rows, paced, f"{backend} paced {r + 1}")
+                    p50, p99 = np.percentile(latency, [50, 99]) * 1000
+                    cpu_ratio = floor_cpu / stream_cpu
+                    samples.append((floor, sustained, sustained / floor, cpu_ratio, paced, p50, p99))
+                    print(f"  {backend} round {r + 1}: floor {floor:,.0f} rows/s, stream {sustained:,.0f} "
+                          f"rows/s, ratio {sustained / floor:.2f}, CPU ratio {cpu_ratio:.2f}; "
+                          f"paced {paced:,.0f} msg/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
             finally:
                 warehouses.drop_all()
-            p50, p99 = np.percentile(latency, [50, 99]) * 1000
-            print(f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {sustained / floor:>6.2f} "
-                  f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}")
+            results[backend] = np.median(np.array(samples), axis=0)
+    print(f"\nmedians over {args.rounds} rounds")
+    print(f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} {'CPU ratio':>10} "
+          f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    for backend, (floor, sustained, ratio, cpu_ratio, paced, p50, p99) in results.items():
+        print(f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {ratio:>6.2f} {cpu_ratio:>10.2f} "
+              f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}")
     return 0
 
 

@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from ingestion.vocabulary import ZONE_TYPES
+
 if TYPE_CHECKING:
     from ingestion.alerts.rules import AlertsConfig
 
 DEFAULT_SITE_FILE = Path(__file__).resolve().parent.parent / "site.yaml"
-ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Matched with fullmatch: `$` alone would accept a trailing newline ("CAM09\n").
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")

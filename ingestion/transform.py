@@ -90,6 +90,14 @@ DEFAULT_SETTINGS = {
     "health_window_seconds": HEALTH_WINDOW_SECONDS,  # raw.camera_health window length
 }
 
+# SQLMesh's linter runs on every plan (so `sightline transform` and build_marts stop on a lint error) with
+# these built-in rules as errors: columns that do not exist or are ambiguous, SELECT * (expandable or not) in
+# a model's outer query, unnamed or duplicate output columns, unregistered external tables, and models
+# without audits. Not `nomissingunittest`: the marts are tested against the simulator's ground truth on both
+# engines (tests/test_transforms*.py), the SQLMesh unit tests cover the rule edge cases.
+LINT_RULES = frozenset({"ambiguousorinvalidcolumn", "invalidselectstarexpansion", "noselectstar",
+                        "noambiguousprojections", "nomissingexternalmodels", "nomissingaudits"})
+
 # Every incremental model declares `lookback 24` (hours): a run also recomputes the day before the first
 # day it builds.
 LOOKBACK_HOURS = 24
@@ -234,7 +242,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     State lives with the data: in the DuckDB file itself, or in schema `sqlmesh` of the PostgreSQL
     database. Credentials come only from the URL/environment.
     """
-    from sqlmesh.core.config import Config, GatewayConfig, ModelDefaultsConfig
+    from sqlmesh.core.config import Config, GatewayConfig, LinterConfig, ModelDefaultsConfig
 
     from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
     from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
@@ -269,6 +277,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
                              if backend == "postgres" else None),
         ),
         variables=sqlmesh_variables(site),
+        linter=LinterConfig(enabled=True, rules=set(LINT_RULES)),
         disable_anonymized_analytics=True,
         # Default transforms/.cache; tests point it at a temporary folder so they never write the checkout.
         cache_dir=os.environ.get("SIGHTLINE_SQLMESH_CACHE_DIR") or None,

@@ -14,7 +14,8 @@
   page of the validation), under data/gx_docs or $SIGHTLINE_GX_DOCS_DIR.
 
 Wiring (orchestration/definitions.py):
-`asset_checks=build_quality_checks(site, days, day_camera, asset_keys=<keys of the assets defined>)`.
+`asset_checks=build_quality_checks(site, days, day_camera, translator, asset_keys=<keys of the assets>)`;
+the SightlineTranslator (orchestration/translator.py) says which asset guards which table.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the check op's context annotation when defined.
@@ -29,19 +30,12 @@ from ingestion.site import Site
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.partitions import day_camera_key, days_of_range, split_day_camera_key
 from orchestration.resources import SiteResource, WarehouseResource
+from orchestration.translator import SightlineTranslator
 from quality.partition import Partition
 from quality.results import CheckResult
-from quality.runner import CHECKS, TABLES, CheckDef, checks_for, docs_dir, docs_index
+from quality.runner import CHECKS, TABLES, checks_for, docs_dir, docs_index
 
-RAW_ASSET_BY_TABLE = {"raw.detections": "raw_detections", "raw.camera_health": "camera_health"}
 MAX_FAILURE_LINES = 10
-
-
-def asset_key_for(table: str) -> dg.AssetKey:
-    """The Dagster asset of a warehouse table: raw tables by their asset name, marts as analytics/<table>."""
-    if table in RAW_ASSET_BY_TABLE:
-        return dg.AssetKey(RAW_ASSET_BY_TABLE[table])
-    return dg.AssetKey(table.split("."))
 
 
 def check_metadata(result: CheckResult) -> dict:
@@ -78,17 +72,6 @@ def _markdown_rows(rows: list[dict]) -> str:
     return head + "".join("\n| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows)
 
 
-def _spec(check: CheckDef, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        check.name,
-        asset=asset_key_for(check.table),
-        description=check.description,
-        blocking=check.severity == "critical",
-        partitions_def=partitions_def,
-        metadata={"quality/severity": check.severity, "quality/table": check.table},
-    )
-
-
 def _merge(results: Sequence[CheckResult]) -> CheckResult:
     """One result for a check evaluated over several days (a single-run backfill of the marts)."""
     if len(results) == 1:
@@ -111,10 +94,11 @@ def _merge(results: Sequence[CheckResult]) -> CheckResult:
 
 
 def _table_check(
-    table: str, partitions_def: dg.PartitionsDefinition, per_camera: bool
+    table: str, partitions_def: dg.PartitionsDefinition, per_camera: bool, translator: SightlineTranslator
 ) -> dg.AssetChecksDefinition:
     checks = checks_for(table)
-    specs = [_spec(c, partitions_def) for c in checks]
+    specs = [translator.quality_check_spec(c, partitions_def) for c in checks]
+    key = translator.asset_key(table)
     op_name = f"quality_{table.replace('.', '_')}"
 
     @dg.multi_asset_check(
@@ -142,7 +126,6 @@ def _table_check(
             for partition in partitions:
                 for result in run_table_checks(wh, partition, table, validator=validator):
                     by_name.setdefault(result.name, []).append(result)
-        key = asset_key_for(table)
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
         for check in checks:
             if check.name not in selected:
@@ -168,37 +151,49 @@ def build_quality_checks(
     site: Site,
     day_partitions: dg.PartitionsDefinition,
     day_camera_partitions: dg.PartitionsDefinition,
+    translator: SightlineTranslator,
     asset_keys: Iterable[dg.AssetKey] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """One multi-asset check per guarded table. `asset_keys`, when given, limits them to assets that exist."""
     present = set(asset_keys) if asset_keys is not None else None
     out = []
     for table in TABLES:
-        if present is not None and asset_key_for(table) not in present:
+        if present is not None and translator.asset_key(table) not in present:
             continue
         per_camera = all(c.per_camera for c in checks_for(table))
-        out.append(_table_check(table, day_camera_partitions if per_camera else day_partitions, per_camera))
+        partitions_def = day_camera_partitions if per_camera else day_partitions
+        out.append(_table_check(table, partitions_def, per_camera, translator))
     return out
 
 
-def blocking_check_keys(table: str = "raw.detections") -> list[dg.AssetCheckKey]:
-    key = asset_key_for(table)
+def blocking_check_keys(
+    translator: SightlineTranslator, table: str = "raw.detections"
+) -> list[dg.AssetCheckKey]:
+    key = translator.asset_key(table)
     return [dg.AssetCheckKey(key, c.name) for c in CHECKS if c.table == table and c.severity == "critical"]
 
 
-def raw_blocking_failures(instance: dg.DagsterInstance, site: Site, days: Iterable[date]) -> list[str]:
+def raw_blocking_failures(
+    instance: dg.DagsterInstance,
+    site: Site,
+    days: Iterable[date],
+    check_keys: Sequence[dg.AssetCheckKey] | None = None,
+) -> list[str]:
     """Blocking raw.detections checks whose latest evaluation failed, for any camera of these days.
 
     The marts of a day must not build while one of these is failing: the marts asset refuses to build
     them (fix the data, re-land or re-run the checks, then build). A failure stays blocking until the
     check passes on that partition again, even if the partition was re-landed without running its checks.
-    Returns lines like `camera_activity failed on CAM01|2025-01-15`.
+    `check_keys`: the blocking raw.detections checks, as the code location defines them (default:
+    `blocking_check_keys` of the default SightlineTranslator). Returns lines like
+    `camera_activity failed on CAM01|2025-01-15`.
     """
     partition_keys = [str(day_camera_key(d, cam)) for d in days for cam in site.camera_ids]
     if not partition_keys:
         return []
     infos = instance.event_log_storage.get_asset_check_partition_info(
-        blocking_check_keys(), partition_keys=partition_keys
+        list(check_keys) if check_keys is not None else blocking_check_keys(SightlineTranslator()),
+        partition_keys=partition_keys,
     )
     return sorted(
         f"{info.check_key.name} failed on {info.partition_key}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.translator import SITE_REFERENCE
+
 INGESTION_JOB = "ingestion_job"
 MARTS_JOB = "marts_job"
 REFERENCE_JOB = "site_reference_job"
@@ -38,7 +40,7 @@ def build_jobs(
         ),
         dg.define_asset_job(
             REFERENCE_JOB,
-            selection=dg.AssetSelection.assets("site_reference"),
+            selection=dg.AssetSelection.assets(SITE_REFERENCE),
             description="Reload ref.cameras, ref.zones and ref.index_timeline from the site config.",
         ),
     ]

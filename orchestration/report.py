@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from ingestion.site import Camera, Site
+from ingestion.vocabulary import WORK_ZONE_TYPES
 from ingestion.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ UNDERSTAFFED_SHARE = 0.20  # a zone below min_workers for more of its working ti
 OVERFLOW_SHARE = 0.05  # a zone above max_workers for more of its working time than this is flagged
 OVERRUN_DAYS = (3, 5)  # a block overrunning on at least 3 of the last 5 workdays is flagged
 LOW_PRODUCTIVITY = 0.85  # a block below this share of its 7-workday median productivity is flagged
-WORK_ZONE_TYPES = ("work_area", "inspection")
 STATUS_COLOURS = {"on_time": "#2e7d32", "delayed": "#f9a825", "overrun": "#c62828", "incomplete": "#9e9e9e"}
 
 
@@ -842,8 +842,9 @@ def build_period_report(
         "SELECT local_date, SUM(total_active_seconds) AS active, SUM(total_idle_seconds) AS idle, "
         "SUM(utilization * scheduled_seconds) AS occupied_working, SUM(scheduled_seconds) AS scheduled "
         "FROM analytics.daily_zone_stats WHERE local_date >= {p} AND local_date < {p} "
-        "AND zone_type IN ('work_area', 'inspection') GROUP BY local_date ORDER BY local_date",
-        [start, end],
+        f"AND zone_type IN ({', '.join('{p}' for _ in WORK_ZONE_TYPES)}) "
+        "GROUP BY local_date ORDER BY local_date",
+        [start, end, *WORK_ZONE_TYPES],
     ).with_columns(
         productivity=pl.col("active") / (pl.col("active") + pl.col("idle")),
         utilization=pl.col("occupied_working") / pl.col("scheduled"),

@@ -19,6 +19,8 @@ from ingestion.site import Site, load_site
 from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, Warehouse, connect
 from ingestion.warehouse.base import SIMULATOR_SOURCE
 
+DEFAULT_SEGMENTS_DIR = "data/segments"
+
 
 class SiteResource(dg.ConfigurableResource):
     """The site config (cameras, zones, schedule, thresholds)."""
@@ -113,6 +115,11 @@ class DetectionSourceResource(dg.ConfigurableResource):
     )
     detector: str = Field(default="motion", description="Vision detector for segments: motion or yolo.")
     weights: str | None = Field(default=None, description="YOLO weights file for detector=yolo.")
+    segments_dir: str = Field(
+        default=DEFAULT_SEGMENTS_DIR,
+        description="Folder the new_recorded_segments sensor watches for recorded segments "
+        "(<camera>/<local start>.mp4); $SIGHTLINE_SEGMENTS_DIR where set.",
+    )
 
     def folder(self) -> Path:
         if not self.path:

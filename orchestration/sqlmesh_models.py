@@ -2,7 +2,8 @@
 
 - The SQLMesh project's DAG becomes Dagster asset specs: one asset per model (`analytics/<table>`), with
   dependencies from the model's `depends_on`; the EXTERNAL `raw.*` / `ref.*` tables map onto the Dagster
-  assets that land them.
+  assets that land them. Keys, groups and check names come from the SightlineTranslator
+  (orchestration/translator.py).
 - Every audit attached to a model becomes an asset check on that model's asset (blocking when the
   SQLMesh audit is blocking), evaluated over exactly the window that was built.
 - A day-partition window is built by `ingestion.transform` (the one way marts are built, shared with
@@ -11,8 +12,6 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,25 +19,22 @@ from functools import lru_cache
 
 import dagster as dg
 
-# Where the landing layer's tables appear in Dagster: external SQLMesh models map onto these assets.
-RAW_ASSET_BY_TABLE = {
-    "raw.detections": "raw_detections",
-    "raw.camera_health": "camera_health",
-}
-REF_ASSET = "site_reference"
-RAW_DEFAULT_ASSET = "raw_detections"  # raw.ingest_batches, raw.days_to_rebuild...: written with detections
+from orchestration.translator import SightlineTranslator
 
 
 @dataclass(frozen=True)
 class AuditCheck:
-    check_name: str  # Dagster check name, unique per model
     audit_name: str  # SQLMesh audit name
     args: str  # the audit's arguments as SQL, for the description
     blocking: bool
+    arg_sql: tuple[tuple[str, str], ...] = ()  # (argument, SQL) pairs, `blocking` left out
 
 
 @dataclass(frozen=True)
 class MartModel:
+    """What Dagster needs to know of one SQLMesh model; its asset key, group and check names come from the
+    SightlineTranslator (orchestration/translator.py)."""
+
     fqn: str  # SQLMesh's quoted fully qualified name
     name: str  # schema.table
     upstream: tuple[str, ...]  # schema.table of direct dependencies
@@ -53,10 +49,6 @@ class MartModel:
     column_types: tuple[tuple[str, str], ...] = ()
 
     @property
-    def key(self) -> dg.AssetKey:
-        return dg.AssetKey(self.name.split("."))
-
-    @property
     def table(self) -> str:
         return self.name
 
@@ -64,37 +56,6 @@ class MartModel:
 def _schema_table(fqn_or_name: str) -> str:
     parts = [p.strip('"') for p in fqn_or_name.split(".")]
     return ".".join(parts[-2:])
-
-
-def upstream_asset_key(name: str, mart_names: set[str]) -> dg.AssetKey:
-    """The Dagster asset a SQLMesh dependency stands for."""
-    if name in mart_names:
-        return dg.AssetKey(name.split("."))
-    if name in RAW_ASSET_BY_TABLE:
-        return dg.AssetKey(RAW_ASSET_BY_TABLE[name])
-    if name.startswith("ref."):
-        return dg.AssetKey(REF_ASSET)
-    if name.startswith("raw."):
-        return dg.AssetKey(RAW_DEFAULT_ASSET)
-    raise ValueError(
-        f"SQLMesh dependency {name!r} is neither a model of the project nor a raw/ref table; "
-        "declare it as an EXTERNAL model under raw.* or ref.* in transforms/"
-    )
-
-
-def _check_name(audit_name: str, args: dict, repeated: bool, taken: set[str]) -> str:
-    """A readable, unique Dagster check name: the audit name, plus the columns it looks at when the model
-    carries that audit more than once (accepted_range__productivity)."""
-    name = audit_name
-    if repeated:
-        column_args = [v for k, v in args.items() if k in ("column", "columns")] or list(args.values())
-        cols = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(_arg_sql(v) for v in column_args))
-        name = "__".join([audit_name, *cols])[:100]
-    base, i = name, 2
-    while name in taken:
-        name, i = f"{base}_{i}", i + 1
-    taken.add(name)
-    return name
 
 
 def _arg_sql(value) -> str:
@@ -116,23 +77,14 @@ def load_mart_models(site_path: str | None = None) -> tuple[MartModel, ...]:
 
 
 def _mart_model(model) -> MartModel:
-    taken: set[str] = set()
     audits = []
-    counts = Counter(audit.name for audit, _ in model.audits_with_args)
     for audit, args in model.audits_with_args:
         # A model-level `blocking := false` overrides the audit's own default (SQLMesh semantics).
         blocking = (
             _arg_sql(args["blocking"]).lower() not in ("false", "0") if "blocking" in args else audit.blocking
         )
-        shown = {k: v for k, v in args.items() if k != "blocking"}
-        audits.append(
-            AuditCheck(
-                _check_name(audit.name, shown, counts[audit.name] > 1, taken),
-                audit.name,
-                ", ".join(f"{k} := {_arg_sql(v)}" for k, v in shown.items()),
-                blocking,
-            )
-        )
+        shown = tuple((k, _arg_sql(v)) for k, v in args.items() if k != "blocking")
+        audits.append(AuditCheck(audit.name, ", ".join(f"{k} := {v}" for k, v in shown), blocking, shown))
     time_col = model.time_column.column.name if getattr(model, "time_column", None) else None
     col_types = model.columns_to_types or {}
     is_date = bool(time_col and str(col_types.get(time_col, "")).upper().startswith("DATE"))
@@ -153,78 +105,30 @@ def _mart_model(model) -> MartModel:
 
 def model_asset_specs(
     models: Sequence[MartModel],
+    translator: SightlineTranslator,
     *,
-    partition_mapping_for: dict[str, dg.PartitionMapping],
-    group_name: str,
+    partition_mapping_for: dict[dg.AssetKey, dg.PartitionMapping],
     freshness_policy: dg.FreshnessPolicy | None = None,
 ) -> list[dg.AssetSpec]:
     names = {m.name for m in models}
-    specs = []
-    for m in models:
-        deps = []
-        for up in m.upstream:
-            key = upstream_asset_key(up, names)
-            mapping = partition_mapping_for.get(key.to_user_string())
-            deps.append(dg.AssetDep(key, partition_mapping=mapping) if mapping else dg.AssetDep(key))
-        specs.append(
-            dg.AssetSpec(
-                m.key,
-                deps=_dedupe_deps(deps),
-                description=m.description or f"SQLMesh model {m.name}",
-                group_name=group_name,
-                kinds={"sqlmesh", "sql"},
-                freshness_policy=freshness_policy,
-                metadata={
-                    "sqlmesh/model": m.name,
-                    "sqlmesh/kind": m.kind,
-                    "sqlmesh/time_column": m.time_column or "",
-                    "dagster/column_schema": column_schema(m),
-                },
-            )
-        )
-    return specs
-
-
-def column_schema(model: MartModel) -> dg.TableSchema:
-    """The model's columns with SQLMesh's types and descriptions (Dagster would show every type as
-    "string" otherwise)."""
-    types, descriptions = dict(model.column_types), dict(model.column_descriptions)
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(c, type=types.get(c, "unknown"), description=descriptions.get(c))
-            for c in model.columns
-        ]
-    )
-
-
-def _dedupe_deps(deps: list[dg.AssetDep]) -> list[dg.AssetDep]:
-    seen, out = set(), []
-    for d in deps:
-        if d.asset_key not in seen:
-            seen.add(d.asset_key)
-            out.append(d)
-    return out
-
-
-def audit_check_specs(
-    models: Sequence[MartModel], partitions_def: dg.PartitionsDefinition | None
-) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(
-            a.check_name,
-            asset=m.key,
-            blocking=a.blocking,
-            partitions_def=partitions_def,
-            description=f"SQLMesh audit `{a.audit_name}({a.args})` on {m.name}: passes when it finds no rows",
-            metadata={"sqlmesh/audit": a.audit_name},
+        translator.asset_spec(
+            m, names, partition_mapping_for=partition_mapping_for, freshness_policy=freshness_policy
         )
         for m in models
-        for a in m.audits
     ]
 
 
+def audit_check_specs(
+    models: Sequence[MartModel],
+    translator: SightlineTranslator,
+    partitions_def: dg.PartitionsDefinition | None,
+) -> list[dg.AssetCheckSpec]:
+    return [spec for m in models for spec in translator.audit_check_specs(m, partitions_def)]
+
+
 def run_audits(
-    ctx, models: Sequence[MartModel], start: datetime, end: datetime
+    ctx, models: Sequence[MartModel], translator: SightlineTranslator, start: datetime, end: datetime
 ) -> Iterator[dg.AssetCheckResult]:
     """Run every audit of `models` over [start, end) with SQLMesh and yield one check result per audit.
 
@@ -240,13 +144,13 @@ def run_audits(
         by_key = {}
         for r in results:
             by_key.setdefault(r.audit.name, []).append(r)
-        for a in m.audits:
+        for key, a in translator.audit_checks(m):
             if not by_key.get(
                 a.audit_name
             ):  # the deployed model lacks it: the build did not deploy these files
                 yield dg.AssetCheckResult(
-                    asset_key=m.key,
-                    check_name=a.check_name,
+                    asset_key=key.asset_key,
+                    check_name=key.name,
                     passed=False,
                     description=f"audit {a.audit_name} is not on the deployed {m.name}; rebuild the marts",
                 )
@@ -261,8 +165,8 @@ def run_audits(
             if r.query is not None:
                 meta["query"] = dg.MetadataValue.md(f"```sql\n{r.query.sql(pretty=True)}\n```")
             yield dg.AssetCheckResult(
-                asset_key=m.key,
-                check_name=a.check_name,
+                asset_key=key.asset_key,
+                check_name=key.name,
                 passed=failed == 0,
                 severity=dg.AssetCheckSeverity.ERROR if a.blocking else dg.AssetCheckSeverity.WARN,
                 metadata=meta,
@@ -270,7 +174,9 @@ def run_audits(
             )
 
 
-def audit_outcome_checks(models: Sequence[MartModel], outcomes: Sequence) -> Iterator[dg.AssetCheckResult]:
+def audit_outcome_checks(
+    models: Sequence[MartModel], translator: SightlineTranslator, outcomes: Sequence
+) -> Iterator[dg.AssetCheckResult]:
     """Check results from `ingestion.transform`'s audit outcomes (model, audit, passed, failures, blocking).
 
     A model may carry the same audit twice with different arguments; outcomes of one audit name are
@@ -280,14 +186,14 @@ def audit_outcome_checks(models: Sequence[MartModel], outcomes: Sequence) -> Ite
     for o in outcomes:
         pending.setdefault((_schema_table(o.model), o.audit), []).append(o)
     for m in models:
-        for a in m.audits:
+        for key, a in translator.audit_checks(m):
             queue = pending.get((m.name, a.audit_name))
             if not queue:
                 continue  # not evaluated in this build (e.g. a view's audit); nothing to report
             o = queue.pop(0)
             yield dg.AssetCheckResult(
-                asset_key=m.key,
-                check_name=a.check_name,
+                asset_key=key.asset_key,
+                check_name=key.name,
                 passed=o.passed,
                 severity=dg.AssetCheckSeverity.ERROR if a.blocking else dg.AssetCheckSeverity.WARN,
                 metadata={"failing rows": int(o.failures), "audit": f"{a.audit_name}({a.args})"},

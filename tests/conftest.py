@@ -87,6 +87,13 @@ os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "sightline-hypothesis")
 )
 
+# SQLMesh loads the project's models in a pool of forked processes, one per CPU, at every context (each
+# build_marts, every Dagster marts run). Forking the test process, which holds polars, DuckDB and torch, costs
+# more than it saves on a 2-core machine: measured 1.4-1.7 s of CPU per warm load in process against 1.9-4 s
+# forked (more wall time still when the machine is busy). Read at import by sqlmesh.core.constants, so set
+# before any test module imports SQLMesh; subprocesses (Dagster runs, Celery workers) inherit it.
+os.environ.setdefault("MAX_FORK_WORKERS", "1")
+
 # Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
 # a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture:
 # collection already loads the SQLMesh project (modules parametrized over ingestion.transform.MART_MODELS).

@@ -534,6 +534,43 @@ def test_duckdb_open_waits_for_another_process_to_release_the_file(reader, tmp_p
     assert out.strip().splitlines()[-1] == "42"
 
 
+def test_a_stream_holding_the_duckdb_file_under_a_backlog_hands_it_over_when_asked(site, tmp_path):
+    """Row 11 under a backlog: the stream keeps the file across micro-batches (closing and reopening costs
+    more than a batch) but a process of ours waiting for the lock asks for it (the handover marker) and gets
+    it at the next batch boundary, long before `hold_seconds` would let it go."""
+    from ingestion.stream.landing import StreamLander
+    from ingestion.warehouse.duckdb import handover_marker
+
+    path = tmp_path / "w.duckdb"
+    url = f"duckdb:///{path}"
+    with connect(url, site) as wh:
+        wh.setup()
+    lander = StreamLander(url, site, hold_seconds=3600)
+    lander.open()
+    lander.release()
+    assert lander.wh is None  # nothing waiting: let go after the batch
+    lander.open()
+    lander.release(backlog=True)
+    assert lander.wh is not None  # a backlog, held for less than hold_seconds: kept
+    code = ("import sys\nfrom ingestion.warehouse.duckdb import open_duckdb\n"
+            "print(open_duckdb(sys.argv[1]).execute('SELECT count(*) FROM raw.detections').fetchone()[0])")
+    reader = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "SIGHTLINE_DUCKDB_LOCK_WAIT": "60"})
+    try:
+        deadline = time.monotonic() + 60
+        while not handover_marker(str(path)).exists():  # waiting for the lock, it asks for the file
+            assert reader.poll() is None and time.monotonic() < deadline, reader.communicate()
+            time.sleep(0.02)
+        lander.release(backlog=True)  # the next batch boundary
+        assert lander.wh is None
+        out, err = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+        lander.close()
+    assert reader.returncode == 0 and out.strip() == "0", err
+    assert not handover_marker(str(path)).exists()  # served: the request is withdrawn
+
 def test_a_batch_that_fails_leaves_no_dead_letters_behind(warehouse_url, site):
     """The consumer lands a failed batch again in halves, where a message's verdict can differ (a conflict
     within the batch needs both messages in it): the failed attempt must not have written its dead letters."""

@@ -27,11 +27,13 @@ from orchestration.definitions import build_definitions
 from orchestration.jobs import INGESTION_JOB, MARTS_JOB, REFERENCE_JOB
 from orchestration.partitions import day_camera_key
 from orchestration.resources import DetectionSourceResource
-from orchestration.sqlmesh_models import load_mart_models
+from orchestration.sqlmesh_models import AuditCheck, MartModel, load_mart_models
+from orchestration.translator import SightlineTranslator
 
 FPS = 0.5  # whole days (quality checks want every working hour covered), sampled sparsely to stay quick
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 DAY = date(2025, 1, 15)
+TRANSLATOR = SightlineTranslator()
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,44 @@ def test_definitions_cover_every_sqlmesh_model_and_audit(defs, site_file):
     ) == {"day", "camera"}
 
 
+def test_translator_maps_tables_dependencies_and_repeated_audits():
+    """The one table -> asset mapping (assets, audit checks, quality checks and sensors ask it)."""
+    t = TRANSLATOR
+    assert t.asset_key("raw.detections") == dg.AssetKey("raw_detections")
+    assert t.asset_key("raw.camera_health") == dg.AssetKey("camera_health")
+    assert t.asset_key("raw.days_to_rebuild") == dg.AssetKey("raw_detections")  # written with detections
+    assert t.asset_key("ref.zones") == dg.AssetKey("site_reference")
+    assert t.asset_key("analytics.sessions") == dg.AssetKey(["analytics", "sessions"])
+    visitors = dg.AssetKey(["analytics", "visitors"])
+    assert t.dependency_key("analytics.visitors", {"analytics.visitors"}) == visitors
+    with pytest.raises(ValueError, match="EXTERNAL model under raw"):
+        t.dependency_key("staging.not_a_model", {"analytics.visitors"})
+
+    def audit(name: str, *args: tuple[str, str]) -> AuditCheck:
+        return AuditCheck(name, ", ".join(f"{k} := {v}" for k, v in args), True, args)
+
+    model = MartModel(
+        fqn='"db"."analytics"."m"', name="analytics.m", upstream=("analytics.visitors", "raw.detections"),
+        kind="FULL", description=None, time_column=None, time_column_is_date=False, columns=("a",),
+        column_descriptions=(), audits=(
+            audit("accepted_range", ("column", "productivity"), ("min_v", "0")),
+            audit("accepted_range", ("column", "utilization"), ("min_v", "0")),
+            audit("accepted_range", ("column", "utilization"), ("max_v", "1")),
+            audit("not_null", ("columns", "(a, b)")),
+        ),
+    )
+    names = [key.name for key, _ in t.audit_checks(model)]
+    assert names == [
+        "accepted_range__productivity",
+        "accepted_range__utilization",
+        "accepted_range__utilization_2",
+        "not_null",
+    ]
+    spec = t.asset_spec(model, {"analytics.m", "analytics.visitors"})
+    assert spec.key == dg.AssetKey(["analytics", "m"]) and spec.group_name == "transforms"
+    assert {d.asset_key for d in spec.deps} == {visitors, dg.AssetKey("raw_detections")}
+
+
 def test_dagster_loads_the_code_location_with_no_arguments(tmp_path):
     """`dagster dev` from the repository root finds orchestration.definitions through pyproject.toml
     (run with the embedded home, as `make ui` does)."""
@@ -181,7 +221,9 @@ def test_partition_materialises_end_to_end(defs, warehouse, site_file):
     mart_meta = {
         m.asset_key.to_user_string(): m for m in marts.asset_materializations_for_node("sqlmesh_marts")
     }
-    assert set(mart_meta) == {m.key.to_user_string() for m in load_mart_models(str(site_file))}
+    assert set(mart_meta) == {
+        TRANSLATOR.asset_key(m.name).to_user_string() for m in load_mart_models(str(site_file))
+    }
     assert all(m.partition == DAY.isoformat() for m in mart_meta.values())
     with connect(warehouse, site) as wh:
         sessions = wh.query("SELECT zone_id, count(*) AS n FROM analytics.sessions GROUP BY zone_id")
@@ -217,7 +259,9 @@ def test_backfill_equals_day_by_day_and_rematerialising_restates(
     defs, warehouse, site_file, tmp_path, monkeypatch
 ):
     site = load_site(site_file)
-    days = [date(2025, 1, 13) + timedelta(days=i) for i in range(5)]  # Monday..Friday
+    # Tuesday..Thursday: the restated day has a built day on either side, and a range of three days is
+    # already a backfill (each marts run is a whole SQLMesh build: more days only add minutes).
+    days = [date(2025, 1, 14) + timedelta(days=i) for i in range(3)]
     with dg.instance_for_test() as instance:
         run(defs, REFERENCE_JOB, instance)
         for day in days:
@@ -252,13 +296,14 @@ def test_backfill_equals_day_by_day_and_rematerialising_restates(
             )
         assert one_by_one["analytics.sessions"].height == sum(truth(site, d, "CAM01").height for d in days)
 
-        # Re-land Wednesday with other people (seed 7) and re-materialise it: exactly that day changes.
+        # Re-land Wednesday (the middle day) with other people (seed 7) and re-materialise it: exactly that
+        # day changes.
         other = {
             "resources": {"detection_source": {"config": {"fps": FPS, "noise": "none", "seed": 7}}},
             **QUIET,
         }
-        run(defs, INGESTION_JOB, instance, day_camera_key(days[2], "CAM01"), run_config=other)
-        run(defs, MARTS_JOB, instance, days[2].isoformat())
+        run(defs, INGESTION_JOB, instance, day_camera_key(days[1], "CAM01"), run_config=other)
+        run(defs, MARTS_JOB, instance, days[1].isoformat())
         restated = mart_tables(day_by_day_url, site_file)
 
     def of_day(df: pl.DataFrame, day: date, keep: bool) -> pl.DataFrame:
@@ -268,10 +313,10 @@ def test_backfill_equals_day_by_day_and_rematerialising_restates(
         return df.filter(inside if keep else ~inside)
 
     before, after = one_by_one["analytics.sessions"], restated["analytics.sessions"]
-    assert_frame_equal(of_day(before, days[2], keep=False), of_day(after, days[2], keep=False))
-    wednesday = of_day(after, days[2], keep=True)
-    assert wednesday.height == truth(site, days[2], "CAM01", seed=7).height
-    assert not of_day(before, days[2], keep=True).equals(wednesday)
+    assert_frame_equal(of_day(before, days[1], keep=False), of_day(after, days[1], keep=False))
+    wednesday = of_day(after, days[1], keep=True)
+    assert wednesday.height == truth(site, days[1], "CAM01", seed=7).height
+    assert not of_day(before, days[1], keep=True).equals(wednesday)
 
 
 # --------------------------------------------------------------------------------- schedules and sensors
@@ -300,6 +345,7 @@ def test_daily_schedule_requests_yesterday_for_every_camera(defs, site_file):
 def test_marts_sensor_waits_for_every_camera_of_the_day(defs, site_file):
     site = load_site(site_file)
     sensor = defs.resolve_sensor_def("marts_when_day_complete")
+    resources = {"site": defs.resources["site"]}
     with dg.instance_for_test() as instance:
 
         def landed(camera: str) -> None:
@@ -310,7 +356,10 @@ def test_marts_sensor_waits_for_every_camera_of_the_day(defs, site_file):
         def tick(cursor):
             data = sensor.evaluate_tick(
                 dg.build_sensor_context(
-                    instance=instance, cursor=cursor, repository_def=defs.get_repository_def()
+                    instance=instance,
+                    cursor=cursor,
+                    repository_def=defs.get_repository_def(),
+                    resources=resources,
                 )
             )
             return [r.partition_key for r in data.run_requests], data.cursor
@@ -325,7 +374,8 @@ def test_marts_sensor_waits_for_every_camera_of_the_day(defs, site_file):
         landed("CAM01")  # a camera-day re-landed: the day's marts are rebuilt...
         assert tick(cursor)[0] == [DAY.isoformat()]
         for model in load_mart_models(str(site_file)):  # ...unless they were already built after it
-            instance.report_runless_asset_event(dg.AssetMaterialization(model.key, partition=DAY.isoformat()))
+            key = TRANSLATOR.asset_key(model.name)
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=DAY.isoformat()))
         assert tick(cursor)[0] == []
 
 
@@ -354,7 +404,7 @@ def test_warehouse_sensors_rebuild_late_days_and_follow_stream_watermarks(defs, 
             camera_id="CAM01",
             allowed_lateness=timedelta(minutes=5),
         )
-    resources = {"warehouse": defs.resources["warehouse"]}
+    resources = {"warehouse": defs.resources["warehouse"], "site": defs.resources["site"]}
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(instance=instance, resources=resources, repository_def=repo) as context:
@@ -378,7 +428,9 @@ def test_segment_sensor_launches_the_camera_day_of_new_recordings(defs, warehous
     (folder / "2025-01-16T07-00-00.mp4").write_bytes(b"still being written")  # too fresh: not yet
     monkeypatch.setenv("SIGHTLINE_SEGMENTS_DIR", str(tmp_path / "segments"))
     sensor = defs.resolve_sensor_def("new_recorded_segments")
-    resources = {"detection_source": defs.resources["detection_source"]}
+    # The folder the sensor watches is the detection source's segments_dir, here from the environment.
+    source = DetectionSourceResource(fps=FPS, noise="none", segments_dir=dg.EnvVar("SIGHTLINE_SEGMENTS_DIR"))
+    resources = {"detection_source": source, "site": defs.resources["site"]}
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(instance=instance, repository_def=repo, resources=resources) as context:

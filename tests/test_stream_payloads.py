@@ -125,6 +125,30 @@ def test_malformed_messages_are_rejected_with_a_reason_and_the_raw_payload(site,
     assert parsed.detections[MESSAGE_COLUMN].unique().sort().to_list() == [0, 2]  # neighbours unaffected
 
 
+@pytest.mark.parametrize("payload", [
+    _bad(det={"extra": "\udcff"}).replace(b'"\\udcff"', b'"\xff"'),  # not UTF-8, in a key nobody reads
+    _bad(det={"worker_id": "\ud800"}),  # lone surrogates (json.loads takes them, msgspec does not)
+    _bad(det={"zone_id": "Z01\udfff"}),
+    _bad(ts="2025-01-15T01:00:00\ud800Z"),
+    _bad(det={"unknown": "\ud800"}),
+    json.dumps({"@timestamp": "\ud800", "sensorId": "CAM01", "id": 1, "objects": []}).encode(),
+    json.dumps({"@timestamp": "2025-01-15T01:00:00Z", "sensorId": "CAM01", "id": 1,
+                "objects": ["1|2|3|4|5|Person\ud800"]}).encode(),
+    b"\xef\xbb\xbf" + _bad(),  # a UTF-8 byte order mark
+    _bad(det={"x": float("nan")}),  # NaN / Infinity literals (json.loads reads them)
+    _bad(det={"y": float("inf")}),
+    _bad(det={"x": 1}).replace(b'"x": 1', b'"x": 1e400'),  # beyond float range
+    _bad(frame_idx="8"),  # a digit string (nvmsgconv writes frame numbers so)
+    json.dumps(GOOD, indent=2).encode("utf-16"),  # json.loads detects UTF-16
+])
+def test_what_the_typed_decoder_reads_differently_gets_the_strict_verdict(site, payload):
+    """The fast path (msgspec) leaves every message it cannot read exactly as `json.loads` does to the
+    strict path: same rows, same reasons, never an exception (a lone surrogate is no text for UTF-8)."""
+    good = json.dumps(GOOD).encode()
+    fast, strict = (parse_messages([good, payload], site, fast=f) for f in (True, False))
+    assert [(r.message, r.reason) for r in fast.rejected] == [(r.message, r.reason) for r in strict.rejected]
+    assert_frame_equal(fast.detections, strict.detections)
+
 def test_redelivered_messages_in_new_batches_change_nothing(site, sim_rows, warehouse_url):
     """The crash-between-commit-and-ack case: the same messages come back mixed with new ones."""
     valid = _payloads(encode_frames(sim_rows))

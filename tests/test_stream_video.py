@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import signal
-import subprocess
-import sys
 from datetime import time as clock
 
 import polars as pl
@@ -19,9 +19,23 @@ from ingestion.video.segments import segment_start_time
 from ingestion.warehouse import connect
 from orchestration.cli import main
 
-CLI = [sys.executable, "-c", "import sys; from orchestration.cli import main; sys.exit(main(sys.argv[1:]))"]
 VALUE_COLUMNS = [c for c in DETECTION_SCHEMA.names() if c != "batch_id"]
 KEY = ["camera_id", "ts", "track_id"]
+
+
+class _SigtermOnFirstChunk(logging.Handler):
+    """Sends SIGTERM to this process when the stream logs its first landed chunk; keeps the log lines."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.sent = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if not self.sent and re.search(r"batch stream-video:\S+: \d+ rows landed", self.lines[-1]):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _rows(url, site) -> pl.DataFrame:
@@ -43,22 +57,25 @@ def test_video_stream_stops_cleanly_and_a_rerun_lands_the_rest(site, tmp_path):
     assert reference.height > 0
 
     url = f"duckdb:///{tmp_path / 'stream.duckdb'}"
-    args = [*CLI, "stream", "--source", str(video), "--camera", "CAM01", "--warehouse", url,
+    args = ["stream", "--source", str(video), "--camera", "CAM01", "--warehouse", url,
             "--batch-seconds", "10"]
-    # The stop must come while the file is still being read: read the child's log as it is written (no
-    # polling interval) and signal it on the very line that reports the first landed chunk.
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-    for raw in first.stdout:
-        lines.append(raw.decode(errors="replace"))
-        if re.search(r"batch stream-video:\S+: \d+ rows landed", lines[-1]):
-            first.send_signal(signal.SIGTERM)
-            break
-    else:
-        raise AssertionError("the stream ended without landing a chunk:\n" + "".join(lines))
-    lines += [raw.decode(errors="replace") for raw in first.stdout]
-    log = "".join(lines)
-    assert first.wait(60) == 0, log
+    # The stop must come while the file is still being read. A child process signalled when its log shows the
+    # first landed chunk may read the rest of the file before the signal arrives (a loaded machine), so the
+    # command runs here and SIGTERM is sent to this process on the very log line that reports the first
+    # landed chunk: the handler `sightline stream` installed runs before the next frame is read.
+    stopper = _SigtermOnFirstChunk()
+    logger = logging.getLogger("ingestion.stream.video")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(stopper)
+    try:
+        assert main(args) == 0
+    finally:
+        logger.removeHandler(stopper)
+        logger.setLevel(level)
+    log = "\n".join(stopper.lines)
+    assert stopper.sent, log
+    assert any("stopped before the end" in line for line in stopper.lines), log
     stopped = _rows(url, site)
     # stopped part-way...
     assert 0 < stopped.height < reference.height, (stopped.height, reference.height, log)
@@ -71,5 +88,5 @@ def test_video_stream_stops_cleanly_and_a_rerun_lands_the_rest(site, tmp_path):
     landed_chunks = stopped.select(chunk_of.unique())["chunk"].to_list()
     assert_frame_equal(stopped, reference.filter(chunk_of.is_in(landed_chunks)))
 
-    assert main(args[len(CLI):]) == 0  # the re-run, in this process (torch is already imported here)
+    assert main(args) == 0  # the re-run
     assert_frame_equal(_rows(url, site), reference)  # complete, nothing twice

@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
+from ingestion.vocabulary import SEVERITIES, ZONE_TYPES
+
 if TYPE_CHECKING:
     from ingestion.site import Zone, _Validator
 
-SEVERITIES = ("info", "warning", "error", "critical")
 RULE_TYPES = ("idle", "restricted_zone_entry", "zone_overflow", "zone_empty", "after_hours_presence",
               "camera_down", "productivity_drop")
 # Decided from the detections themselves, on every stream micro-batch.
 LIVE_TYPES = ("idle", "restricted_zone_entry", "zone_overflow", "camera_down")
-# The anomaly mart's type for each rule type (productivity_drop is judged from analytics.index_records).
+# The anomaly mart's type (ingestion.vocabulary.ANOMALY_TYPES) for each rule type (productivity_drop is
+# judged from analytics.index_records).
 ANOMALY_TYPES = {"idle": "excessive_idle", "restricted_zone_entry": "restricted_zone_entry",
                  "zone_overflow": "zone_overflow", "zone_empty": "zone_empty",
                  "after_hours_presence": "after_hours_presence", "camera_down": "camera_down"}
@@ -282,8 +284,6 @@ def _window(v: _Validator, doc: Any, key: str) -> TimeWindow | None:
 
 def _rule(v: _Validator, doc: Any, key: str, channels: set[str], camera_ids: set[str],
           zones: dict[str, Zone], default_durations: dict[str, float]) -> Rule:
-    from ingestion.site import ZONE_TYPES
-
     doc = v.mapping(doc, key)
     _keys(v, doc, key, {"name", "type", "severity", "channels", "cameras", "zones", "zone_types", "threshold",
                         "min_duration_seconds", "schedule", "quiet_hours", "cooldown_seconds"})

@@ -176,8 +176,8 @@ class StreamConsumer:
             except Exception:  # noqa: BLE001 - a hook (alerts, metrics) must never stop the landing of data
                 log.exception("after-commit hook failed; landing continues")
         # After the ack (closing an embedded file takes a moment) and the hook (live alerts evaluate on
-        # this connection): the embedded file is free between micro-batches.
-        self.lander.release()
+        # this connection): the embedded file is free between micro-batches (kept a while under a backlog).
+        self.lander.release(backlog=self.source.queued > 0)
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_SECONDS:  # a long-running service: progress in the log
             self._last_progress = now

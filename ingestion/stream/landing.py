@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -40,6 +41,7 @@ from ingestion.stream.payloads import (
     topic_camera,
 )
 from ingestion.warehouse import Warehouse, connect
+from ingestion.warehouse.duckdb import HANDOVER_FRESH_SECONDS, handover_requested
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +70,36 @@ def batch_id_for(payloads: Sequence[bytes], source: str = STREAM_SOURCE) -> str:
 class StreamLander:
     """Parses and lands micro-batches into one warehouse connection (reopened by `reconnect`).
 
-    On an embedded DuckDB file the connection is closed after every batch (`release`): DuckDB lets one
-    process hold a file for writing, and Dagster, `sightline transform` and checks must be able to open the
-    warehouse between micro-batches. Opening again retries while another process holds the lock."""
+    On an embedded DuckDB file the connection is let go of between micro-batches (`release`): DuckDB lets
+    one process hold a file for writing, and Dagster, `sightline transform` and checks must be able to open
+    the warehouse while the stream runs. Closing and reopening costs more than landing a batch (the close
+    checkpoints, the reopened connection starts cold), so while more messages are already waiting (a
+    backlog) the file is kept for up to `hold_seconds` since it was opened, unless another process asks for
+    it: our processes waiting for the lock say so (`duckdb.handover_marker`), and the stream then lets go
+    at the next batch boundary and waits for the waiter to get in before opening again. With nothing
+    waiting, the file is let go of after every batch. Opening again retries while another process holds
+    the lock."""
 
     def __init__(self, url: str, site: Site, *, source: str = STREAM_SOURCE,
                  allowed_lateness: timedelta | None = timedelta(seconds=60),
-                 deepstream_defaults: DeepStreamDefaults | None = None):
+                 deepstream_defaults: DeepStreamDefaults | None = None, hold_seconds: float = 2.0):
         self.url, self.site, self.source = url, site, source
         self.allowed_lateness = allowed_lateness
         self.deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
         self.wh: Warehouse | None = None
         self.release_between_batches = url.startswith("duckdb:///") and url != "duckdb:///:memory:"
+        self.hold_seconds = hold_seconds
+        self._opened_at = 0.0
+        self._handed_over = False  # let go because another process asked: let it in before reopening
 
     def open(self) -> Warehouse:
         if self.wh is None:
+            if self._handed_over:
+                self._handed_over = False
+                path = self.url[len("duckdb:///"):]
+                deadline = time.monotonic() + HANDOVER_FRESH_SECONDS
+                while handover_requested(path) and time.monotonic() < deadline:
+                    time.sleep(0.02)
             wh = connect(self.url, self.site)
             try:
                 wh.require_setup()  # no DDL here: `sightline db setup` ran as the owner (DuckDB: runs it)
@@ -90,6 +107,7 @@ class StreamLander:
                 wh.close()
                 raise
             self.wh = wh
+            self._opened_at = time.monotonic()
         return self.wh
 
     def reconnect(self) -> None:
@@ -104,10 +122,17 @@ class StreamLander:
     def close(self) -> None:
         self.reconnect()
 
-    def release(self) -> None:
-        """Between micro-batches: let go of an embedded file so other processes can open it."""
-        if self.release_between_batches:
-            self.reconnect()
+    def release(self, *, backlog: bool = False) -> None:
+        """Between micro-batches: let go of an embedded file so other processes can open it. `backlog`:
+        more messages are already waiting; the file is then kept (see the class doc)."""
+        if not self.release_between_batches or self.wh is None:
+            return
+        path = self.url[len("duckdb:///"):]
+        if handover_requested(path):
+            self._handed_over = True
+        elif backlog and time.monotonic() - self._opened_at < self.hold_seconds:
+            return
+        self.reconnect()
 
     def dead_letter(self, payload: bytes, reason: str, topic: str | None = None) -> int:
         """A message that could not be landed (its batch failed for a reason of its own): one dead letter."""
@@ -120,8 +145,8 @@ class StreamLander:
              sizes: Sequence[int] | None = None) -> BatchOutcome:
         """Parse and land one micro-batch. `topics`: the topic of each message (its camera must be the
         message's); `sizes`: each payload's size on receipt where the source kept only a stub of it."""
-        wh = self.open()
         parsed = parse_messages(payloads, self.site, self.deepstream_defaults, topics=topics, sizes=sizes)
+        wh = self.open()  # after parsing: an embedded file is held no longer than needed
         rows = parsed.detections
         rejected = {r.message: r for r in parsed.rejected}
 
@@ -186,18 +211,26 @@ class StreamLander:
         if rows.height == 0:
             return pl.DataFrame(schema=schema)
         cols = ", ".join(f"d.{c}" for c in _VALUE_COLUMNS)
-        ts_us = rows["ts"].dt.epoch("us")
-        params = [rows["camera_id"].to_list(), ts_us.to_list(), rows["track_id"].to_list(),
-                  rows["ts"].min(), rows["ts"].max()]
-        if wh.backend == "postgres":
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN unnest(%s::text[], %s::bigint[], %s::bigint[]) "
-                   "AS k(camera_id, ts_us, track_id) "
+        # The keys travel as three integer arrays, each one text parameter the server parses (an array of
+        # Python values is converted element by element on the client), the cameras as positions in a
+        # short list of the batch's cameras.
+        pg = wh.backend == "postgres"
+        cameras = rows["camera_id"].unique().sort()
+        positions = rows["camera_id"].replace_strict(cameras, pl.int_range(1, cameras.len() + 1, eager=True),
+                                                     return_dtype=pl.Int64)
+        params = [cameras.to_list(), _int_array(positions, pg), _int_array(rows["ts"].dt.epoch("us"), pg),
+                  _int_array(rows["track_id"], pg), rows["ts"].min(), rows["ts"].max()]
+        if pg:
+            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (%s::text[])[u.c] AS camera_id, "
+                   "u.ts_us, u.track_id FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+                   "AS u(c, ts_us, track_id)) k "
                    "ON d.camera_id = k.camera_id AND d.track_id = k.track_id "
                    "AND d.ts = 'epoch'::timestamptz + k.ts_us * interval '1 microsecond' "
                    "WHERE d.ts BETWEEN %s AND %s")
         else:
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT unnest(?::VARCHAR[]) AS camera_id, "
-                   "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) k "
+            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (?::VARCHAR[])[u.c] AS camera_id, "
+                   "u.ts_us, u.track_id FROM (SELECT unnest(?::INTEGER[]) AS c, "
+                   "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) u) k "
                    "ON d.camera_id = k.camera_id AND d.track_id = k.track_id AND epoch_us(d.ts) = k.ts_us "
                    "WHERE d.ts BETWEEN ? AND ?")
         found = wh.query(sql, params)
@@ -227,6 +260,12 @@ class StreamLander:
         if fresh:
             log.warning("%d malformed messages sent to raw.rejected_detections", len(fresh))
         return len(fresh)
+
+
+def _int_array(values: pl.Series, postgres: bool) -> str:
+    """An integer column as an array literal (PostgreSQL {1,2}, DuckDB [1,2]), built in polars."""
+    body = values.cast(pl.String).str.join(",").item()
+    return f"{{{body}}}" if postgres else f"[{body}]"
 
 
 def _conflict(message: int, camera_id: str, detail: str) -> Rejected:

@@ -38,18 +38,24 @@ state; each of these makes its message a dead letter with the reason (issue 11):
 
 A message is valid only as a whole: one bad detection rejects its frame, with the reason naming the
 detection and the rule, and the raw payload is kept in the dead letter so nothing is lost silently.
-Only the loop that decodes JSON runs per message; everything per detection is columnar (Arrow/polars).
+Only the loop that decodes JSON runs per message: our JSON is decoded by msgspec straight into typed
+structs (in C), whose numbers are gathered into columns without Python code per detection; everything
+per detection after that is columnar (numpy/polars). A message the typed decoder refuses takes the strict
+path (`json.loads`, Arrow), which finds and words the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain, compress
+from operator import attrgetter
+from typing import Annotated
 
+import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -64,7 +70,7 @@ DEEPSTREAM_KEYS = ("@timestamp", "sensorId", "objects")
 MAX_REASON_CHARS = 500
 MESSAGE_COLUMN = "_msg"  # which payload (by position) each detection row came from
 MAX_STRING_CHARS = 128  # worker_id (ids of cameras and zones are checked against the site)
-MAX_FRAME_IDX = 2**53  # float64 (how the fast path decodes numbers) holds integers exactly up to here
+MAX_FRAME_IDX = 2**53  # float64 (how numbers are decoded and checked) holds integers exactly up to here
 OVERSIZED_KEPT_BYTES = 1024  # of a payload over the size limit, kept in its dead letter
 
 # Numbers arrive as float64 so that 7.5 is caught as "not an integer" instead of being truncated to 7.
@@ -114,6 +120,18 @@ class ParsedMessages:
     detections: pl.DataFrame  # MESSAGE_COLUMN (index into the payloads) + DETECTION_SCHEMA, batch_id null
     rejected: list[Rejected] = field(default_factory=list)
     valid_messages: int = 0
+
+
+def _is_text(value: str) -> bool:
+    """Whether UTF-8 (and so PostgreSQL, DuckDB, Arrow, polars) can hold the string: JSON's \\ud800-style
+    escapes give Python strings with lone surrogates, which it cannot."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def payload_text(payload: bytes) -> str:
@@ -189,8 +207,8 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
     `topics`: the topic each message came on (its camera must match the message's). `sizes`: the size
     each payload had on receipt, where the receiver kept only an `oversized_stub`. `now`: the clock the
     accepted time window is relative to (default: the current time).
-    `fast`: decode our JSON for the whole batch at once in polars (Rust) when every message of it decodes;
-    messages the fast path cannot vouch for take the strict per-message path, which gives the same rows
+    `fast`: decode our JSON with msgspec into typed structs (see `_decode_frame`); messages the fast path
+    cannot vouch for take the strict per-message path, which gives the same rows
     and reasons (tests check both). Never raises on any payload: bad ones become `rejected`."""
     deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
     ctx = _Context(site, frozenset(site.camera_ids), now or datetime.now(UTC), topics)
@@ -255,52 +273,87 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
 
 # --- our JSON, whole batch at once ---------------------------------------------------------------
 
-_MESSAGE_STRUCT = pl.Struct({
-    "camera_id": pl.String, "ts": pl.String, "frame_idx": pl.Float64,
-    "detections": pl.List(pl.Struct({**{name: pl.Float64 for name in _REQUIRED},
-                                     "zone_id": pl.String, "worker_id": pl.String})),
-})
-# polars would turn these into "5" / '{"a": 1}' silently: such messages take the strict path.
-_NON_STRING_IN_STRING_FIELD = re.compile(rb'"(?:zone_id|worker_id)"\s*:\s*[-0-9\[{]')
+class _Detection(msgspec.Struct, gc=False):
+    """A detection the fast path vouches for: every number present and a number (ints are taken as floats,
+    as the strict path's Arrow conversion does), the strings strings or null; unknown keys are ignored."""
+
+    track_id: float
+    class_id: float
+    confidence: float
+    x: float
+    y: float
+    w: float
+    h: float
+    motion_score: float
+    zone_id: str | None = None
+    worker_id: str | None = None
+
+
+class _Frame(msgspec.Struct, gc=False):
+    camera_id: str
+    ts: str
+    frame_idx: Annotated[float, msgspec.Meta(ge=0, le=MAX_FRAME_IDX)]  # an integral float passes, as before
+    detections: list[_Detection]
+
+
+_FRAME_DECODER = msgspec.json.Decoder(_Frame)
+_NUMBERS = attrgetter(*_REQUIRED)
+_STRINGS = attrgetter("zone_id", "worker_id")
+
+
+def _decode_frame(payload: bytes) -> _Frame | None:
+    """Our JSON decoded straight into typed structs (msgspec, in C), or None where the strict path must
+    judge the message: a JSON boolean, a null or missing number, a number out of float range, a
+    non-string in a string field, NaN, lone surrogates, a BOM... (msgspec refuses all of these), and bytes
+    that are not UTF-8 (msgspec does not check the keys it ignores, `json.loads` does)."""
+    if b'"detections"' not in payload:
+        return None
+    if not payload.isascii():
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        return _FRAME_DECODER.decode(payload)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
 
 
 def _fast_sightline_rows(payloads: Sequence[bytes], indices: list[int], ctx: _Context,
                          ) -> tuple[pl.DataFrame, list[int]]:
-    """Decode the batch's messages of our format in one polars call. polars coerces a few JSON types
-    (true -> 1, a number -> "5" in a string field), so messages holding a JSON boolean, and any message it
-    cannot decode as a complete, acceptable frame, are returned as indices for the strict path instead
-    (which finds the reason)."""
-    candidates = [i for i in indices
-                  if b'"detections"' in payloads[i] and b"true" not in payloads[i]
-                  and b"false" not in payloads[i] and not _NON_STRING_IN_STRING_FIELD.search(payloads[i])]
-    if not candidates:
+    """Decode the batch's messages of our format with msgspec and build the detection columns without a
+    Python loop over detections. Messages that do not decode as complete, acceptable frames (camera,
+    topic, time window) are returned as indices for the strict path, which finds the reason."""
+    decoded = [(i, frame) for i in indices if (frame := _decode_frame(payloads[i])) is not None]
+    if not decoded:
         return _empty_rows(), list(indices)
-    try:
-        decoded = (pl.Series([payloads[i] for i in candidates], dtype=pl.Binary).cast(pl.String)
-                   .str.json_decode(_MESSAGE_STRUCT))
-    except (pl.exceptions.PolarsError, UnicodeDecodeError):
-        return _empty_rows(), list(indices)  # one bad message: the strict path sorts it out
-    msgs = decoded.struct.unnest().with_columns(_msg=pl.Series(candidates, dtype=pl.Int64))
-    times = ctx.times(msgs["ts"])
-    msgs = msgs.with_columns(ts_us=times["ts"], ts_ok=times["problem"].is_null())
-    c = pl.col
-    complete = (c("camera_id").is_not_null() & c("ts_ok") & c("detections").is_not_null()
-                & c("camera_id").is_in(list(ctx.known)) & c("frame_idx").is_not_null()
-                & (c("frame_idx") == c("frame_idx").floor()) & c("frame_idx").is_between(0, MAX_FRAME_IDX))
+    msg_idx = [i for i, _ in decoded]
+    frames = [f for _, f in decoded]
+    cams = pl.Series(list(map(attrgetter("camera_id"), frames)), dtype=pl.String)
+    times = ctx.times(pl.Series(list(map(attrgetter("ts"), frames)), dtype=pl.String))
+    frame_idx = pl.Series(list(map(attrgetter("frame_idx"), frames)), dtype=pl.Float64)
+    ok = cams.is_in(list(ctx.known)) & times["problem"].is_null() & (frame_idx == frame_idx.floor())
     if ctx.topics is not None:
-        topic_cams = [topic_camera(ctx.topics[i]) for i in candidates]
-        complete = complete & (c("camera_id") == pl.Series(topic_cams, dtype=pl.String))
-    ok = msgs.filter(complete)
-    strict = sorted(set(indices) - set(ok["_msg"].to_list()))
-    rows = (
-        ok.select("_msg", "camera_id", ts=c("ts_us"), frame_idx=c("frame_idx").cast(pl.Int64),
-                  d=c("detections"))
-        .with_columns(_det=c("d").list.len())
-        .explode("d")
-        .filter(c("d").is_not_null())  # an empty list explodes to one null row
-        .with_columns(_det=pl.int_range(pl.len()).over("_msg"))
-        .unnest("d")
-    )
+        ok = ok & (cams == pl.Series([topic_camera(ctx.topics[i]) for i in msg_idx], dtype=pl.String))
+    keep = ok.to_numpy()
+    if not keep.all():
+        frames = list(compress(frames, keep))
+        msg_idx = list(compress(msg_idx, keep))
+    strict = sorted(set(indices) - set(msg_idx))
+    if not frames:
+        return _empty_rows(), strict
+    det_lists = list(map(attrgetter("detections"), frames))
+    m = _Messages(msg_idx=msg_idx, cams=cams.filter(ok).to_list(), ts_us=times["ts"].filter(ok).to_list(),
+                  frames=frame_idx.filter(ok).cast(pl.Int64).to_list(), counts=list(map(len, det_lists)))
+    dets = list(chain.from_iterable(det_lists))
+    n = len(dets)
+    numbers = np.fromiter(chain.from_iterable(map(_NUMBERS, dets)), dtype=np.float64,
+                          count=n * len(_REQUIRED)).reshape(n, len(_REQUIRED))
+    zones, workers = zip(*map(_STRINGS, dets), strict=True) if n else ((), ())
+    columns = {name: numbers[:, k] for k, name in enumerate(_REQUIRED)}
+    rows = pl.DataFrame(columns).with_columns(
+        zone_id=pl.Series(zones, dtype=pl.String), worker_id=pl.Series(workers, dtype=pl.String),
+        **m.per_item_columns())
     return rows, strict
 
 
@@ -348,14 +401,19 @@ class _Messages:
 
     def per_item_columns(self) -> dict[str, pl.Series]:
         """Each message's fields repeated for each of its items, plus the item's position in it."""
-        counts = np.asarray(self.counts)
-        msg = np.repeat(self.msg_idx, counts)
+        counts = np.asarray(self.counts, dtype=np.int64)
+        starts = np.cumsum(counts) - counts  # each message's first item
+
+        def repeated(values: list, dtype: pl.DataType) -> pl.Series:
+            return pl.Series(np.repeat(np.asarray(values, dtype=object if dtype == pl.String else np.int64),
+                                       counts), dtype=dtype)
+
         return {
-            "_msg": pl.Series(msg, dtype=pl.Int64),
-            "camera_id": pl.Series(np.repeat(np.asarray(self.cams, dtype=object), counts), dtype=pl.String),
-            "ts": pl.Series(np.repeat(self.ts_us, counts), dtype=pl.Int64),
-            "frame_idx": pl.Series(np.repeat(self.frames, counts), dtype=pl.Int64),
-            "_det": pl.int_range(pl.len()).over(pl.Series(msg)),
+            "_msg": repeated(self.msg_idx, pl.Int64),
+            "camera_id": repeated(self.cams, pl.String),
+            "ts": repeated(self.ts_us, pl.Int64),
+            "frame_idx": repeated(self.frames, pl.Int64),
+            "_det": pl.Series(np.arange(counts.sum()) - np.repeat(starts, counts), dtype=pl.Int64),
         }
 
 
@@ -367,11 +425,17 @@ def _gather_messages(messages: list[tuple[int, dict]], ctx: _Context,
     out = _Messages()
     cam_key, ts_key, frame_key = keys
     raw_ts = [doc[ts_key] for _, doc in messages]
-    times = ctx.times(pl.Series([v if isinstance(v, str) else None for v in raw_ts], dtype=pl.String))
-    parsed = [(ts, None if isinstance(v, str) else f"must be an ISO-8601 string, got {type(v).__name__}")
-              if problem is None or not isinstance(v, str) else (None, problem)
-              for v, ts, problem in zip(raw_ts, times["ts"].to_list(), times["problem"].to_list(),
-                                        strict=True)]
+    texts = [v if isinstance(v, str) and _is_text(v) else None for v in raw_ts]
+    times = ctx.times(pl.Series(texts, dtype=pl.String))
+    parsed: list[tuple[int | None, str | None]] = []
+    for v, text, ts, problem in zip(raw_ts, texts, times["ts"].to_list(), times["problem"].to_list(),
+                                    strict=True):
+        if text is not None:
+            parsed.append((ts, None) if problem is None else (None, problem))
+        elif isinstance(v, str):
+            parsed.append((None, "must be an ISO-8601 string, got a string with a lone UTF-16 surrogate"))
+        else:
+            parsed.append((None, f"must be an ISO-8601 string, got {type(v).__name__}"))
     for (i, doc), ts in zip(messages, parsed, strict=True):
         fields = _message_fields(doc[cam_key], ts, doc.get(frame_key), ctx, i, keys)
         if len(fields) == 2:
@@ -412,7 +476,7 @@ def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: l
     wrong shape, fall back to converting message by message to find the culprits (the error path only)."""
     try:
         return pa.Table.from_struct_array(pa.array(dets, type=_DETECTION_STRUCT))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, UnicodeEncodeError):
         pass
     parts, start = [], 0
     for i, cam, n in zip(msg_idx, cams, counts, strict=True):
@@ -420,7 +484,7 @@ def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: l
         start += n
         try:
             parts.append(pa.array(chunk, type=_DETECTION_STRUCT))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, UnicodeEncodeError) as exc:
             reasons[i] = (cam, f"detections: {_shape_problem(chunk) or exc}")
             parts.append(pa.nulls(n, type=_DETECTION_STRUCT))  # keeps row alignment; the message is rejected
     return pa.Table.from_struct_array(pa.concat_arrays(parts) if parts else pa.array([], _DETECTION_STRUCT))
@@ -439,6 +503,8 @@ def _shape_problem(detections: list) -> str | None:
             v = det.get(name)
             if v is not None and not isinstance(v, str):
                 return f"[{k}].{name} must be a string or null, got {v!r}"
+            if v is not None and not _is_text(v):
+                return f"[{k}].{name} holds a lone UTF-16 surrogate, which is no text"
     return None
 
 
@@ -446,6 +512,8 @@ def _deepstream_items(doc: dict) -> tuple[list | None, str | None]:
     objs = doc["objects"]
     if not isinstance(objs, list) or not all(isinstance(o, str) for o in objs):
         return None, "objects must be a list of 'trackingId|left|top|right|bottom|label' strings"
+    if not _is_text("".join(objs)):
+        return None, "objects: a string holds a lone UTF-16 surrogate, which is no text"
     return objs, None
 
 

@@ -36,18 +36,45 @@ def lock_wait_seconds() -> float:
     return float(os.environ.get("SIGHTLINE_DUCKDB_LOCK_WAIT", "30"))
 
 
+HANDOVER_FRESH_SECONDS = 2.0  # a waiter renews its request at least this often (its retry delay is <= 0.5 s)
+
+
+def handover_marker(path: str) -> Path:
+    """The file a process waiting for the lock touches, so that a writer that keeps the file across several
+    micro-batches (`sightline stream` under a backlog) lets go of it at its next batch boundary."""
+    return Path(f"{path}.wanted")
+
+
+def handover_requested(path: str) -> bool:
+    """Another process is waiting for the file now (a request it has not renewed lately is stale)."""
+    try:
+        return time.time() - handover_marker(path).stat().st_mtime < HANDOVER_FRESH_SECONDS
+    except OSError:
+        return False
+
+
 def open_duckdb(path: str, *, wait: float | None = None, **options) -> duckdb.DuckDBPyConnection:
     """duckdb.connect(path, **options), waiting up to `wait` seconds (default: lock_wait_seconds()) while
-    another process holds the file's lock; other errors are raised at once."""
+    another process holds the file's lock (asking it to hand the file over, see `handover_marker`); other
+    errors are raised at once."""
     deadline = time.monotonic() + (lock_wait_seconds() if wait is None else wait)
     delay = 0.02
+    marker = handover_marker(path) if path != ":memory:" else None
     while True:
         try:
             with _open_close:
-                return duckdb.connect(path, **options)
+                con = duckdb.connect(path, **options)
+            if marker is not None and delay > 0.02:  # it had to wait: its request is served
+                marker.unlink(missing_ok=True)
+            return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise
+            if marker is not None:
+                try:
+                    marker.touch()
+                except OSError:  # a read-only directory: wait without asking
+                    pass
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
 

@@ -7,16 +7,18 @@ import dagster as dg
 
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SiteResource, WarehouseResource
+from orchestration.translator import SightlineTranslator
 
 ALERTS_KEY = dg.AssetKey(["ops", "alerts"])
-UPSTREAM = (dg.AssetKey(["analytics", "anomalies"]), dg.AssetKey(["analytics", "index_records"]),
-            dg.AssetKey(["analytics", "sessions"]))
+UPSTREAM_MARTS = ("analytics.anomalies", "analytics.index_records", "analytics.sessions")
 
 
-def build_alerts_asset(day_partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_alerts_asset(
+    day_partitions: dg.PartitionsDefinition, translator: SightlineTranslator
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=ALERTS_KEY,
-        deps=list(UPSTREAM),
+        deps=[translator.asset_key(table) for table in UPSTREAM_MARTS],
         partitions_def=day_partitions,
         group_name="alerts",
         pool=WAREHOUSE_POOL,

@@ -5,15 +5,16 @@ import dagster as dg
 from orchestration.charts import markdown_table
 from orchestration.partitions import split_day_camera_key
 from orchestration.resources import DetectionSourceResource, SiteResource, WarehouseResource
+from orchestration.translator import CAMERA_HEALTH, INGESTION_GROUP, RAW_DETECTIONS, SITE_REFERENCE
 
-GROUP = "ingestion"
 # Every step that opens the warehouse claims a slot in this pool; embedded mode (DuckDB: one writing
 # process per file) limits it to 1, so concurrent runs queue instead of failing on the file lock.
 WAREHOUSE_POOL = "warehouse"
 
 
 @dg.asset(
-    group_name=GROUP,
+    key=SITE_REFERENCE,
+    group_name=INGESTION_GROUP,
     pool=WAREHOUSE_POOL,
     kinds={"yaml"},
     description="ref.cameras, ref.zones and ref.index_timeline loaded from the site config. "
@@ -47,16 +48,16 @@ def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
-                "raw_detections",
-                group_name=GROUP,
+                RAW_DETECTIONS,
+                group_name=INGESTION_GROUP,
                 deps=[site_reference],
                 kinds={"polars"},
                 description="raw.detections: one row per tracked object per processed frame, "
                 "landed exactly once per camera-day (re-running replaces the partition).",
             ),
             dg.AssetSpec(
-                "camera_health",
-                group_name=GROUP,
+                CAMERA_HEALTH,
+                group_name=INGESTION_GROUP,
                 deps=[site_reference],
                 kinds={"polars"},
                 description="raw.camera_health: frames read, processed, dropped and latency per "
@@ -106,7 +107,7 @@ def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
             landed.source,
         )
         yield dg.MaterializeResult(
-            asset_key="raw_detections",
+            asset_key=RAW_DETECTIONS,
             metadata={
                 "dagster/row_count": int(stats["rows"][0]),
                 "landed": landed.landed,
@@ -119,7 +120,7 @@ def build_raw_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
             },
         )
         yield dg.MaterializeResult(
-            asset_key="camera_health",
+            asset_key=CAMERA_HEALTH,
             metadata={
                 "dagster/row_count": int(health["rows"][0]),
                 "frames read": int(health["frames_read"][0]),

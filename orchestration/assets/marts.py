@@ -14,7 +14,7 @@ from ingestion.site import Site
 from ingestion.warehouse import Warehouse
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.charts import heatmap_image, markdown_table, occupancy_chart, png_markdown, save_png
-from orchestration.checks import raw_blocking_failures
+from orchestration.checks import blocking_check_keys, raw_blocking_failures
 from orchestration.partitions import DAY, days_of_range
 from orchestration.resources import SiteResource, SQLMeshResource, WarehouseResource
 from orchestration.sqlmesh_models import (
@@ -24,30 +24,30 @@ from orchestration.sqlmesh_models import (
     model_asset_specs,
     run_audits,
 )
+from orchestration.translator import CAMERA_HEALTH, RAW_DETECTIONS, SightlineTranslator
 
-GROUP = "transforms"
+MARTS_STEP = "sqlmesh_marts"
 
 
 def build_mart_assets(
     models: tuple[MartModel, ...],
     day_partitions: dg.PartitionsDefinition,
+    translator: SightlineTranslator,
     freshness_policy: dg.FreshnessPolicy | None = None,
 ) -> dg.AssetsDefinition:
     day_of_camera_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DAY)
+    raw_blocking_checks = blocking_check_keys(translator)
     specs = model_asset_specs(
         models,
-        group_name=GROUP,
+        translator,
         freshness_policy=freshness_policy,
-        partition_mapping_for={
-            "raw_detections": day_of_camera_day,
-            "camera_health": day_of_camera_day,
-        },
+        partition_mapping_for={RAW_DETECTIONS: day_of_camera_day, CAMERA_HEALTH: day_of_camera_day},
     )
 
     @dg.multi_asset(
-        name="sqlmesh_marts",
+        name=MARTS_STEP,
         specs=specs,
-        check_specs=audit_check_specs(models, day_partitions),
+        check_specs=audit_check_specs(models, translator, day_partitions),
         partitions_def=day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -66,7 +66,7 @@ def build_mart_assets(
         context.log.info(
             "SQLMesh run over %s .. %s (site-local), UTC [%s, %s)", days[0], days[-1], start, end
         )
-        blocked = raw_blocking_failures(context.instance, s, days)
+        blocked = raw_blocking_failures(context.instance, s, days, raw_blocking_checks)
         if blocked:  # a critical raw check failed for a camera of these days: fix or re-land first
             raise dg.Failure(
                 "the marts of these days are blocked by failing raw checks: " + "; ".join(blocked),
@@ -78,23 +78,25 @@ def build_mart_assets(
             # A blocking audit (or anything else) failed: show the audits as checks, then fail the step.
             try:
                 with sqlmesh.open() as ctx:
-                    yield from run_audits(ctx, models, start, end)
+                    yield from run_audits(ctx, models, translator, start, end)
             except Exception as audit_exc:  # noqa: BLE001 - tables may not exist; the build error matters
                 context.log.warning("could not evaluate the audits after the failed build: %s", audit_exc)
             raise dg.Failure(f"SQLMesh could not build {days[0]}..{days[-1]}: {exc}") from exc
         context.log.info("SQLMesh built %s..%s in %.1f s", days[0], days[-1], result.seconds)
         with warehouse.connect() as wh:
             for m in models:
-                yield dg.MaterializeResult(asset_key=m.key, metadata=mart_metadata(wh, s, m, days))
-        checks = list(audit_outcome_checks(models, result.audits))
-        reported = {(c.asset_key, c.check_name) for c in checks}
-        missing = [m for m in models if any((m.key, a.check_name) not in reported for a in m.audits)]
+                yield dg.MaterializeResult(
+                    asset_key=translator.asset_key(m.name), metadata=mart_metadata(wh, s, m, days)
+                )
+        checks = list(audit_outcome_checks(models, translator, result.audits))
+        reported = {dg.AssetCheckKey(c.asset_key, c.check_name) for c in checks}
+        missing = [m for m in models if any(key not in reported for key, _ in translator.audit_checks(m))]
         if missing:  # every check needs a result: run the audits the build did not report ourselves
             with sqlmesh.open() as ctx:
                 checks += [
                     c
-                    for c in run_audits(ctx, missing, start, end)
-                    if (c.asset_key, c.check_name) not in reported
+                    for c in run_audits(ctx, missing, translator, start, end)
+                    if dg.AssetCheckKey(c.asset_key, c.check_name) not in reported
                 ]
         yield from checks
 

@@ -5,8 +5,12 @@ MODEL (
   audits (
     unique_values(columns := (anomaly_id)),
     not_null(columns := (anomaly_id, anomaly_type, severity, ts, camera_id, description, metadata)),
-    accepted_values(column := anomaly_type, is_in := ('excessive_idle', 'zone_overflow', 'zone_empty', 'restricted_zone_entry', 'after_hours_presence', 'camera_down')),
-    accepted_values(column := severity, is_in := ('info', 'warning', 'error', 'critical'))
+    accepted_values(column := anomaly_type, is_in := @enum_values('anomaly_type')),
+    accepted_values(column := severity, is_in := @enum_values('severity')),
+    known_ids(column := camera_id, source := ref.cameras),
+    known_ids(column := zone_id, source := ref.zones),
+    index_number_in_timeline(date_column := local_date),
+    forall(criteria := (ts_end >= ts, local_date = @local_date(ts)))
   ),
   description 'Things a supervisor should look at, one row each: excessive_idle (an idle stretch of a visit longer than excessive_idle_seconds), zone_overflow (more people than max_workers for overflow_seconds), zone_empty (fewer than min_workers during working time for empty_seconds), restricted_zone_entry (any visit to a restricted zone), after_hours_presence (a visit starting outside working time; ts_end is when working time begins or the visit ends, whichever is first, so duration_seconds is the part outside working time), camera_down (no frames for camera_down_seconds of working time). A stretch that crosses local midnight is reported in each day.',
   column_descriptions (
@@ -39,14 +43,14 @@ WITH expected_windows AS (
   FROM ref.cameras AS c
   CROSS JOIN (
     SELECT
-      CAST(CEIL(@epoch_us(work_start) / (@health_window_seconds * 1000000)) AS BIGINT) AS first_window,
-      CAST(FLOOR(@epoch_us(work_end) / (@health_window_seconds * 1000000)) AS BIGINT) AS end_window
+      @first_health_window(work_start) AS first_window,
+      @health_window(work_end) AS end_window
     FROM @working_intervals() AS wi
     WHERE work_start >= @batch_start() AND work_start < @batch_end()
   ) AS w
   CROSS JOIN LATERAL (SELECT k FROM GENERATE_SERIES(0, w.end_window - w.first_window - 1) AS gs(k)) AS g
 ), delivered AS (
-  SELECT camera_id, CAST(FLOOR(@epoch_us(window_start) / (@health_window_seconds * 1000000)) AS BIGINT) AS window_no,
+  SELECT camera_id, @health_window(window_start) AS window_no,
          SUM(frames_read) AS frames_read
   FROM raw.camera_health
   WHERE window_start >= @batch_start() AND window_start < @batch_end()
@@ -55,16 +59,14 @@ WITH expected_windows AS (
   SELECT s.*, z.zone_type, z.name AS zone_label
   FROM analytics.sessions AS s
   JOIN ref.zones AS z ON s.zone_id = z.zone_id
-  WHERE s.entry_time < @batch_end()
-    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+  WHERE @may_overlap_batch(s.entry_time)
 ), after_hours AS (
   /* A visit that starts outside working time: the after-hours part runs until working time begins
      (or the visit ends), so a visit entering at 07:45 counts the 15 minutes before an 08:00 start. */
   SELECT
     ds.*,
     LEAST(ds.exit_time, COALESCE(nw.next_work_start, ds.exit_time)) AS after_hours_end,
-    CAST(@epoch_us(LEAST(ds.exit_time, COALESCE(nw.next_work_start, ds.exit_time))) - @epoch_us(ds.entry_time) AS DOUBLE)
-      / 1000000 AS after_hours_seconds
+    @seconds_between(ds.entry_time, LEAST(ds.exit_time, COALESCE(nw.next_work_start, ds.exit_time))) AS after_hours_seconds
   FROM day_sessions AS ds
   LEFT JOIN LATERAL (
     SELECT MIN(wi.work_start) AS next_work_start FROM @working_intervals() AS wi WHERE wi.work_start > ds.entry_time
@@ -74,19 +76,18 @@ WITH expected_windows AS (
   SELECT
     'excessive_idle' AS anomaly_type, @severity_excessive_idle AS severity,
     max_idle_streak_start AS ts,
-    CAST(max_idle_streak_start + INTERVAL '1 microsecond' * CAST(ROUND(max_idle_streak_seconds * 1000000) AS BIGINT) AS TIMESTAMPTZ) AS ts_end,
+    CAST(max_idle_streak_start + INTERVAL '1 microsecond' * @seconds_to_us(max_idle_streak_seconds) AS TIMESTAMPTZ) AS ts_end,
     camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' idle for ' || CAST(CAST(ROUND(max_idle_streak_seconds) AS BIGINT) AS VARCHAR)
       || ' s in zone ' || zone_label || ' (' || zone_id || ')' AS description,
-    '{"idle_seconds": ' || CAST(ROUND(CAST(max_idle_streak_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
-      || ', "threshold_seconds": ' || CAST(@excessive_idle_seconds AS VARCHAR) || '}' AS metadata
+    @json_dict('idle_seconds', @json_num(max_idle_streak_seconds), 'threshold_seconds', @excessive_idle_seconds) AS metadata
   FROM day_sessions
   WHERE max_idle_streak_seconds >= @excessive_idle_seconds
   UNION ALL
   SELECT
     'restricted_zone_entry', @severity_restricted_zone_entry, entry_time, exit_time, camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' entered restricted zone ' || zone_label || ' (' || zone_id || ')',
-    '{"duration_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
+    @json_dict('duration_seconds', @json_num(duration_seconds))
   FROM day_sessions
   WHERE zone_type = 'restricted'
   UNION ALL
@@ -94,8 +95,7 @@ WITH expected_windows AS (
     'after_hours_presence', @severity_after_hours_presence, entry_time, after_hours_end, camera_id, zone_id, track_id, session_id,
     'Track ' || CAST(track_id AS VARCHAR) || ' present in zone ' || zone_label || ' (' || zone_id || ') for '
       || CAST(CAST(ROUND(after_hours_seconds) AS BIGINT) AS VARCHAR) || ' s outside working time',
-    '{"duration_seconds": ' || CAST(ROUND(CAST(after_hours_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
-      || ', "visit_seconds": ' || CAST(ROUND(CAST(duration_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}'
+    @json_dict('duration_seconds', @json_num(after_hours_seconds), 'visit_seconds', @json_num(duration_seconds))
   FROM after_hours
 ), flagged AS (
   /* Presence segments that break a zone's staffing rule. */
@@ -137,14 +137,14 @@ WITH expected_windows AS (
       ELSE 'Zone ' || zone_name || ' (' || zone_id || ') had ' || CAST(min_people AS VARCHAR) || ' people (min '
         || CAST(min_workers AS VARCHAR) || ') during working time'
     END AS description,
-    '{"seconds": ' || CAST(ROUND(CAST(@epoch_us(ts_end) - @epoch_us(ts) AS DECIMAL(18, 0)) / 1000000, 3) AS VARCHAR)
-      || ', "min_people": ' || CAST(min_people AS VARCHAR) || ', "max_people": ' || CAST(max_people AS VARCHAR)
-      || ', "min_workers": ' || CAST(min_workers AS VARCHAR) || ', "max_workers": ' || CAST(max_workers AS VARCHAR)
-      || ', "threshold_seconds": '
-      || CAST(CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END AS VARCHAR) || '}' AS metadata
+    @json_dict(
+      'seconds', ROUND(CAST(@epoch_us(ts_end) - @epoch_us(ts) AS DECIMAL(18, 0)) / 1000000, 3),
+      'min_people', min_people, 'max_people', max_people, 'min_workers', min_workers, 'max_workers', max_workers,
+      'threshold_seconds', CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END
+    ) AS metadata
   FROM staffing
   WHERE @epoch_us(ts_end) - @epoch_us(ts)
-    >= CAST(ROUND(CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END * 1000000) AS BIGINT)
+    >= @seconds_to_us(CASE WHEN rule = 'zone_overflow' THEN @overflow_seconds ELSE @empty_seconds END)
 ), down_windows AS (
   SELECT
     e.camera_id, e.window_no,
@@ -162,14 +162,14 @@ WITH expected_windows AS (
 ), camera_anomalies AS (
   SELECT
     'camera_down' AS anomaly_type, @severity_camera_down AS severity,
-    CAST(TO_TIMESTAMP(first_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts,
-    CAST(TO_TIMESTAMP(end_window * @health_window_seconds) AS TIMESTAMPTZ) AS ts_end,
+    @health_window_start(first_window) AS ts,
+    @health_window_start(end_window) AS ts_end,
     camera_id, CAST(NULL AS VARCHAR) AS zone_id, CAST(NULL AS BIGINT) AS track_id, CAST(NULL AS VARCHAR) AS session_id,
-    'Camera ' || COALESCE((SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = outages.camera_id), '?')
+    'Camera ' || COALESCE(@camera_name(outages.camera_id), '?')
       || ' (' || camera_id || ') delivered no frames for ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR)
       || ' s of working time' AS description,
-    '{"seconds": ' || CAST(CAST(windows * @health_window_seconds AS BIGINT) AS VARCHAR) || ', "threshold_seconds": '
-      || CAST(@camera_down_seconds AS VARCHAR) || '}' AS metadata
+    @json_dict('seconds', CAST(windows * @health_window_seconds AS BIGINT), 'threshold_seconds', @camera_down_seconds)
+      AS metadata
   FROM outages
 ), all_anomalies AS (
   SELECT * FROM session_anomalies
@@ -183,7 +183,7 @@ SELECT
   a.severity,
   a.ts,
   CAST(a.ts_end AS TIMESTAMPTZ) AS ts_end,  -- typed for the catalog (Dagster UI)
-  CAST(@epoch_us(a.ts_end) - @epoch_us(a.ts) AS DOUBLE) / 1000000 AS duration_seconds,
+  @seconds_between(a.ts, a.ts_end) AS duration_seconds,
   a.camera_id,
   a.zone_id,
   a.track_id,
@@ -192,11 +192,11 @@ SELECT
   @local_date(a.ts) AS local_date,
   a.description,
   @jsonb(a.metadata) AS metadata,
-  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = a.zone_id) AS zone_name,
-  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = a.camera_id) AS camera_name,
+  @zone_name(a.zone_id) AS zone_name,
+  @camera_name(a.camera_id) AS camera_name,
   @local_ts(a.ts) AS ts_local,
   @local_ts(a.ts_end) AS ts_end_local,
-  CAST(EXTRACT(HOUR FROM @local_ts(a.ts)) AS INT) AS local_hour,
+  @local_hour(a.ts) AS local_hour,
   /* the JSON value BI filters on most, as a plain column */
   CAST(CAST(a.metadata AS JSON) ->> 'threshold_seconds' AS DOUBLE) AS threshold_seconds
 FROM all_anomalies AS a

@@ -8,7 +8,16 @@ MODEL (
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
     accepted_range(column := idle_ratio, min_v := 0, max_v := 1),
-    accepted_range(column := camera_uptime, min_v := 0, max_v := 1)
+    accepted_range(column := camera_uptime, min_v := 0, max_v := 1),
+    accepted_range(column := local_hour, min_v := 0, max_v := 23),
+    known_ids(column := camera_id, source := ref.cameras),
+    forall(criteria := (
+      hour_end > hour_start,
+      occupied_seconds >= 0, person_seconds >= 0, scheduled_seconds >= 0, active_seconds >= 0, idle_seconds >= 0,
+      sessions >= 0, mean_dwell_seconds >= 0,
+      occupied_seconds <= @seconds_between(hour_start, hour_end) + 1e-3,
+      ABS(productivity + idle_ratio - 1) <= 1e-6
+    ))
   ),
   description 'Grain: one row per camera and hour (every camera, every hour of every day built), over all the camera''s zones together: occupied time (someone in any of its zones), utilization, productivity, idle ratio, sessions and dwell, and the camera''s uptime. Sessions, dwell and active/idle time count in the hour of the session''s entry, so the counts and seconds sum to analytics.daily_camera_stats over a day.',
   column_descriptions (

@@ -63,8 +63,7 @@ WITH days AS (
     SUM(decode_errors) AS decode_errors,
     AVG(latency_ms_mean) AS latency_ms_mean,
     MAX(latency_ms_p95) AS latency_ms_p95_max,
-    COUNT(DISTINCT CASE WHEN frames_read > 0
-      THEN CAST(FLOOR(@epoch_us(window_start) / (@health_window_seconds * 1000000)) AS BIGINT) END) AS windows_up
+    COUNT(DISTINCT CASE WHEN frames_read > 0 THEN @health_window(window_start) END) AS windows_up
   FROM raw.camera_health
   WHERE window_start >= @batch_start() AND window_start < @batch_end()
   GROUP BY 1, 2
@@ -107,11 +106,7 @@ SELECT
   CAST(COALESCE(h.decode_errors, 0) AS BIGINT) AS decode_errors,
   CAST(h.latency_ms_mean AS DOUBLE) AS latency_ms_mean,
   CAST(h.latency_ms_p95_max AS DOUBLE) AS latency_ms_p95_max,
-  LEAST(
-    CAST(COALESCE(h.windows_up, 0) AS DOUBLE)
-      / (CAST(@epoch_us(d.day_end) - @epoch_us(d.day_start) AS DOUBLE) / (@health_window_seconds * 1000000)),
-    1.0
-  ) AS uptime,
+  @uptime(h.windows_up, d.day_start, d.day_end) AS uptime,
   CAST(COALESCE(s.sessions, 0) AS BIGINT) AS sessions,
   CAST(COALESCE(s.dwell, 0) AS DOUBLE) AS total_dwell_seconds,
   CAST(COALESCE(s.active, 0) AS DOUBLE) AS total_active_seconds,

@@ -7,6 +7,13 @@ MODEL (
     not_null(columns := (local_date, day_start, day_end, zone_id, zone_name, camera_id, camera_name, sessions, total_dwell_seconds)),
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
+    accepted_values(column := zone_type, is_in := @enum_values('zone_type')),
+    known_ids(column := zone_id, source := ref.zones),
+    forall(criteria := (
+      sessions >= 0, unique_visitors >= 0, total_dwell_seconds >= 0, total_active_seconds >= 0,
+      total_idle_seconds >= 0, occupied_seconds >= 0, peak_people >= 0, anomalies >= 0,
+      ABS(total_dwell_seconds - total_active_seconds - total_idle_seconds) <= 1e-3
+    )),
     daily_dwell_matches_sessions,
     day_is_the_sum_of_its_hours(hourly := analytics.zone_hourly, key := zone_id)
   ),

@@ -2,6 +2,13 @@ MODEL (
   name analytics.dashboard,
   kind VIEW,
   grain local_date,
+  audits (
+    unique_values(columns := (local_date)),
+    not_null(columns := (local_date, cameras, cameras_up, detections, sessions, anomalies)),
+    accepted_range(column := productivity, min_v := 0, max_v := 1),
+    accepted_range(column := utilization, min_v := 0, max_v := 1),
+    forall(criteria := (cameras_up <= cameras, critical_anomalies + error_anomalies <= anomalies))
+  ),
   description 'Headline numbers for the most recent site-local day that has been built (today while the site is working): people, sessions, productivity, utilization, anomalies and cameras up. One row.',
   column_descriptions (
     local_date = 'the day shown: the latest day in analytics.daily_camera_stats with any data',

@@ -5,12 +5,20 @@ MODEL (
   audits (
     unique_combination_of_columns(columns := (date, index_number)),
     not_null(columns := (date, index_number, scheduled_start, scheduled_end, completion_status, zone_metrics)),
-    accepted_values(column := completion_status, is_in := ('on_time', 'delayed', 'overrun', 'incomplete')),
+    accepted_values(column := completion_status, is_in := @enum_values('completion_status')),
     accepted_range(column := overrun_seconds, min_v := 0),
     accepted_range(column := start_delay_seconds, min_v := 0),
     accepted_range(column := productivity_score, min_v := 0, max_v := 1),
     accepted_range(column := total_active_seconds, min_v := 0),
-    accepted_range(column := total_idle_seconds, min_v := 0)
+    accepted_range(column := total_idle_seconds, min_v := 0),
+    accepted_range(column := total_workers, min_v := 0),
+    accepted_range(column := anomalies_count, min_v := 0),
+    index_number_in_timeline(date_column := date),
+    forall(criteria := (
+      scheduled_end > scheduled_start,
+      actual_end >= actual_start,
+      ABS(productivity_score - total_active_seconds / (total_active_seconds + total_idle_seconds)) <= 1e-6
+    ))
   ),
   description 'One row per workday and index block (analytics.index_blocks): the scheduled and actual start and end, the workers and active/idle time per zone, and how the block went. A session counts in a block for the part of it inside the block [scheduled_start, scheduled_end) (breaks the block meets included); its active and idle seconds are split in proportion to that part.',
   column_descriptions (
@@ -53,14 +61,13 @@ WITH blocks AS (
       / NULLIF(CAST(@epoch_us(s.exit_time) - @epoch_us(s.entry_time) AS DOUBLE), 0) AS share,
     s.total_active_seconds,
     s.total_idle_seconds,
-    COALESCE(z.zone_type IN ('work_area', 'inspection'), FALSE) AS at_work,
+    @at_work(z.zone_type) AS at_work,
     LEAST(s.exit_time, COALESCE(b.next_start, s.exit_time)) AS work_end
   FROM blocks AS b
   JOIN analytics.sessions AS s
     ON s.entry_time < b.scheduled_end AND s.exit_time > b.scheduled_start
   LEFT JOIN ref.zones AS z ON z.zone_id = s.zone_id
-  WHERE s.entry_time < @batch_end()
-    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+  WHERE @may_overlap_batch(s.entry_time)
 ), per_zone AS (
   SELECT
     b.date, b.index_number, z.zone_id,
@@ -85,9 +92,8 @@ WITH blocks AS (
   SELECT
     date, index_number,
     '{' || STRING_AGG(
-      '"' || zone_id || '": {"workers": ' || CAST(workers AS VARCHAR)
-      || ', "active_seconds": ' || CAST(ROUND(CAST(active_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR)
-      || ', "idle_seconds": ' || CAST(ROUND(CAST(idle_seconds AS DECIMAL(18, 6)), 3) AS VARCHAR) || '}',
+      '"' || zone_id || '": '
+      || @json_dict('workers', workers, 'active_seconds', @json_num(active_seconds), 'idle_seconds', @json_num(idle_seconds)),
       ', ' ORDER BY zone_id
     ) || '}' AS zone_metrics,
     SUM(active_seconds) AS active_seconds,
@@ -116,10 +122,10 @@ SELECT
   CAST(pb.actual_end AS TIMESTAMPTZ) AS actual_end,
   -- CASE keeps null without presence (GREATEST skips nulls on both engines).
   CASE WHEN pb.actual_start IS NOT NULL
-    THEN GREATEST(CAST(@epoch_us(pb.actual_start) - @epoch_us(b.scheduled_start) AS DOUBLE) / 1000000, 0)
+    THEN GREATEST(@seconds_between(b.scheduled_start, pb.actual_start), 0)
   END AS start_delay_seconds,
   CASE WHEN pb.actual_end IS NOT NULL
-    THEN GREATEST(CAST(@epoch_us(pb.actual_end) - @epoch_us(b.scheduled_end) AS DOUBLE) / 1000000, 0)
+    THEN GREATEST(@seconds_between(b.scheduled_end, pb.actual_end), 0)
   END AS overrun_seconds,
   @jsonb(zj.zone_metrics) AS zone_metrics,
   CASE

@@ -8,8 +8,12 @@ MODEL (
   grain session_id,
   audits (
     unique_values(columns := (session_id)),
-    not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, status)),
-    accepted_values(column := status, is_in := ('completed', 'interrupted', 'active')),
+    unique_combination_of_columns(columns := (camera_id, track_id, entry_time)),
+    not_null(columns := (session_id, camera_id, zone_id, track_id, visitor_id, track_count, entry_time, exit_time, duration_seconds, total_active_seconds, total_idle_seconds, status)),
+    accepted_values(column := status, is_in := @enum_values('session_status')),
+    known_ids(column := zone_id, source := ref.zones),
+    index_number_in_timeline(date_column := local_date),
+    forall(criteria := (local_date = @local_date(entry_time))),
     session_times_consistent,
     no_overlapping_sessions
   ),
@@ -25,7 +29,7 @@ MODEL (
     entry_time = 'first sample of the visit (UTC)',
     exit_time = 'last sample of the visit (UTC)',
     duration_seconds = 'exit_time - entry_time',
-    total_active_seconds = 'time between consecutive samples whose earlier sample moved (motion_score >= idle_motion_score), each gap capped at session_gap_seconds',
+    total_active_seconds = 'time between consecutive samples whose earlier sample moved (motion_score >= idle_motion_score), each step at most session_gap_seconds (a longer one ends the visit)',
     total_idle_seconds = 'the same for samples below idle_motion_score; active + idle = duration',
     max_idle_streak_seconds = 'longest uninterrupted idle stretch of the visit',
     max_idle_streak_start = 'when that stretch began (UTC)',
@@ -40,7 +44,7 @@ MODEL (
   )
 );
 
-@DEF(gap_us, CAST(ROUND(@session_gap_seconds * 1000000) AS BIGINT));
+@DEF(gap_us, @seconds_to_us(@session_gap_seconds));
 
 WITH links AS (
   /* The visitor of every track that can appear below (tracks first seen up to a day and the lookahead
@@ -102,10 +106,11 @@ WITH links AS (
   FROM starts
   WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), steps AS (
-  /* The step from each sample to the next one of the same visit, capped at the gap. */
+  /* The step from each sample to the next one of the same visit: at most the gap, since a longer step
+     starts a new visit (transforms/tests/test_sessions_steps.yaml). */
   SELECT
     *,
-    CASE WHEN next_visit_start = 0 THEN LEAST(next_us - ts_us, @gap_us) ELSE 0 END AS step_us,
+    CASE WHEN next_visit_start = 0 THEN next_us - ts_us ELSE 0 END AS step_us,
     CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track
   FROM numbered
 ), runs AS (
@@ -163,10 +168,10 @@ SELECT
   v.worker_id,
   v.entry_time,
   v.exit_time,
-  CAST(@epoch_us(v.exit_time) - v.entry_us AS DOUBLE) / 1000000 AS duration_seconds,
-  CAST(v.active_us AS DOUBLE) / 1000000 AS total_active_seconds,
-  CAST(v.idle_us AS DOUBLE) / 1000000 AS total_idle_seconds,
-  CAST(v.max_idle_us AS DOUBLE) / 1000000 AS max_idle_streak_seconds,
+  @us_to_seconds(@epoch_us(v.exit_time) - v.entry_us) AS duration_seconds,
+  @us_to_seconds(v.active_us) AS total_active_seconds,
+  @us_to_seconds(v.idle_us) AS total_idle_seconds,
+  @us_to_seconds(v.max_idle_us) AS max_idle_streak_seconds,
   v.idle_streak_start AS max_idle_streak_start,
   CAST(v.samples AS BIGINT) AS samples,
   it.index_number,
@@ -177,8 +182,8 @@ SELECT
       THEN 'active'
     ELSE 'interrupted'
   END AS status,
-  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = v.zone_id) AS zone_name,
-  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = v.camera_id) AS camera_name,
+  @zone_name(v.zone_id) AS zone_name,
+  @camera_name(v.camera_id) AS camera_name,
   @local_ts(v.entry_time) AS entry_time_local,
   @local_ts(v.exit_time) AS exit_time_local
 FROM visits AS v
@@ -191,4 +196,4 @@ LEFT JOIN ref.index_timeline AS it
 WHERE
   v.entry_time >= @batch_start()
   AND v.entry_time < @batch_end()
-  AND @epoch_us(v.exit_time) - v.entry_us >= CAST(ROUND(@min_session_seconds * 1000000) AS BIGINT)
+  AND @epoch_us(v.exit_time) - v.entry_us >= @seconds_to_us(@min_session_seconds)

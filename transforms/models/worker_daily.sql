@@ -38,7 +38,7 @@ WITH days AS (
   SELECT
     s.local_date, s.worker_id, s.session_id, s.zone_id, s.entry_time, s.exit_time,
     s.duration_seconds, s.total_active_seconds, s.total_idle_seconds,
-    COALESCE(z.zone_type IN ('work_area', 'inspection'), FALSE) AS at_work,
+    @at_work(z.zone_type) AS at_work,
     -- ref.workers.zones is a JSON list of ids: an id matches as a quoted string.
     POSITION('"' || s.zone_id || '"' IN w.zones) > 0 AS assigned,
     w.zones IS NOT NULL AND w.zones <> '[]' AS has_assignment

@@ -33,8 +33,7 @@ WITH blocks AS (
 ), parts AS (
   SELECT
     b.date, b.index_number, b.scheduled_start, s.worker_id, s.session_id,
-    CAST(@epoch_us(LEAST(s.exit_time, b.scheduled_end)) - @epoch_us(GREATEST(s.entry_time, b.scheduled_start)) AS DOUBLE)
-      / 1000000 AS part_seconds,
+    @seconds_between(GREATEST(s.entry_time, b.scheduled_start), LEAST(s.exit_time, b.scheduled_end)) AS part_seconds,
     CAST(@epoch_us(LEAST(s.exit_time, b.scheduled_end)) - @epoch_us(GREATEST(s.entry_time, b.scheduled_start)) AS DOUBLE)
       / NULLIF(CAST(@epoch_us(s.exit_time) - @epoch_us(s.entry_time) AS DOUBLE), 0) AS share,
     s.total_active_seconds,
@@ -46,8 +45,7 @@ WITH blocks AS (
     ON s.entry_time < b.scheduled_end AND s.exit_time > b.scheduled_start
   LEFT JOIN ref.workers AS w ON w.worker_id = s.worker_id
   WHERE s.worker_id IS NOT NULL
-    AND s.entry_time < @batch_end()
-    AND s.entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
+    AND @may_overlap_batch(s.entry_time)
 ), per_worker AS (
   SELECT
     date, index_number, scheduled_start, worker_id,

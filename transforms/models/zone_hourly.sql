@@ -8,7 +8,17 @@ MODEL (
     accepted_range(column := utilization, min_v := 0, max_v := 1),
     accepted_range(column := productivity, min_v := 0, max_v := 1),
     accepted_range(column := idle_ratio, min_v := 0, max_v := 1),
-    accepted_range(column := camera_uptime, min_v := 0, max_v := 1)
+    accepted_range(column := camera_uptime, min_v := 0, max_v := 1),
+    accepted_range(column := local_hour, min_v := 0, max_v := 23),
+    known_ids(column := camera_id, source := ref.cameras),
+    known_ids(column := zone_id, source := ref.zones),
+    forall(criteria := (
+      hour_end > hour_start,
+      occupied_seconds >= 0, person_seconds >= 0, scheduled_seconds >= 0, active_seconds >= 0, idle_seconds >= 0,
+      sessions >= 0, mean_dwell_seconds >= 0,
+      occupied_seconds <= @seconds_between(hour_start, hour_end) + 1e-3,
+      ABS(productivity + idle_ratio - 1) <= 1e-6
+    ))
   ),
   description 'Grain: one row per zone and hour (every zone, every hour of every day built). Occupied time, utilization of scheduled working time, productivity, idle ratio, sessions and dwell of the zone in the hour. Sessions, dwell and active/idle time count in the hour of the session''s entry, so every column except the shares and means sums to analytics.daily_zone_stats over a day.',
   column_descriptions (

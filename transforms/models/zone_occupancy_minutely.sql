@@ -49,9 +49,9 @@ SELECT
   ) / 60000000 AS mean_people,
   MAX(people) AS max_people,
   BOOL_OR(in_working_time AND s_us <= minute_no * 60000000) AS in_working_time,
-  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = expanded.zone_id) AS zone_name,
+  @zone_name(expanded.zone_id) AS zone_name,
   (SELECT c.name FROM ref.zones AS z JOIN ref.cameras AS c ON c.camera_id = z.camera_id WHERE z.zone_id = expanded.zone_id) AS camera_name,
   @local_ts(CAST(TO_TIMESTAMP(minute_no * 60) AS TIMESTAMPTZ)) AS minute_start_local,
-  CAST(EXTRACT(HOUR FROM @local_ts(CAST(TO_TIMESTAMP(minute_no * 60) AS TIMESTAMPTZ))) AS INT) AS local_hour
+  @local_hour(CAST(TO_TIMESTAMP(minute_no * 60) AS TIMESTAMPTZ)) AS local_hour
 FROM expanded
 GROUP BY zone_id, minute_no

@@ -28,9 +28,7 @@ WITH spans AS (
   /* Sessions overlapping the batch, clipped to it (a session may have entered the previous day). */
   SELECT camera_id, zone_id, GREATEST(entry_time, @batch_start()) AS s, LEAST(exit_time, @batch_end()) AS e
   FROM analytics.sessions
-  WHERE entry_time < @batch_end()
-    AND entry_time >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
-    AND exit_time > @batch_start()
+  WHERE @may_overlap_batch(entry_time) AND exit_time > @batch_start()
 ), working AS (
   SELECT work_start, work_end FROM @working_intervals() AS w
 ), edges AS (
@@ -66,8 +64,8 @@ SELECT
   CAST(r.people AS INT) AS people,
   EXISTS (SELECT 1 FROM working AS w WHERE r.t >= w.work_start AND r.t < w.work_end) AS in_working_time,
   @local_date(r.t) AS local_date,
-  (SELECT z.name FROM ref.zones AS z WHERE z.zone_id = r.zone_id) AS zone_name,
-  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = r.camera_id) AS camera_name,
+  @zone_name(r.zone_id) AS zone_name,
+  @camera_name(r.camera_id) AS camera_name,
   @local_ts(r.t) AS segment_start_local
 FROM running AS r
 WHERE r.t_next IS NOT NULL AND r.t >= @batch_start() AND r.t < @batch_end()

@@ -4,7 +4,8 @@ MODEL (
   grain zone_id,
   audits (
     unique_values(columns := (zone_id)),
-    not_null(columns := (zone_id, zone_name, zone_type, camera_id, camera_name))
+    not_null(columns := (zone_id, zone_name, zone_type, camera_id, camera_name)),
+    accepted_values(column := zone_type, is_in := @enum_values('zone_type'))
   ),
   description 'Dimension: the zones of the site as configured in site.yaml (one row per zone), with their camera. Join facts on zone_id; every fact table also carries zone_name.',
   column_descriptions (
