@@ -80,10 +80,12 @@ WITH d AS (
          CAST(FLOOR(CAST(h AS DOUBLE PRECISION) * 100) AS BIGINT) AS hc
   FROM {source}
   WHERE ts >= {start} AND ts < {end}
+), e AS (
+  SELECT camera_id, track_id, MIN(t_us) AS first_us, MAX(t_us) AS last_us FROM d GROUP BY camera_id, track_id
 ), b AS (
-  SELECT *, MIN(t_us) OVER (PARTITION BY camera_id, track_id) AS first_us,
-            MAX(t_us) OVER (PARTITION BY camera_id, track_id) AS last_us
-  FROM d
+  -- a hash join to the per-track ends, not a window over (camera_id, track_id): PostgreSQL sorted the
+  -- whole range for the window (2-2.4x slower at 4.3 M rows)
+  SELECT d.*, e.first_us, e.last_us FROM d JOIN e ON d.camera_id = e.camera_id AND d.track_id = e.track_id
 ), c AS (
   SELECT *, CASE WHEN {head} THEN 1 ELSE 0 END AS hd, CASE WHEN {tail} THEN 1 ELSE 0 END AS tl,
          t_us - last_us AS u

@@ -12,6 +12,11 @@ day of detections per (camera, track) several times, and PostgreSQL's defaults (
 hashes spill to disk; JIT compiling each large model query: fixed seconds per model) are tuned for
 OLTP, not for these few heavy queries.
 
+A Python model's DataFrame (analytics.track_links: ~100k rows a day at 4 cameras) reaches PostgreSQL
+through a temporary table filled with psycopg2's `execute_values`, not SQLMesh's default of one sqlglot
+`VALUES` expression per 400 rows: rendering those took minutes of Python per day built, and it wrote a
+missing timestamp as `CAST('NaT' AS TIMESTAMP)`, which PostgreSQL rejects (an empty day's placeholder row).
+
 Imported only where SQLMesh is (ingestion.transform builds the config).
 """
 
@@ -20,11 +25,13 @@ from __future__ import annotations
 import os
 import re
 import typing as t
+import uuid
 
 from sqlglot import exp
 from sqlmesh.core.config import PostgresConnectionConfig
 from sqlmesh.core.dialect import to_schema
 from sqlmesh.core.engine_adapter.postgres import PostgresEngineAdapter
+from sqlmesh.core.engine_adapter.shared import SourceQuery
 
 
 class ExistingSchemaPostgresAdapter(PostgresEngineAdapter):
@@ -36,6 +43,39 @@ class ExistingSchemaPostgresAdapter(PostgresEngineAdapter):
         if ignore_if_exists and name and self._schema_exists(name):
             return
         super().create_schema(schema_name, ignore_if_exists, warn_on_error, properties)
+
+    def _df_to_source_queries(self, df: t.Any, target_columns_to_types: dict[str, exp.DataType],
+                              batch_size: int, target_table: t.Any,
+                              source_columns: list[str] | None = None) -> list[SourceQuery]:
+        """One source query over a session-temporary table holding the DataFrame's rows (NaN/NaT as NULL),
+        loaded on first use inside the insert's transaction and dropped after it."""
+        import pandas as pd
+        from psycopg2.extras import execute_values
+
+        assert isinstance(df, pd.DataFrame)
+        columns = list(source_columns or target_columns_to_types)
+        frame = df[columns]
+        temp = exp.to_identifier(f"sightline_df_{uuid.uuid4().hex[:16]}", quoted=True).sql("postgres")
+        names = [exp.to_identifier(c, quoted=True).sql("postgres") for c in columns]
+        loaded = False
+
+        def query() -> exp.Query:
+            nonlocal loaded
+            if not loaded:
+                definition = ", ".join(f"{n} {target_columns_to_types[c].sql('postgres')}"
+                                       for n, c in zip(names, columns, strict=True))
+                self.execute(f"CREATE TEMPORARY TABLE {temp} ({definition})")
+                rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+                execute_values(self.cursor, f"INSERT INTO {temp} ({', '.join(names)}) VALUES %s", rows,
+                               page_size=10_000)
+                loaded = True
+            return exp.select(*names).from_(temp)
+
+        def cleanup() -> None:
+            if loaded:
+                self.execute(f"DROP TABLE IF EXISTS {temp}")
+
+        return [SourceQuery(query_factory=query, cleanup_func=cleanup)]
 
     def _schema_exists(self, name: str) -> bool:
         query = (exp.select("1").from_(exp.table_("pg_namespace", db="pg_catalog"))

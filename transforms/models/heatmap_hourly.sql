@@ -26,25 +26,44 @@ MODEL (
   )
 );
 
+/* Per track first (a hash aggregate), then per cell: the distinct tracks and visitors of a cell are
+   counted over its per-track rows, so no sort of the day's detections for COUNT(DISTINCT). The local day
+   is the hour's (not each detection's: a time zone conversion per detection cost a third of the query on
+   PostgreSQL). */
+WITH per_track AS (
+  SELECT
+    camera_id,
+    @utc_trunc('hour', ts) AS hour_start,
+    CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT) AS cell_x,
+    CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT) AS cell_y,
+    track_id,
+    COUNT(*) AS samples,
+    SUM(CASE WHEN is_active THEN 1 ELSE 0 END) AS active_samples,
+    SUM(CAST(motion_score AS DOUBLE)) AS motion_sum,
+    COUNT(motion_score) AS motion_n
+  FROM staging.stg_detections
+  WHERE ts >= @batch_start() AND ts < @batch_end()
+  GROUP BY camera_id, @utc_trunc('hour', ts), CAST(FLOOR(foot_x / @heatmap_cell_px) AS INT),
+    CAST(FLOOR(foot_y / @heatmap_cell_px) AS INT), track_id
+)
 SELECT
-  d.camera_id,
-  @utc_trunc('hour', d.ts) AS hour_start,
-  MIN(d.local_date) AS local_date,
-  CAST(FLOOR(d.foot_x / @heatmap_cell_px) AS INT) AS cell_x,
-  CAST(FLOOR(d.foot_y / @heatmap_cell_px) AS INT) AS cell_y,
+  t.camera_id,
+  t.hour_start,
+  @local_date(t.hour_start) AS local_date,
+  t.cell_x,
+  t.cell_y,
   CAST(@heatmap_cell_px AS INT) AS cell_px,
-  CAST(COUNT(*) AS BIGINT) AS samples,
-  CAST(COUNT(DISTINCT d.track_id) AS BIGINT) AS tracks,
-  CAST(SUM(CASE WHEN d.is_active THEN 1 ELSE 0 END) AS BIGINT) AS active_samples,
-  AVG(CAST(d.motion_score AS DOUBLE)) AS mean_motion_score,
-  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = d.camera_id) AS camera_name,
-  @local_ts(@utc_trunc('hour', d.ts)) AS hour_start_local,
-  CAST(EXTRACT(HOUR FROM @local_ts(@utc_trunc('hour', d.ts))) AS INT) AS local_hour,
-  CAST(COUNT(DISTINCT COALESCE(l.visitor_id, d.track_id)) AS BIGINT) AS unique_visitors
-FROM staging.stg_detections AS d
+  CAST(SUM(t.samples) AS BIGINT) AS samples,
+  CAST(COUNT(DISTINCT t.track_id) AS BIGINT) AS tracks,
+  CAST(SUM(t.active_samples) AS BIGINT) AS active_samples,
+  SUM(t.motion_sum) / NULLIF(SUM(t.motion_n), 0) AS mean_motion_score,
+  (SELECT c.name FROM ref.cameras AS c WHERE c.camera_id = t.camera_id) AS camera_name,
+  @local_ts(t.hour_start) AS hour_start_local,
+  CAST(EXTRACT(HOUR FROM @local_ts(t.hour_start)) AS INT) AS local_hour,
+  CAST(COUNT(DISTINCT COALESCE(l.visitor_id, t.track_id)) AS BIGINT) AS unique_visitors
+FROM per_track AS t
 LEFT JOIN analytics.track_links AS l  -- a track without a row is its own visitor (as in analytics.sessions)
-  ON l.camera_id = d.camera_id AND l.track_id = d.track_id
+  ON l.camera_id = t.camera_id AND l.track_id = t.track_id
   AND l.first_seen >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
   AND l.first_seen < @batch_end()
-WHERE d.ts >= @batch_start() AND d.ts < @batch_end()
-GROUP BY d.camera_id, @utc_trunc('hour', d.ts), CAST(FLOOR(d.foot_x / @heatmap_cell_px) AS INT), CAST(FLOOR(d.foot_y / @heatmap_cell_px) AS INT)
+GROUP BY t.camera_id, t.hour_start, t.cell_x, t.cell_y

@@ -50,8 +50,6 @@ SELECT
     FROM ref.index_timeline AS it
     WHERE it.date = @local_date(d.ts) AND d.ts >= it.scheduled_start AND d.ts < it.scheduled_end
   ) AS index_number
-FROM (
-  SELECT *
-  FROM raw.detections
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY camera_id, ts, track_id ORDER BY batch_id DESC) = 1
-) AS d
+/* one row per key: PostgreSQL's primary key guarantees it, DuckDB keeps the greatest batch_id of a key
+   landed twice (macros/staging.py) */
+FROM @landed_detections() AS d
