@@ -34,6 +34,7 @@ demo: $(VENV)/.installed-base
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # The tier that needs no server: no PostgreSQL, no Mosquitto, no whole pipeline (markers in pyproject.toml,
@@ -42,11 +43,13 @@ test: $(VENV)/.installed-dev
 FAST := not postgres and not mqtt and not timescaledb and not pipeline
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	SIGHTLINE_TEST_NO_SERVERS=1 SIGHTLINE_TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:1/postgres \
 		$(BIN)/python -m pytest -m "$(FAST)" -p no:cacheprovider
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # `dagster dev` from the repository root: the root dagster.yaml (embedded: SQLite in .dagster_home/, where
 # `make demo` writes its runs; the DuckDB pool limit). DAGSTER_HOME is unset so that file is the one read.

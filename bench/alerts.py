@@ -45,10 +45,23 @@ from ingestion.warehouse import connect  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "SIGHTLINE_BENCH_ALERT_HOOK"
-BOXES = {"Z01": (250, 380), "Z02": (700, 380), "Z05": (300, 400), "Z06": (800, 400), "Z08": (300, 400),
-         "Z09": (750, 400), "Z11": (250, 400), "Z12": (620, 400), "Z04": (1070, 480)}
-CAMERA_ZONES = {"CAM01": ["Z01", "Z02"], "CAM02": ["Z05", "Z06"], "CAM03": ["Z08", "Z09"],
-                "CAM04": ["Z11", "Z12"]}
+BOXES = {
+    "Z01": (250, 380),
+    "Z02": (700, 380),
+    "Z05": (300, 400),
+    "Z06": (800, 400),
+    "Z08": (300, 400),
+    "Z09": (750, 400),
+    "Z11": (250, 400),
+    "Z12": (620, 400),
+    "Z04": (1070, 480),
+}
+CAMERA_ZONES = {
+    "CAM01": ["Z01", "Z02"],
+    "CAM02": ["Z05", "Z06"],
+    "CAM03": ["Z08", "Z09"],
+    "CAM04": ["Z11", "Z12"],
+}
 
 
 class Receiver:
@@ -85,12 +98,24 @@ def frames(t0: datetime, seconds: float, intrusions: int, fps: float = 5.0) -> p
         start = int((k + 1) * every * fps)
         for i in range(start, min(start + int(2 * fps), n)):
             rows.append((t0 + timedelta(seconds=i / fps), "CAM01", i, 1000 + k, "Z04", *BOXES["Z04"], 0.5))
-    frame = pl.DataFrame(rows, schema=["ts", "camera_id", "frame_idx", "track_id", "zone_id", "x", "y",
-                                       "motion_score"], orient="row")
-    return frame.with_columns(
-        pl.col("ts").dt.replace_time_zone("UTC"), class_id=pl.lit(0), confidence=pl.lit(0.9), w=pl.lit(60.0),
-        h=pl.lit(120.0), worker_id=pl.lit(None, pl.String), batch_id=pl.lit("bench"),
-    ).select(DETECTION_SCHEMA.names()).cast(dict(DETECTION_SCHEMA))
+    frame = pl.DataFrame(
+        rows,
+        schema=["ts", "camera_id", "frame_idx", "track_id", "zone_id", "x", "y", "motion_score"],
+        orient="row",
+    )
+    return (
+        frame.with_columns(
+            pl.col("ts").dt.replace_time_zone("UTC"),
+            class_id=pl.lit(0),
+            confidence=pl.lit(0.9),
+            w=pl.lit(60.0),
+            h=pl.lit(120.0),
+            worker_id=pl.lit(None, pl.String),
+            batch_id=pl.lit("bench"),
+        )
+        .select(DETECTION_SCHEMA.names())
+        .cast(dict(DETECTION_SCHEMA))
+    )
 
 
 def run(backend: str, url: str, site_path: Path, seconds: float, intrusions: int) -> dict:
@@ -145,12 +170,19 @@ def run(backend: str, url: str, site_path: Path, seconds: float, intrusions: int
         receiver.server.shutdown()
     alert_lat = np.array([receiver.arrivals[t] - published[t] for t in published if t in receiver.arrivals])
     commit_lat = np.array([commits[p] - stamps[p] for p in stamps if p in commits])
+
     def pct(values: np.ndarray, q: float) -> float:
         return float(np.percentile(values, q))
 
-    return {"backend": backend, "delivered": len(alert_lat), "intrusions": intrusions,
-            "alert_p50": pct(alert_lat, 50), "alert_p99": pct(alert_lat, 99),
-            "commit_p50": pct(commit_lat, 50), "commit_p99": pct(commit_lat, 99)}
+    return {
+        "backend": backend,
+        "delivered": len(alert_lat),
+        "intrusions": intrusions,
+        "alert_p50": pct(alert_lat, 50),
+        "alert_p99": pct(alert_lat, 99),
+        "commit_p50": pct(commit_lat, 50),
+        "commit_p99": pct(commit_lat, 99),
+    }
 
 
 def main() -> None:
@@ -158,38 +190,63 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--intrusions", type=int, default=16)
     ap.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    ap.add_argument("--all-rules", action="store_true",
-                    help="also evaluate the demo site's idle, zone_overflow and camera_down rules")
+    ap.add_argument(
+        "--all-rules",
+        action="store_true",
+        help="also evaluate the demo site's idle, zone_overflow and camera_down rules",
+    )
     args = ap.parse_args()
     doc = yaml.safe_load((ROOT / "site.yaml").read_text())
-    rules = [{"name": "robot-cell", "type": "restricted_zone_entry", "zone_types": ["restricted"],
-              "severity": "critical", "channels": ["hook"]}]
+    rules = [
+        {
+            "name": "robot-cell",
+            "type": "restricted_zone_entry",
+            "zone_types": ["restricted"],
+            "severity": "critical",
+            "channels": ["hook"],
+        }
+    ]
     if args.all_rules:  # the demo site's other live rules evaluated too (idle over 180 s reads the most)
-        rules += [{**r, "channels": []} for r in doc["alerts"]["rules"]
-                  if r["type"] in ("idle", "zone_overflow", "camera_down")]
-    doc["alerts"] = {"channels": [{"name": "hook", "type": "webhook", "url_env": ENV,
-                                   "rate_limit_per_minute": 1000}], "rules": rules}
+        rules += [
+            {**r, "channels": []}
+            for r in doc["alerts"]["rules"]
+            if r["type"] in ("idle", "zone_overflow", "camera_down")
+        ]
+    doc["alerts"] = {
+        "channels": [{"name": "hook", "type": "webhook", "url_env": ENV, "rate_limit_per_minute": 1000}],
+        "rules": rules,
+    }
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         site_path = Path(tmp) / "site.yaml"
         site_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        results.append(run("duckdb", f"duckdb:///{tmp}/bench.duckdb", site_path, args.seconds,
-                           args.intrusions))
+        results.append(
+            run("duckdb", f"duckdb:///{tmp}/bench.duckdb", site_path, args.seconds, args.intrusions)
+        )
         name = f"sightline_bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            results.append(run("postgres", args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}", site_path,
-                               args.seconds, args.intrusions))
+            results.append(
+                run(
+                    "postgres",
+                    args.pg_admin_url.rsplit("/", 1)[0] + f"/{name}",
+                    site_path,
+                    args.seconds,
+                    args.intrusions,
+                )
+            )
         finally:
             with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print("| backend | delivered | alert p50 s | alert p99 s | commit p50 s | commit p99 s | p50 ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['backend']} | {r['delivered']}/{r['intrusions']} | {r['alert_p50']:.2f} | "
-              f"{r['alert_p99']:.2f} | {r['commit_p50']:.2f} | {r['commit_p99']:.2f} | "
-              f"{r['alert_p50'] / r['commit_p50']:.1f}x |")
+        print(
+            f"| {r['backend']} | {r['delivered']}/{r['intrusions']} | {r['alert_p50']:.2f} | "
+            f"{r['alert_p99']:.2f} | {r['commit_p50']:.2f} | {r['commit_p99']:.2f} | "
+            f"{r['alert_p50'] / r['commit_p50']:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -238,7 +238,9 @@ def main() -> int:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument(
         "--pg-admin-url",
-        default=os.environ.get("SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=os.environ.get(
+            "SIGHTLINE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
     )
     args = parser.parse_args()
     broker = urlsplit(os.environ.get("SIGHTLINE_CELERY_BROKER") or DEFAULT_BROKER)

@@ -96,8 +96,16 @@ def floor_rate(url: str, site: Site, rows: pl.DataFrame, batch_rows: int) -> tup
         return rows.height / (time.perf_counter() - started), time.process_time() - cpu
 
 
-def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFrame, total_rows: int,
-               batch_rows: int, per_second: float | None, label: str) -> tuple[float, np.ndarray, float]:
+def end_to_end(
+    url: str,
+    site: Site,
+    broker: PrivateMosquitto,
+    frames: pl.DataFrame,
+    total_rows: int,
+    batch_rows: int,
+    per_second: float | None,
+    label: str,
+) -> tuple[float, np.ndarray, float]:
     """Publish every frame, wait until all rows are committed; returns (rows/s, latencies in s, CPU seconds
     of this process meanwhile: the consumer's loop and its MQTT network thread; the publisher is another
     process)."""
@@ -113,19 +121,27 @@ def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFr
         committed[[index[m.payload] for m in batch]] = at  # per message of the batch, not per detection
         bar.update(outcome.landed)
 
-    source = MqttSource(f"{broker.url}/{prefix}/+/detections", client_id=f"bench-{uuid.uuid4().hex[:8]}",
-                        receive_maximum=4000, session_expiry_seconds=0)
-    consumer = StreamConsumer(source, StreamLander(url, site), BatchPolicy(rows=batch_rows, seconds=1.0,
-                                                                            max_messages=2000),
-                              on_commit=on_commit)
+    source = MqttSource(
+        f"{broker.url}/{prefix}/+/detections",
+        client_id=f"bench-{uuid.uuid4().hex[:8]}",
+        receive_maximum=4000,
+        session_expiry_seconds=0,
+    )
+    consumer = StreamConsumer(
+        source,
+        StreamLander(url, site),
+        BatchPolicy(rows=batch_rows, seconds=1.0, max_messages=2000),
+        on_commit=on_commit,
+    )
     runner = threading.Thread(target=consumer.run)
     cpu = time.process_time()
     runner.start()
     while not source.connected:  # subscribed before the first publish
         time.sleep(0.05)
     stamps = mp.get_context("fork").Array("d", len(messages), lock=False)
-    publisher = mp.get_context("fork").Process(target=_publish,
-                                               args=(broker.port, messages, per_second, stamps))
+    publisher = mp.get_context("fork").Process(
+        target=_publish, args=(broker.port, messages, per_second, stamps)
+    )
     publisher.start()
     while consumer.stats.landed < total_rows and publisher.exitcode in (None, 0):
         time.sleep(0.05)
@@ -139,8 +155,9 @@ def end_to_end(url: str, site: Site, broker: PrivateMosquitto, frames: pl.DataFr
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=int, default=10, help="simulated minutes of 4 cameras at 5 fps")
     parser.add_argument("--batch-rows", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per backend (medians reported)")
@@ -150,12 +167,20 @@ def main() -> int:
 
     # The simulated day is in 2025: accept frames that old (the shipped stream.max_lateness_days is 7).
     site = dataclasses.replace(load_site(), stream=StreamSettings(max_lateness_days=36_500))
-    rows = simulate(site, start=DAY, fps=5.0, noise="realistic", seed=0,
-                    window=(dtime(9), dtime(9 + args.minutes // 60, args.minutes % 60))).detections
+    rows = simulate(
+        site,
+        start=DAY,
+        fps=5.0,
+        noise="realistic",
+        seed=0,
+        window=(dtime(9), dtime(9 + args.minutes // 60, args.minutes % 60)),
+    ).detections
     frames = encode_frames(rows, topic_prefix=f"bench{uuid.uuid4().hex[:6]}")
     per_message = rows.height / frames.height
-    print(f"{rows.height:,} detections in {frames.height:,} messages ({per_message:.1f} per message), "
-          f"batches of {args.batch_rows} rows, {args.rounds} rounds\n")
+    print(
+        f"{rows.height:,} detections in {frames.height:,} messages ({per_message:.1f} per message), "
+        f"batches of {args.batch_rows} rows, {args.rounds} rounds\n"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp, PrivateMosquitto() as broker:
         for backend in args.backends.split(","):
@@ -165,27 +190,49 @@ def main() -> int:
                 for r in range(args.rounds):
                     by_ts = rows.sort("ts", "camera_id")
                     floor, floor_cpu = floor_rate(warehouses.fresh(), site, by_ts, args.batch_rows)
-                    sustained, _, stream_cpu = end_to_end(warehouses.fresh(), site, broker, frames,
-                                                          rows.height, args.batch_rows, None,
-                                                          f"{backend} backlog {r + 1}")
+                    sustained, _, stream_cpu = end_to_end(
+                        warehouses.fresh(),
+                        site,
+                        broker,
+                        frames,
+                        rows.height,
+                        args.batch_rows,
+                        None,
+                        f"{backend} backlog {r + 1}",
+                    )
                     paced = 0.5 * sustained / per_message
-                    _, latency, _ = end_to_end(warehouses.fresh(), site, broker, frames, rows.height,
-                                            args.batch_rows, paced, f"{backend} paced {r + 1}")
+                    _, latency, _ = end_to_end(
+                        warehouses.fresh(),
+                        site,
+                        broker,
+                        frames,
+                        rows.height,
+                        args.batch_rows,
+                        paced,
+                        f"{backend} paced {r + 1}",
+                    )
                     p50, p99 = np.percentile(latency, [50, 99]) * 1000
                     cpu_ratio = floor_cpu / stream_cpu
                     samples.append((floor, sustained, sustained / floor, cpu_ratio, paced, p50, p99))
-                    print(f"  {backend} round {r + 1}: floor {floor:,.0f} rows/s, stream {sustained:,.0f} "
-                          f"rows/s, ratio {sustained / floor:.2f}, CPU ratio {cpu_ratio:.2f}; "
-                          f"paced {paced:,.0f} msg/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+                    print(
+                        f"  {backend} round {r + 1}: floor {floor:,.0f} rows/s, stream {sustained:,.0f} "
+                        f"rows/s, ratio {sustained / floor:.2f}, CPU ratio {cpu_ratio:.2f}; "
+                        f"paced {paced:,.0f} msg/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+                        flush=True,
+                    )
             finally:
                 warehouses.drop_all()
             results[backend] = np.median(np.array(samples), axis=0)
     print(f"\nmedians over {args.rounds} rounds")
-    print(f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} {'CPU ratio':>10} "
-          f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} {'CPU ratio':>10} "
+        f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
+    )
     for backend, (floor, sustained, ratio, cpu_ratio, paced, p50, p99) in results.items():
-        print(f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {ratio:>6.2f} {cpu_ratio:>10.2f} "
-              f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}")
+        print(
+            f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {ratio:>6.2f} {cpu_ratio:>10.2f} "
+            f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}"
+        )
     return 0
 
 

@@ -99,24 +99,34 @@ def floor_seconds(url: str, site: Site, session_settings: bool = False) -> tuple
     start, end = site.day_window(DAY)
     th = site.thresholds
     if url.startswith("duckdb"):
-        sql = FLOOR_SQL.format(idle=th.idle_motion_score, start=start.isoformat(), end=end.isoformat(),
-                               gap=f"TO_MICROSECONDS({round(th.session_gap_seconds * 1e6)})",
-                               min_len=f"TO_MICROSECONDS({round(th.min_session_seconds * 1e6)})")
+        sql = FLOOR_SQL.format(
+            idle=th.idle_motion_score,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            gap=f"TO_MICROSECONDS({round(th.session_gap_seconds * 1e6)})",
+            min_len=f"TO_MICROSECONDS({round(th.min_session_seconds * 1e6)})",
+        )
         with duckdb.connect(duckdb_path(url)) as conn:
             conn.execute("DROP TABLE IF EXISTS floor_sessions")
             began = time.perf_counter()
             conn.execute(sql)
             elapsed = time.perf_counter() - began
-            n = conn.execute("SELECT COUNT(*) FROM floor_sessions WHERE entry_time >= ?",
-                             [start]).fetchone()[0]
+            n = conn.execute("SELECT COUNT(*) FROM floor_sessions WHERE entry_time >= ?", [start]).fetchone()[
+                0
+            ]
             conn.execute("DROP TABLE floor_sessions")
         return elapsed, n
-    sql = FLOOR_SQL.format(idle=th.idle_motion_score, start=start.isoformat(), end=end.isoformat(),
-                           gap=f"INTERVAL '{th.session_gap_seconds} seconds'",
-                           min_len=f"INTERVAL '{th.min_session_seconds} seconds'")
+    sql = FLOOR_SQL.format(
+        idle=th.idle_motion_score,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        gap=f"INTERVAL '{th.session_gap_seconds} seconds'",
+        min_len=f"INTERVAL '{th.min_session_seconds} seconds'",
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         if session_settings:
             from ingestion.sqlmesh_postgres import session_settings as settings
+
             for name, value in settings().items():
                 conn.execute(f"SET {name} = '{value}'")
         conn.execute("ANALYZE raw.detections")
@@ -157,10 +167,21 @@ def one_day(cameras: int, fps: float, workdir: Path) -> dict:
     floor, floor_n = floor_seconds(url, site)
     run, total = model_seconds(url, site, DAY, DAY + timedelta(days=1))
     start, end = site.day_window(DAY)
-    sessions = read_count(url, "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s "
-                               "AND entry_time < %s", [start, end])
-    return {"engine": "duckdb", "cameras": cameras, "rows": rows, "floor": floor, "floor_sessions": floor_n,
-            "run": run, "total": total, "sessions": sessions}
+    sessions = read_count(
+        url,
+        "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s AND entry_time < %s",
+        [start, end],
+    )
+    return {
+        "engine": "duckdb",
+        "cameras": cameras,
+        "rows": rows,
+        "floor": floor,
+        "floor_sessions": floor_n,
+        "run": run,
+        "total": total,
+        "sessions": sessions,
+    }
 
 
 def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
@@ -187,7 +208,7 @@ def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
         for r in tqdm(range(rounds), desc="postgres rounds", unit="round"):
             recreate(copy, template)
             url = f"{base}/{copy}"
-            for step in (("floor", "run") if r % 2 == 0 else ("run", "floor")):
+            for step in ("floor", "run") if r % 2 == 0 else ("run", "floor"):
                 if step == "floor":
                     floor, floor_n = floor_seconds(url, site, session_settings=True)
                 else:
@@ -197,12 +218,24 @@ def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
             totals.append(total)
             ratios.append(run / floor)
             start, end = site.day_window(DAY)
-            sessions = read_count(url, "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s "
-                                       "AND entry_time < %s", [start, end])
-        return {"engine": "postgres", "cameras": cameras, "rows": rows, "floor": statistics.median(floors),
-                "floor_sessions": floor_n, "run": statistics.median(runs), "total": statistics.median(totals),
-                "sessions": sessions, "ratio": statistics.median(ratios),
-                "ratio_range": (min(ratios), max(ratios)), "rounds": rounds}
+            sessions = read_count(
+                url,
+                "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s AND entry_time < %s",
+                [start, end],
+            )
+        return {
+            "engine": "postgres",
+            "cameras": cameras,
+            "rows": rows,
+            "floor": statistics.median(floors),
+            "floor_sessions": floor_n,
+            "run": statistics.median(runs),
+            "total": statistics.median(totals),
+            "sessions": sessions,
+            "ratio": statistics.median(ratios),
+            "ratio_range": (min(ratios), max(ratios)),
+            "rounds": rounds,
+        }
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             for name in (copy, template):
@@ -221,16 +254,20 @@ def history(days_list: list[int], cameras: int, fps: float, workdir: Path) -> li
         with duckdb.connect(duckdb_path(url)) as conn:  # days before DAY: DAY's rows shifted back
             for k in range(1, h + 1):
                 shift = f"INTERVAL {k} DAY"
-                conn.execute(f"""INSERT INTO raw.detections SELECT ts - {shift}, camera_id, frame_idx,
+                conn.execute(
+                    f"""INSERT INTO raw.detections SELECT ts - {shift}, camera_id, frame_idx,
                     track_id - {k} * 1000000, class_id, confidence, x, y, w, h, zone_id, motion_score,
                     worker_id,
                     batch_id || ':minus{k}' FROM raw.detections WHERE ts >= ? AND ts < ?""",
-                             [*site.day_window(DAY)])
-                conn.execute(f"""INSERT INTO raw.camera_health SELECT window_start - {shift}, camera_id,
+                    [*site.day_window(DAY)],
+                )
+                conn.execute(
+                    f"""INSERT INTO raw.camera_health SELECT window_start - {shift}, camera_id,
                     frames_read, frames_processed, frames_dropped, decode_errors, latency_ms_mean,
                     latency_ms_p95, batch_id || ':minus{k}'
                     FROM raw.camera_health WHERE window_start >= ? AND window_start < ?""",
-                             [*site.day_window(DAY)])
+                    [*site.day_window(DAY)],
+                )
             # DAY itself is the day built next: the history is the H days before it
         with connect(url, site) as wh:
             wh.ensure_index_timeline(first - timedelta(days=1), DAY + timedelta(days=1))
@@ -243,8 +280,9 @@ def history(days_list: list[int], cameras: int, fps: float, workdir: Path) -> li
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer cameras and rows (a smoke run)")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-duckdb", action="store_true", help="no DuckDB day and no history")
@@ -261,16 +299,20 @@ def main() -> int:
         if not args.skip_postgres:
             results.append(postgres_rounds(pg_cams, pg_fps, 1 if args.quick else args.rounds))
         print("\n## One day: all marts through SQLMesh vs the hand-written sessionization floor")
-        print("| engine | cameras | detections | floor query s | SQLMesh run s (all marts, 2 days) "
-              "| run / floor | incl. load + plan s | sessions (SQLMesh / floor) |")
+        print(
+            "| engine | cameras | detections | floor query s | SQLMesh run s (all marts, 2 days) "
+            "| run / floor | incl. load + plan s | sessions (SQLMesh / floor) |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in results:
             ratio = f"{r['run'] / r['floor']:.1f}x"
             if "ratio" in r:  # PostgreSQL: median of the rounds' ratios (min-max)
                 lo, hi = r["ratio_range"]
                 ratio = f"{r['ratio']:.2f}x ({lo:.2f}-{hi:.2f}, {r['rounds']} rounds)"
-            print(f"| {r['engine']} | {r['cameras']} | {r['rows']:,} | {r['floor']:.1f} | {r['run']:.1f} | "
-                  f"{ratio} | {r['total']:.1f} | {r['sessions']} / {r['floor_sessions']} |")
+            print(
+                f"| {r['engine']} | {r['cameras']} | {r['rows']:,} | {r['floor']:.1f} | {r['run']:.1f} | "
+                f"{ratio} | {r['total']:.1f} | {r['sessions']} / {r['floor_sessions']} |"
+            )
         if args.skip_duckdb:
             return 0
         hist = history([1, 7, 30], hist_cams, hist_fps, workdir)
@@ -279,8 +321,10 @@ def main() -> int:
         print("| history days | raw detections | next-day run s | vs 1 day |")
         print("|---|---|---|---|")
         for h in hist:
-            print(f"| {h['history_days']} | {h['raw_rows']:,} | {h['next_day_run']:.1f} | "
-                  f"{h['next_day_run'] / base:.2f}x |")
+            print(
+                f"| {h['history_days']} | {h['raw_rows']:,} | {h['next_day_run']:.1f} | "
+                f"{h['next_day_run'] / base:.2f}x |"
+            )
         ratio = hist[-1]["next_day_run"] / base
         verdict = "OK" if ratio <= 1.2 else "OVER TARGET"
         print(f"\nday-30 / day-1 cost: {ratio:.2f}x (target <= 1.2x): {verdict}")

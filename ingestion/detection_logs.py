@@ -145,9 +145,7 @@ def parse_mot(
             )
         )
     for name in ("frame", "id", "left", "top", "width", "height"):
-        problems.append(
-            pl.when(~pl.col(name).is_finite()).then(pl.lit(f"{name} is NaN or infinite"))
-        )
+        problems.append(pl.when(~pl.col(name).is_finite()).then(pl.lit(f"{name} is NaN or infinite")))
     problems += [
         pl.when((pl.col("frame") < 1) | (pl.col("frame") > _MOT_MAX_FRAME)).then(
             pl.format(f"frame {{}} outside 1..{_MOT_MAX_FRAME} (MOT frames start at 1)", pl.col("raw_frame"))
@@ -414,7 +412,12 @@ def ingest_detection_log(
             f"{', '.join(warehouse.site.camera_ids)}"
         )
     parsed = parse_log(
-        path, fmt, camera_id=camera_id, start_time=start_time, fps=fps, mot_variant=mot_variant,
+        path,
+        fmt,
+        camera_id=camera_id,
+        start_time=start_time,
+        fps=fps,
+        mot_variant=mot_variant,
         timezone=warehouse.site.timezone,
     )
     detections = with_zones(parsed.detections, warehouse.site)
@@ -445,8 +448,10 @@ def ingest_detection_log(
             parsed.ignored,
         )
     if parsed.unscored:
-        log.info("%d rows carry no calibrated score (MOT conf -1 or outside 0..1): confidence NULL",
-                 parsed.unscored)
+        log.info(
+            "%d rows carry no calibrated score (MOT conf -1 or outside 0..1): confidence NULL",
+            parsed.unscored,
+        )
     return IngestSummary(
         str(path),
         fmt,

@@ -61,8 +61,23 @@ class LinkParams:
 
 # Exact integer sums per track (µs, centipixels) from which the summaries are computed in Python: integer
 # sums are equal on every engine whatever the summation order, so both backends link identically.
-_SUM_COLUMNS = ("first_us", "last_us", "n_head", "head_u", "head_x", "head_y", "head_h", "n_tail", "tail_u",
-                "tail_uu", "tail_x", "tail_y", "tail_h", "tail_ux", "tail_uy")
+_SUM_COLUMNS = (
+    "first_us",
+    "last_us",
+    "n_head",
+    "head_u",
+    "head_x",
+    "head_y",
+    "head_h",
+    "n_tail",
+    "tail_u",
+    "tail_uu",
+    "tail_x",
+    "tail_y",
+    "tail_h",
+    "tail_ux",
+    "tail_uy",
+)
 
 
 def track_ends_sql(source: str, start: str, end: str, window: float = END_WINDOW_SECONDS) -> str:
@@ -139,14 +154,19 @@ def track_ends(detections: pl.DataFrame, window: float = END_WINDOW_SECONDS) -> 
     d = detections.select(
         *key,
         pl.col("ts").dt.epoch("us").alias("t_us"),
-        ((pl.col("x").cast(pl.Float64) + pl.col("w").cast(pl.Float64) / 2) * 100).floor().cast(pl.Int64)
+        ((pl.col("x").cast(pl.Float64) + pl.col("w").cast(pl.Float64) / 2) * 100)
+        .floor()
+        .cast(pl.Int64)
         .alias("fx"),
-        ((pl.col("y").cast(pl.Float64) + pl.col("h").cast(pl.Float64)) * 100).floor().cast(pl.Int64)
+        ((pl.col("y").cast(pl.Float64) + pl.col("h").cast(pl.Float64)) * 100)
+        .floor()
+        .cast(pl.Int64)
         .alias("fy"),
         (pl.col("h").cast(pl.Float64) * 100).floor().cast(pl.Int64).alias("hc"),
     )
-    d = d.with_columns(pl.col("t_us").min().over(key).alias("first_us"),
-                       pl.col("t_us").max().over(key).alias("last_us"))
+    d = d.with_columns(
+        pl.col("t_us").min().over(key).alias("first_us"), pl.col("t_us").max().over(key).alias("last_us")
+    )
     d = d.with_columns(
         (pl.col("t_us") <= pl.col("first_us") + w).cast(pl.Int64).alias("hd"),
         (pl.col("t_us") >= pl.col("last_us") - w).cast(pl.Int64).alias("tl"),
@@ -154,14 +174,21 @@ def track_ends(detections: pl.DataFrame, window: float = END_WINDOW_SECONDS) -> 
     )
     hd, tl, u = pl.col("hd"), pl.col("tl"), pl.col("u")
     sums = d.group_by(key).agg(
-        pl.col("first_us").min(), pl.col("last_us").min(),
-        hd.sum().alias("n_head"), (hd * (pl.col("t_us") - pl.col("first_us"))).sum().alias("head_u"),
-        (hd * pl.col("fx")).sum().alias("head_x"), (hd * pl.col("fy")).sum().alias("head_y"),
+        pl.col("first_us").min(),
+        pl.col("last_us").min(),
+        hd.sum().alias("n_head"),
+        (hd * (pl.col("t_us") - pl.col("first_us"))).sum().alias("head_u"),
+        (hd * pl.col("fx")).sum().alias("head_x"),
+        (hd * pl.col("fy")).sum().alias("head_y"),
         (hd * pl.col("hc")).sum().alias("head_h"),
-        tl.sum().alias("n_tail"), (tl * u).sum().alias("tail_u"), (tl * u * u).sum().alias("tail_uu"),
-        (tl * pl.col("fx")).sum().alias("tail_x"), (tl * pl.col("fy")).sum().alias("tail_y"),
+        tl.sum().alias("n_tail"),
+        (tl * u).sum().alias("tail_u"),
+        (tl * u * u).sum().alias("tail_uu"),
+        (tl * pl.col("fx")).sum().alias("tail_x"),
+        (tl * pl.col("fy")).sum().alias("tail_y"),
         (tl * pl.col("hc")).sum().alias("tail_h"),
-        (tl * u * pl.col("fx")).sum().alias("tail_ux"), (tl * u * pl.col("fy")).sum().alias("tail_uy"),
+        (tl * u * pl.col("fx")).sum().alias("tail_ux"),
+        (tl * u * pl.col("fy")).sum().alias("tail_uy"),
     )
     return track_ends_from_sums(sums)
 
@@ -187,8 +214,10 @@ def _candidates(ends: pl.DataFrame, p: LinkParams) -> tuple[np.ndarray, np.ndarr
     if a.size == 0:
         empty = np.zeros(0)
         return a, b, empty, empty
-    col = {n: ends[n].to_numpy() for n in ("head_t", "head_x", "head_y", "head_h", "tail_t", "tail_x",
-                                           "tail_y", "tail_h")}
+    col = {
+        n: ends[n].to_numpy()
+        for n in ("head_t", "head_x", "head_y", "head_h", "tail_t", "tail_x", "tail_y", "tail_h")
+    }
     vx = np.nan_to_num(ends["tail_vx"].to_numpy(), nan=0.0)
     vy = np.nan_to_num(ends["tail_vy"].to_numpy(), nan=0.0)
     # A noisy last second can claim any speed: cap it at a running person's.
@@ -231,8 +260,9 @@ def _assign(n: int, a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> np.ndarra
             r, c = linear_sum_assignment(matrix)
             keep = matrix[r, c] < _NO_EDGE
             lookup = {(i, j): e for i, j, e in zip(row_idx, col_idx, edges, strict=True)}
-            chosen.append(np.array([lookup[(i, j)] for i, j in zip(r[keep], c[keep], strict=True)],
-                                   dtype=np.int64))
+            chosen.append(
+                np.array([lookup[(i, j)] for i, j in zip(r[keep], c[keep], strict=True)], dtype=np.int64)
+            )
     return np.sort(np.concatenate(chosen))
 
 
@@ -266,14 +296,17 @@ def link_tracks(ends: pl.DataFrame, params: LinkParams | None = None) -> pl.Data
             "camera_id": ends["camera_id"],
             "track_id": ends["track_id"],
             "visitor_id": pl.Series(track[root] if n else [], dtype=pl.Int64),
-            "previous_track_id": pl.Series(np.where(prev >= 0, track[np.maximum(prev, 0)], 0) if n else [],
-                                           dtype=pl.Int64),
+            "previous_track_id": pl.Series(
+                np.where(prev >= 0, track[np.maximum(prev, 0)], 0) if n else [], dtype=pl.Int64
+            ),
             "link_gap_seconds": pl.Series(gap_of, dtype=pl.Float64),
             "link_cost": pl.Series(cost_of, dtype=pl.Float64),
             "track_index": pl.Series(depth, dtype=pl.Int64),
         }
     ).with_columns(
-        pl.when(pl.col("link_gap_seconds").is_not_nan()).then(pl.col("previous_track_id")).alias("previous_track_id"),
+        pl.when(pl.col("link_gap_seconds").is_not_nan())
+        .then(pl.col("previous_track_id"))
+        .alias("previous_track_id"),
         pl.col("link_gap_seconds").fill_nan(None),
         pl.col("link_cost").fill_nan(None),
     )
@@ -293,15 +326,25 @@ TRACK_LINKS_COLUMNS = {  # SQL types of analytics.track_links (transforms/models
     "link_cost": "double",
     "local_date": "date",
 }
-_TRACK_LINKS_SCHEMA = pl.Schema({
-    "camera_id": pl.String, "track_id": pl.Int64, "visitor_id": pl.Int64, "previous_track_id": pl.Int64,
-    "track_index": pl.Int64, "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
-    "link_gap_seconds": pl.Float64, "link_cost": pl.Float64, "local_date": pl.Date,
-})
+_TRACK_LINKS_SCHEMA = pl.Schema(
+    {
+        "camera_id": pl.String,
+        "track_id": pl.Int64,
+        "visitor_id": pl.Int64,
+        "previous_track_id": pl.Int64,
+        "track_index": pl.Int64,
+        "first_seen": pl.Datetime("us", "UTC"),
+        "last_seen": pl.Datetime("us", "UTC"),
+        "link_gap_seconds": pl.Float64,
+        "link_cost": pl.Float64,
+        "local_date": pl.Date,
+    }
+)
 
 
-def track_links_rows(sums: pl.DataFrame, start: datetime, end: datetime, params: LinkParams,
-                     timezone: str) -> pl.DataFrame:
+def track_links_rows(
+    sums: pl.DataFrame, start: datetime, end: datetime, params: LinkParams, timezone: str
+) -> pl.DataFrame:
     """Rows of analytics.track_links for the tracks of `ends` first seen in [start, end).
 
     `sums` (of `track_ends_sql`) may hold tracks outside the range (they take part in the assignment,
@@ -313,8 +356,10 @@ def track_links_rows(sums: pl.DataFrame, start: datetime, end: datetime, params:
         links = link_tracks(ends, params)
         spans = sums.select("camera_id", pl.col("track_id").cast(pl.Int64), "first_us", "last_us")
         out = links.join(spans, on=["camera_id", "track_id"]).with_columns(
-            *[pl.col(f"{n}_us").cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(f"{n}_seen")
-              for n in ("first", "last")],
+            *[
+                pl.col(f"{n}_us").cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(f"{n}_seen")
+                for n in ("first", "last")
+            ],
             # Rounded so both engines' float summaries give identical rows.
             pl.col("link_gap_seconds").round(6),
             pl.col("link_cost").round(6),
@@ -322,12 +367,31 @@ def track_links_rows(sums: pl.DataFrame, start: datetime, end: datetime, params:
         out = out.filter((pl.col("first_seen") >= start) & (pl.col("first_seen") < end)).with_columns(
             pl.col("first_seen").dt.convert_time_zone(timezone).dt.date().alias("local_date")
         )
-        out = out.select(_TRACK_LINKS_SCHEMA.names()).cast(_TRACK_LINKS_SCHEMA).sort(
-            "camera_id", "first_seen", "track_id")
+        out = (
+            out.select(_TRACK_LINKS_SCHEMA.names())
+            .cast(_TRACK_LINKS_SCHEMA)
+            .sort("camera_id", "first_seen", "track_id")
+        )
         if out.height:
             return out
     before = start - timedelta(days=1)
-    return pl.DataFrame({"camera_id": ["-"], "track_id": [0], "visitor_id": [0], "track_index": [0],
-                         "first_seen": [before], "last_seen": [before]}).with_columns(
-        *[pl.lit(None).alias(c) for c in ("previous_track_id", "link_gap_seconds", "link_cost", "local_date")]
-    ).select(_TRACK_LINKS_SCHEMA.names()).cast(_TRACK_LINKS_SCHEMA)
+    return (
+        pl.DataFrame(
+            {
+                "camera_id": ["-"],
+                "track_id": [0],
+                "visitor_id": [0],
+                "track_index": [0],
+                "first_seen": [before],
+                "last_seen": [before],
+            }
+        )
+        .with_columns(
+            *[
+                pl.lit(None).alias(c)
+                for c in ("previous_track_id", "link_gap_seconds", "link_cost", "local_date")
+            ]
+        )
+        .select(_TRACK_LINKS_SCHEMA.names())
+        .cast(_TRACK_LINKS_SCHEMA)
+    )

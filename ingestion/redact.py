@@ -17,8 +17,18 @@ from urllib.parse import unquote, urlsplit
 MASK = "***"
 # Query-string and conninfo keys whose values are secrets (compared lower-case).
 SECRET_KEYS = frozenset(
-    {"password", "pass", "passwd", "pwd", "sslpassword", "secret", "token", "access_token", "api_key",
-     "apikey"}
+    {
+        "password",
+        "pass",
+        "passwd",
+        "pwd",
+        "sslpassword",
+        "secret",
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+    }
 )
 
 
@@ -49,8 +59,11 @@ def _redact_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     # Rebuilt by hand: urlunsplit would drop the `//` of an empty host (duckdb:///path).
-    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if parts.query else "")
-            + (f"#{parts.fragment}" if parts.fragment else ""))
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def _redact_pair(pair: str) -> str:

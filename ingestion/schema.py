@@ -18,6 +18,7 @@ def epoch_us(ts: datetime) -> int:
     """`ts` as microseconds since the epoch (the unit of every UTC_TS column), exactly: no float rounding."""
     return (ts - EPOCH) // timedelta(microseconds=1)
 
+
 # name -> (polars dtype, PostgreSQL type, DuckDB type, nullable)
 DETECTION_COLUMNS: dict[str, tuple[pl.DataType, str, str, bool]] = {
     "ts": (UTC_TS, "timestamptz", "TIMESTAMPTZ", False),

@@ -375,8 +375,17 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
     warehouse = v.warehouse(v.mapping(doc.get("warehouse", {}) or {}, "warehouse"))
     stream = v.stream(v.mapping(doc.get("stream", {}) or {}, "stream"))
     workers = parse_workers(v, doc.get("workers"), {z.id for z in zones})
-    unknown = set(doc) - {"site", "cameras", "zones", "schedule", "thresholds", "warehouse", "stream",
-                          "alerts", "workers"}
+    unknown = set(doc) - {
+        "site",
+        "cameras",
+        "zones",
+        "schedule",
+        "thresholds",
+        "warehouse",
+        "stream",
+        "alerts",
+        "workers",
+    }
     if unknown:
         raise v.error(
             sorted(unknown)[0],
@@ -385,11 +394,33 @@ def parse_site(doc: Any, path: str | Path = "<memory>") -> Site:
         )
     from ingestion.alerts.rules import parse_alerts  # the alerts package builds on this module
 
-    alerts = parse_alerts(doc.get("alerts"), v, set(by_id), {z.id: z for z in zones}, {
-        "idle": thresholds.excessive_idle_seconds, "zone_overflow": thresholds.overflow_seconds,
-        "zone_empty": thresholds.empty_seconds, "camera_down": 60.0})
-    return Site(name, tz_name, cameras, zones, schedule, thresholds, warehouse, str(path), stream, alerts,
-                schedule_changes=changes, schedule_overrides=overrides, workers=workers)
+    alerts = parse_alerts(
+        doc.get("alerts"),
+        v,
+        set(by_id),
+        {z.id: z for z in zones},
+        {
+            "idle": thresholds.excessive_idle_seconds,
+            "zone_overflow": thresholds.overflow_seconds,
+            "zone_empty": thresholds.empty_seconds,
+            "camera_down": 60.0,
+        },
+    )
+    return Site(
+        name,
+        tz_name,
+        cameras,
+        zones,
+        schedule,
+        thresholds,
+        warehouse,
+        str(path),
+        stream,
+        alerts,
+        schedule_changes=changes,
+        schedule_overrides=overrides,
+        workers=workers,
+    )
 
 
 class _Validator:
@@ -583,10 +614,16 @@ class _Validator:
                 workdays.append(WEEKDAYS.index(d.lower()[:3]))
         else:
             workdays = list(base.workdays)
-        start = (self.clock(self.required(doc, "work_start", key), f"{key}.work_start")
-                 if given("work_start") else base.work_start)
-        end = (self.clock(self.required(doc, "work_end", key), f"{key}.work_end")
-               if given("work_end") else base.work_end)
+        start = (
+            self.clock(self.required(doc, "work_start", key), f"{key}.work_start")
+            if given("work_start")
+            else base.work_start
+        )
+        end = (
+            self.clock(self.required(doc, "work_end", key), f"{key}.work_end")
+            if given("work_end")
+            else base.work_end
+        )
         if end <= start:
             raise self.error(
                 f"{key}.work_end",
@@ -661,8 +698,9 @@ class _Validator:
             )
         if values["link_max_size_ratio"] < 1:
             raise self.error(
-                "thresholds.link_max_size_ratio", "must be at least 1 (larger box height / smaller one)",
-                "use e.g. 1.5; 1 links only boxes of exactly the same height"
+                "thresholds.link_max_size_ratio",
+                "must be at least 1 (larger box height / smaller one)",
+                "use e.g. 1.5; 1 links only boxes of exactly the same height",
             )
         return Thresholds(**values)
 
@@ -681,17 +719,36 @@ class _Validator:
         defaults = StreamSettings()
         unknown = set(doc) - set(defaults.__dataclass_fields__)
         if unknown:
-            raise self.error(f"stream.{sorted(unknown)[0]}", "unknown setting",
-                             f"use only {', '.join(defaults.__dataclass_fields__)}")
-        lateness = self.number(doc.get("max_lateness_days", defaults.max_lateness_days),
-                               "stream.max_lateness_days", low=0, high=36_500)
-        future = self.number(doc.get("max_future_seconds", defaults.max_future_seconds),
-                             "stream.max_future_seconds", low=0, high=366 * 86_400)
-        size = self.number(doc.get("max_message_bytes", defaults.max_message_bytes),
-                           "stream.max_message_bytes", low=1024, high=64 << 20, integer=True)
+            raise self.error(
+                f"stream.{sorted(unknown)[0]}",
+                "unknown setting",
+                f"use only {', '.join(defaults.__dataclass_fields__)}",
+            )
+        lateness = self.number(
+            doc.get("max_lateness_days", defaults.max_lateness_days),
+            "stream.max_lateness_days",
+            low=0,
+            high=36_500,
+        )
+        future = self.number(
+            doc.get("max_future_seconds", defaults.max_future_seconds),
+            "stream.max_future_seconds",
+            low=0,
+            high=366 * 86_400,
+        )
+        size = self.number(
+            doc.get("max_message_bytes", defaults.max_message_bytes),
+            "stream.max_message_bytes",
+            low=1024,
+            high=64 << 20,
+            integer=True,
+        )
         if lateness <= 0:
-            raise self.error("stream.max_lateness_days", "must be above 0",
-                             "use a positive number of days (frames older than that are refused)")
+            raise self.error(
+                "stream.max_lateness_days",
+                "must be above 0",
+                "use a positive number of days (frames older than that are refused)",
+            )
         return StreamSettings(float(lateness), float(future), int(size))
 
 
@@ -746,8 +803,11 @@ def parse_schedule_calendar(
     that was in force then, whatever the file says today."""
     unknown = set(doc) - {*_SCHEDULE_KEYS, "changes", "overrides"}
     if unknown:
-        raise v.error(f"schedule.{sorted(unknown)[0]}", "unknown schedule key",
-                      f"use only {', '.join(_SCHEDULE_KEYS)}, changes and overrides")
+        raise v.error(
+            f"schedule.{sorted(unknown)[0]}",
+            "unknown schedule key",
+            f"use only {', '.join(_SCHEDULE_KEYS)}, changes and overrides",
+        )
     changes: list[ScheduleChange] = []
     previous = base
     for i, c in enumerate(v.sequence(doc.get("changes", []) or [], "schedule.changes")):
@@ -756,8 +816,11 @@ def parse_schedule_calendar(
         _reject_unknown(v, c, key, {*_SCHEDULE_KEYS, "effective", "note"})
         effective = v.day(v.required(c, "effective", key), f"{key}.effective")
         if changes and effective <= changes[-1].effective:
-            raise v.error(f"{key}.effective", f"{effective} is not after the previous change "
-                          f"({changes[-1].effective})", "list changes in date order, one per date")
+            raise v.error(
+                f"{key}.effective",
+                f"{effective} is not after the previous change ({changes[-1].effective})",
+                "list changes in date order, one per date",
+            )
         previous = v.schedule(c, key, previous)
         changes.append(ScheduleChange(effective, previous, _note(v, c, key)))
 
@@ -767,8 +830,11 @@ def parse_schedule_calendar(
         o = v.mapping(o, key)
         _reject_unknown(v, o, key, {*_SCHEDULE_KEYS, "date", "from", "to", "closed", "note"} - {"workdays"})
         if "date" in o and ("from" in o or "to" in o):
-            raise v.error(key, "both `date` and `from`/`to` given", "use `date` for one day, `from` and "
-                          "`to` (inclusive) for a range")
+            raise v.error(
+                key,
+                "both `date` and `from`/`to` given",
+                "use `date` for one day, `from` and `to` (inclusive) for a range",
+            )
         if "date" in o:
             first = last = v.day(o["date"], f"{key}.date")
         else:
@@ -778,12 +844,18 @@ def parse_schedule_calendar(
                 raise v.error(f"{key}.to", f"{last} is before from {first}", "make `to` on or after `from`")
         closed = v.boolean(o.get("closed", False), f"{key}.closed")
         if closed and set(o) & set(_SCHEDULE_KEYS):
-            raise v.error(key, "a closed day cannot have hours, breaks or indices",
-                          "remove `closed: true` or the schedule keys")
+            raise v.error(
+                key,
+                "a closed day cannot have hours, breaks or indices",
+                "remove `closed: true` or the schedule keys",
+            )
         for prev in overrides:
             if first <= prev.end and prev.start <= last:
-                raise v.error(key, f"{first}..{last} overlaps the override {prev.start}..{prev.end}",
-                              "give each day at most one override")
+                raise v.error(
+                    key,
+                    f"{first}..{last} overlaps the override {prev.start}..{prev.end}",
+                    "give each day at most one override",
+                )
         # The override's own keys complete the regular schedule in force on its first day.
         in_force = base
         for change in changes:
@@ -817,8 +889,11 @@ def parse_workers(v: _Validator, value: Any, zone_ids: set[str]) -> tuple[Worker
         base = Path(v.path).parent if str(v.path) != "<memory>" else Path.cwd()
         csv_path = (base / value) if not Path(value).is_absolute() else Path(value)
         if not csv_path.is_file():
-            raise v.error("workers", f"the workers file {str(csv_path)!r} does not exist",
-                          "give a CSV path relative to the site file, or list the workers inline")
+            raise v.error(
+                "workers",
+                f"the workers file {str(csv_path)!r} does not exist",
+                "give a CSV path relative to the site file, or list the workers inline",
+            )
         rows, prefix, cv = _read_workers_csv(csv_path), "row", _Validator(csv_path)
     else:
         rows, prefix, cv = v.sequence(value, "workers"), "workers", v
@@ -836,15 +911,20 @@ def parse_workers(v: _Validator, value: Any, zone_ids: set[str]) -> tuple[Worker
         zones = cv.sequence(zones, f"{key}.zones")
         for z in zones:
             if z not in zone_ids:
-                raise cv.error(f"{key}.zones", f"worker {wid} is assigned to unknown zone {z!r}",
-                               f"use zones defined under `zones`: {', '.join(sorted(zone_ids))}")
-        workers.append(Worker(
-            id=wid,
-            name=cv.string(row.get("name") or wid, f"{key}.name"),
-            shift=str(row.get("shift") or ""),
-            zones=tuple(zones),
-            skill=str(row.get("skill") or ""),
-        ))
+                raise cv.error(
+                    f"{key}.zones",
+                    f"worker {wid} is assigned to unknown zone {z!r}",
+                    f"use zones defined under `zones`: {', '.join(sorted(zone_ids))}",
+                )
+        workers.append(
+            Worker(
+                id=wid,
+                name=cv.string(row.get("name") or wid, f"{key}.name"),
+                shift=str(row.get("shift") or ""),
+                zones=tuple(zones),
+                skill=str(row.get("skill") or ""),
+            )
+        )
     cv.unique([w.id for w in workers], prefix if prefix == "workers" else "row", "worker_id")
     return tuple(workers)
 

@@ -37,16 +37,26 @@ from sqlmesh.core.engine_adapter.shared import SourceQuery
 class ExistingSchemaPostgresAdapter(PostgresEngineAdapter):
     """PostgresEngineAdapter that does not ask to create a schema that exists."""
 
-    def create_schema(self, schema_name: t.Any, ignore_if_exists: bool = True, warn_on_error: bool = True,
-                      properties: list[exp.Expr] | None = None) -> None:
+    def create_schema(
+        self,
+        schema_name: t.Any,
+        ignore_if_exists: bool = True,
+        warn_on_error: bool = True,
+        properties: list[exp.Expr] | None = None,
+    ) -> None:
         name = to_schema(schema_name).db
         if ignore_if_exists and name and self._schema_exists(name):
             return
         super().create_schema(schema_name, ignore_if_exists, warn_on_error, properties)
 
-    def _df_to_source_queries(self, df: t.Any, target_columns_to_types: dict[str, exp.DataType],
-                              batch_size: int, target_table: t.Any,
-                              source_columns: list[str] | None = None) -> list[SourceQuery]:
+    def _df_to_source_queries(
+        self,
+        df: t.Any,
+        target_columns_to_types: dict[str, exp.DataType],
+        batch_size: int,
+        target_table: t.Any,
+        source_columns: list[str] | None = None,
+    ) -> list[SourceQuery]:
         """One source query over a session-temporary table holding the DataFrame's rows (NaN/NaT as NULL),
         loaded on first use inside the insert's transaction and dropped after it."""
         import pandas as pd
@@ -62,12 +72,15 @@ class ExistingSchemaPostgresAdapter(PostgresEngineAdapter):
         def query() -> exp.Query:
             nonlocal loaded
             if not loaded:
-                definition = ", ".join(f"{n} {target_columns_to_types[c].sql('postgres')}"
-                                       for n, c in zip(names, columns, strict=True))
+                definition = ", ".join(
+                    f"{n} {target_columns_to_types[c].sql('postgres')}"
+                    for n, c in zip(names, columns, strict=True)
+                )
                 self.execute(f"CREATE TEMPORARY TABLE {temp} ({definition})")
                 rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-                execute_values(self.cursor, f"INSERT INTO {temp} ({', '.join(names)}) VALUES %s", rows,
-                               page_size=10_000)
+                execute_values(
+                    self.cursor, f"INSERT INTO {temp} ({', '.join(names)}) VALUES %s", rows, page_size=10_000
+                )
                 loaded = True
             return exp.select(*names).from_(temp)
 
@@ -78,8 +91,11 @@ class ExistingSchemaPostgresAdapter(PostgresEngineAdapter):
         return [SourceQuery(query_factory=query, cleanup_func=cleanup)]
 
     def _schema_exists(self, name: str) -> bool:
-        query = (exp.select("1").from_(exp.table_("pg_namespace", db="pg_catalog"))
-                 .where(exp.column("nspname").eq(exp.Literal.string(name))))
+        query = (
+            exp.select("1")
+            .from_(exp.table_("pg_namespace", db="pg_catalog"))
+            .where(exp.column("nspname").eq(exp.Literal.string(name)))
+        )
         return self.fetchone(query) is not None
 
 

@@ -33,38 +33,59 @@ def parse_iso_datetimes(values: pl.Series, timezone: str) -> pl.DataFrame:
     """`values` (strings) -> columns `ts` (UTC datetime[us], null where refused) and `problem` (why a
     value was refused, null where it parsed). A null value is refused as missing."""
     c = pl.col
-    g = pl.DataFrame({"v": values.cast(pl.String)}).with_columns(
-        c("v").str.extract_groups(_PATTERN).alias("g")).unnest("g")
+    g = (
+        pl.DataFrame({"v": values.cast(pl.String)})
+        .with_columns(c("v").str.extract_groups(_PATTERN).alias("g"))
+        .unnest("g")
+    )
     frac = c("frac").fill_null("").str.slice(0, 6).str.pad_end(6, "0")
-    naive = pl.concat_str([c("date"), pl.lit("T"), c("hm"), pl.lit(":"), c("sec").fill_null("00"),
-                           pl.lit("."), frac]).str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False,
-                                                               time_unit="us")
+    naive = pl.concat_str(
+        [c("date"), pl.lit("T"), c("hm"), pl.lit(":"), c("sec").fill_null("00"), pl.lit("."), frac]
+    ).str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
     oh = c("oh").cast(pl.Int32, strict=False)
     om = c("om").fill_null("0").cast(pl.Int32, strict=False)
-    offset_minutes = pl.when(c("offset").str.to_uppercase() == "Z").then(0).otherwise(
-        (oh * 60 + om) * pl.when(c("sign") == "-").then(-1).otherwise(1))
+    offset_minutes = (
+        pl.when(c("offset").str.to_uppercase() == "Z")
+        .then(0)
+        .otherwise((oh * 60 + om) * pl.when(c("sign") == "-").then(-1).otherwise(1))
+    )
     shown = c("v").str.slice(0, _SHOWN_CHARS)
-    out = g.with_columns(naive=naive, has_offset=c("offset").is_not_null(), matched=c("date").is_not_null(),
-                         oh=oh, om=om, offset_minutes=offset_minutes).with_columns(
-        ts=pl.when(c("has_offset")).then(
-            (c("naive") - pl.duration(minutes=c("offset_minutes"))).dt.replace_time_zone("UTC")
-        ).otherwise(
-            c("naive").dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+    out = g.with_columns(
+        naive=naive,
+        has_offset=c("offset").is_not_null(),
+        matched=c("date").is_not_null(),
+        oh=oh,
+        om=om,
+        offset_minutes=offset_minutes,
+    ).with_columns(
+        ts=pl.when(c("has_offset"))
+        .then((c("naive") - pl.duration(minutes=c("offset_minutes"))).dt.replace_time_zone("UTC"))
+        .otherwise(
+            c("naive")
+            .dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
             .dt.convert_time_zone("UTC")
-        ).cast(UTC_TS),
+        )
+        .cast(UTC_TS),
     )
     problem = (
-        pl.when(c("v").is_null()).then(pl.lit("is missing"))
-        .when(~c("matched")).then(pl.format(f"'{{}}' is not an ISO-8601 date-time ({ISO_8601_FORMS})",
-                                                 shown))
-        .when(c("has_offset") & ((c("oh") > 23) | (c("om") > 59))).then(
-            pl.format("'{}' has an invalid UTC offset", shown))
-        .when(c("naive").is_null()).then(pl.format("'{}' is not a valid date and time", shown))
-        .when(c("ts").is_null()).then(
-            pl.format(f"'{{}}' does not exist or is ambiguous in the site timezone {timezone} (a clock "
-                      "change); add a UTC offset", shown))
-        .when((c("ts") < MIN_TS) | (c("ts") >= MAX_TS)).then(
-            pl.format(f"'{{}}' is outside {MIN_TS:%Y-%m-%d}..{MAX_TS.year - 1}-12-31", shown))
+        pl.when(c("v").is_null())
+        .then(pl.lit("is missing"))
+        .when(~c("matched"))
+        .then(pl.format(f"'{{}}' is not an ISO-8601 date-time ({ISO_8601_FORMS})", shown))
+        .when(c("has_offset") & ((c("oh") > 23) | (c("om") > 59)))
+        .then(pl.format("'{}' has an invalid UTC offset", shown))
+        .when(c("naive").is_null())
+        .then(pl.format("'{}' is not a valid date and time", shown))
+        .when(c("ts").is_null())
+        .then(
+            pl.format(
+                f"'{{}}' does not exist or is ambiguous in the site timezone {timezone} (a clock "
+                "change); add a UTC offset",
+                shown,
+            )
+        )
+        .when((c("ts") < MIN_TS) | (c("ts") >= MAX_TS))
+        .then(pl.format(f"'{{}}' is outside {MIN_TS:%Y-%m-%d}..{MAX_TS.year - 1}-12-31", shown))
     )
     out = out.with_columns(problem=problem)
     return out.select(ts=pl.when(c("problem").is_null()).then(c("ts")), problem=c("problem"))

@@ -95,8 +95,16 @@ DEFAULT_SETTINGS = {
 # a model's outer query, unnamed or duplicate output columns, unregistered external tables, and models
 # without audits. Not `nomissingunittest`: the marts are tested against the simulator's ground truth on both
 # engines (tests/test_transforms*.py), the SQLMesh unit tests cover the rule edge cases.
-LINT_RULES = frozenset({"ambiguousorinvalidcolumn", "invalidselectstarexpansion", "noselectstar",
-                        "noambiguousprojections", "nomissingexternalmodels", "nomissingaudits"})
+LINT_RULES = frozenset(
+    {
+        "ambiguousorinvalidcolumn",
+        "invalidselectstarexpansion",
+        "noselectstar",
+        "noambiguousprojections",
+        "nomissingexternalmodels",
+        "nomissingaudits",
+    }
+)
 
 # Every incremental model declares `lookback 24` (hours): a run also recomputes the day before the first
 # day it builds.
@@ -182,9 +190,11 @@ def backend_of(url: str) -> str:
         return "duckdb"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgres"
-    raise ValueError(f"unsupported warehouse URL {redact_url(url)!r}: use duckdb:///path.duckdb or "
-                     "postgresql://user@host/db "
-                     "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)")
+    raise ValueError(
+        f"unsupported warehouse URL {redact_url(url)!r}: use duckdb:///path.duckdb or "
+        "postgresql://user@host/db "
+        "(set SIGHTLINE_WAREHOUSE_URL or pass --warehouse)"
+    )
 
 
 def _working_minutes(sched: Schedule) -> list[list[int]]:
@@ -202,10 +212,13 @@ def _working_minutes(sched: Schedule) -> list[list[int]]:
 def sqlmesh_variables(site: Site) -> dict[str, Any]:
     """The SQLMesh variables every model reads: site thresholds, timezone, schedule and project settings."""
     from ingestion.alerts.store import config_of
+
     th = site.thresholds
     sched = site.schedule
-    settings = {name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
-                for name, default in DEFAULT_SETTINGS.items()}
+    settings = {
+        name: float(os.environ.get(f"SIGHTLINE_TRANSFORM_{name.upper()}", default))
+        for name, default in DEFAULT_SETTINGS.items()
+    }
     return {
         "timezone": site.timezone,
         "idle_motion_score": th.idle_motion_score,
@@ -221,13 +234,19 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "working_minutes": _working_minutes(sched),
         # Dated schedules (the macro working_intervals applies them as Site.schedule_on does).
         "schedule_changes": [
-            {"effective": c.effective.isoformat(), "workdays": list(c.schedule.workdays),
-             "working_minutes": _working_minutes(c.schedule)}
+            {
+                "effective": c.effective.isoformat(),
+                "workdays": list(c.schedule.workdays),
+                "working_minutes": _working_minutes(c.schedule),
+            }
             for c in site.schedule_changes
         ],
         "schedule_overrides": [
-            {"start": o.start.isoformat(), "end": o.end.isoformat(),
-             "working_minutes": _working_minutes(o.schedule) if o.schedule else []}
+            {
+                "start": o.start.isoformat(),
+                "end": o.end.isoformat(),
+                "working_minutes": _working_minutes(o.schedule) if o.schedule else [],
+            }
             for o in site.schedule_overrides
         ],
         # analytics.anomalies: each type's severity comes from the site's alert rules (ingestion.alerts).
@@ -252,13 +271,20 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     site = site or load_site()
     duck_url = url if backend == "duckdb" else "duckdb:///data/warehouse.duckdb"
     gateways = {
-        "duckdb": GatewayConfig(connection=SightlineDuckDBConnectionConfig(
-            database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"})),
-        "postgres": GatewayConfig(connection=SightlinePostgresConnectionConfig(
-            **postgres_params(url if backend == "postgres" else None), concurrent_tasks=1,
-            # No `SELECT 1` before every statement (about 300 round trips per day built): a context lives
-            # for one build, and a dropped connection fails the build either way.
-            pre_ping=False)),
+        "duckdb": GatewayConfig(
+            connection=SightlineDuckDBConnectionConfig(
+                database=duckdb_path(duck_url), connector_config={"TimeZone": "UTC"}
+            )
+        ),
+        "postgres": GatewayConfig(
+            connection=SightlinePostgresConnectionConfig(
+                **postgres_params(url if backend == "postgres" else None),
+                concurrent_tasks=1,
+                # No `SELECT 1` before every statement (about 300 round trips per day built): a context lives
+                # for one build, and a dropped connection fails the build either way.
+                pre_ping=False,
+            )
+        ),
     }
     local_midnight = datetime.combine(date(2024, 1, 1), datetime.min.time(), tzinfo=site.tz).astimezone(UTC)
     return Config(
@@ -273,8 +299,9 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
             cron_tz=site.timezone,
             start=local_midnight.strftime("%Y-%m-%d %H:%M:%S"),
             # PostgreSQL plans the next model from table statistics: refresh them as soon as a model is built.
-            post_statements=(["@IF(@runtime_stage = 'evaluating', ANALYZE @this_model)"]
-                             if backend == "postgres" else None),
+            post_statements=(
+                ["@IF(@runtime_stage = 'evaluating', ANALYZE @this_model)"] if backend == "postgres" else None
+            ),
         ),
         variables=sqlmesh_variables(site),
         linter=LinterConfig(enabled=True, rules=set(LINT_RULES)),
@@ -295,16 +322,24 @@ def sqlmesh_context(warehouse_url: str | None = None, site: Site | None = None) 
 def utc_range(site: Site, start: date, end: date) -> tuple[datetime, datetime]:
     """[start, end) site-local days as a UTC range: local midnight to local midnight."""
     if end <= start:
-        raise ValueError(f"end {end} must be after start {start} "
-                         "(end is exclusive: --start 2025-01-15 --end 2025-01-16 builds the 15th)")
+        raise ValueError(
+            f"end {end} must be after start {start} "
+            "(end is exclusive: --start 2025-01-15 --end 2025-01-16 builds the 15th)"
+        )
     return site.day_window(start)[0], site.day_window(end - timedelta(days=1))[1]
 
 
 # ------------------------------------------------------------------------------------------- build
 
 
-def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool = False,
-                site: Site | None = None, report_audits: bool = True) -> TransformResult:
+def build_marts(
+    warehouse_url: str | None,
+    start: date,
+    end: date,
+    restate: bool = False,
+    site: Site | None = None,
+    report_audits: bool = True,
+) -> TransformResult:
     """Build every mart for site-local days [start, end) and run the audits.
 
     Missing intervals in the range are built; `restate=True` rebuilds the range even where it was built
@@ -330,17 +365,32 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
         # Apply model changes (new versions of models) without computing anything yet...
         first_build = ctx.state_reader.get_environment("prod") is None
         plan = ctx.plan("prod", skip_backfill=True, skip_tests=True, auto_apply=True, no_prompts=True)
-        changed = sorted(s.model.name for s in plan.new_snapshots
-                         if s.is_model and s.model.kind.is_incremental_by_time_range)
+        changed = sorted(
+            s.model.name
+            for s in plan.new_snapshots
+            if s.is_model and s.model.kind.is_incremental_by_time_range
+        )
         if changed and not first_build:  # on a brand-new warehouse there are no other days to lose
             # A new model version starts with empty tables; only the requested days are built below.
-            log.warning("new versions of %d models (%s): days outside %s..%s are empty in them until "
-                        "rebuilt (sightline transform --start <first day> --end <after last day>)",
-                        len(changed), ", ".join(changed), start, end)
+            log.warning(
+                "new versions of %d models (%s): days outside %s..%s are empty in them until "
+                "rebuilt (sightline transform --start <first day> --end <after last day>)",
+                len(changed),
+                ", ".join(changed),
+                start,
+                end,
+            )
         if restate:
             # ...then rebuild exactly [start, end): intervals are cleared and recomputed for every model.
-            ctx.plan("prod", start=_ts(utc_start), end=_ts(utc_end), restate_models=list(time_columns(ctx)),
-                     skip_tests=True, auto_apply=True, no_prompts=True)
+            ctx.plan(
+                "prod",
+                start=_ts(utc_start),
+                end=_ts(utc_end),
+                restate_models=list(time_columns(ctx)),
+                skip_tests=True,
+                auto_apply=True,
+                no_prompts=True,
+            )
         else:
             # ...or fill what is missing. Starting the range one lookback earlier lets SQLMesh's lookback
             # recompute the day before the first missing one, which is how late data gets picked up.
@@ -352,14 +402,18 @@ def build_marts(warehouse_url: str | None, start: date, end: date, restate: bool
         # Weeks and months holding the built days (and the lookback day) are recomputed from their days.
         adapter = ctx.engine_adapter
         with adapter.transaction():
-            rollup = refresh_rollups(adapter.execute, backend_of(url),
-                                     [start + timedelta(days=i) for i in range(-1, (end - start).days)])
+            rollup = refresh_rollups(
+                adapter.execute,
+                backend_of(url),
+                [start + timedelta(days=i) for i in range(-1, (end - start).days)],
+            )
         audits = _run_audits(ctx, utc_start, utc_end) if report_audits else []
         rows = _count_rows(ctx, utc_start, utc_end)
     finally:
         ctx.close()
-    return TransformResult(backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits,
-                           rollup.seconds)
+    return TransformResult(
+        backend_of(url), start, end, restate, time.perf_counter() - began, rows, audits, rollup.seconds
+    )
 
 
 def _was_built(ctx: Context, start: datetime, end: datetime) -> bool:
@@ -386,9 +440,11 @@ def _count_rows(ctx: Context, utc_start: datetime, utc_end: datetime) -> dict[st
     adapter = ctx.engine_adapter
     rows = {}
     for model, column in time_columns(ctx).items():
-        sql = (f"SELECT COUNT(*) FROM {model} "
-               f"WHERE {column} >= CAST('{utc_start.isoformat()}' AS TIMESTAMPTZ) "
-               f"AND {column} < CAST('{utc_end.isoformat()}' AS TIMESTAMPTZ)")
+        sql = (
+            f"SELECT COUNT(*) FROM {model} "
+            f"WHERE {column} >= CAST('{utc_start.isoformat()}' AS TIMESTAMPTZ) "
+            f"AND {column} < CAST('{utc_end.isoformat()}' AS TIMESTAMPTZ)"
+        )
         rows[model] = int(adapter.fetchone(sql)[0])
     return rows
 
@@ -399,10 +455,14 @@ def _run_audits(ctx: Context, utc_start: datetime, utc_end: datetime) -> list[Au
     outcomes = []
     for name in mart_models(ctx):
         snapshot = ctx.get_snapshot(name, raise_if_missing=True)
-        for result in ctx.snapshot_evaluator.audit(snapshot=snapshot, start=_ts(utc_start), end=_ts(utc_end),
-                                                   snapshots=ctx.snapshots):
+        for result in ctx.snapshot_evaluator.audit(
+            snapshot=snapshot, start=_ts(utc_start), end=_ts(utc_end), snapshots=ctx.snapshots
+        ):
             if result.skipped:
                 continue
-            outcomes.append(AuditOutcome(name, result.audit.name, not result.count, int(result.count or 0),
-                                         result.blocking))
+            outcomes.append(
+                AuditOutcome(
+                    name, result.audit.name, not result.count, int(result.count or 0), result.blocking
+                )
+            )
     return outcomes

@@ -12,8 +12,14 @@ ZONE_TYPES = ("work_area", "inspection", "break_area", "restricted")
 # Zones where presence counts as work (work_seconds, index block start and end, the report's stations).
 WORK_ZONE_TYPES = ("work_area", "inspection")
 # analytics.anomalies.anomaly_type.
-ANOMALY_TYPES = ("excessive_idle", "zone_overflow", "zone_empty", "restricted_zone_entry",
-                 "after_hours_presence", "camera_down")
+ANOMALY_TYPES = (
+    "excessive_idle",
+    "zone_overflow",
+    "zone_empty",
+    "restricted_zone_entry",
+    "after_hours_presence",
+    "camera_down",
+)
 # Alert rule and anomaly severities, lowest first (the order decides "the highest severity").
 SEVERITIES = ("info", "warning", "error", "critical")
 # analytics.sessions.status.

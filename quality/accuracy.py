@@ -27,10 +27,14 @@ IOU_MATCH = 0.5
 
 def box_iou(a: str, b: str) -> pl.Expr:
     """Intersection over union of the boxes in columns {a}x, {a}y, {a}w, {a}h and {b}x... (top-left, size)."""
-    ix = (pl.min_horizontal(pl.col(f"{a}x") + pl.col(f"{a}w"), pl.col(f"{b}x") + pl.col(f"{b}w"))
-          - pl.max_horizontal(f"{a}x", f"{b}x")).clip(lower_bound=0)
-    iy = (pl.min_horizontal(pl.col(f"{a}y") + pl.col(f"{a}h"), pl.col(f"{b}y") + pl.col(f"{b}h"))
-          - pl.max_horizontal(f"{a}y", f"{b}y")).clip(lower_bound=0)
+    ix = (
+        pl.min_horizontal(pl.col(f"{a}x") + pl.col(f"{a}w"), pl.col(f"{b}x") + pl.col(f"{b}w"))
+        - pl.max_horizontal(f"{a}x", f"{b}x")
+    ).clip(lower_bound=0)
+    iy = (
+        pl.min_horizontal(pl.col(f"{a}y") + pl.col(f"{a}h"), pl.col(f"{b}y") + pl.col(f"{b}h"))
+        - pl.max_horizontal(f"{a}y", f"{b}y")
+    ).clip(lower_bound=0)
     inter = ix * iy
     return inter / (pl.col(f"{a}w") * pl.col(f"{a}h") + pl.col(f"{b}w") * pl.col(f"{b}h") - inter)
 

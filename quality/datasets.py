@@ -38,7 +38,8 @@ def _seconds_since(column: str, origin) -> pl.Expr:
 
 def detections(wh: Warehouse, p: Partition) -> pl.DataFrame:
     start, end = p.window
-    return wh.query(f"SELECT {DETECTION_COLUMNS} FROM raw.detections "
+    return wh.query(
+        f"SELECT {DETECTION_COLUMNS} FROM raw.detections "
         "WHERE camera_id = {p} AND ts >= {p} AND ts < {p} ORDER BY ts, track_id",
         [p.camera_id, start, end],
     )
@@ -73,12 +74,14 @@ def camera_hours(wh: Warehouse, p: Partition) -> pl.DataFrame:
     """
     start, end = p.window
     # Hour buckets from epoch seconds: the same on both backends whatever the session time zone.
-    counts = wh.query("SELECT CAST(floor(extract(epoch FROM ts) / 3600) AS BIGINT) AS hour_bucket, "
+    counts = wh.query(
+        "SELECT CAST(floor(extract(epoch FROM ts) / 3600) AS BIGINT) AS hour_bucket, "
         "count(*) AS detections FROM raw.detections WHERE camera_id = {p} AND ts >= {p} AND ts < {p} "
         "GROUP BY 1",
         [p.camera_id, start, end],
     )
-    health = wh.query("SELECT CAST(floor(extract(epoch FROM window_start) / 3600) AS BIGINT) AS hour_bucket, "
+    health = wh.query(
+        "SELECT CAST(floor(extract(epoch FROM window_start) / 3600) AS BIGINT) AS hour_bucket, "
         "sum(frames_read) AS frames_read FROM raw.camera_health "
         "WHERE camera_id = {p} AND window_start >= {p} AND window_start < {p} GROUP BY 1",
         [p.camera_id, start, end],
@@ -119,7 +122,8 @@ def camera_coverage(wh: Warehouse, p: Partition) -> pl.DataFrame:
     if not intervals:  # no working time, nothing is expected
         return pl.DataFrame(schema=schema)
     start, end = p.window
-    seen = wh.query("SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM raw.detections "
+    seen = wh.query(
+        "SELECT min(ts) AS first_ts, max(ts) AS last_ts FROM raw.detections "
         "WHERE camera_id = {p} AND ts >= {p} AND ts < {p}",
         [p.camera_id, start, end],
     )

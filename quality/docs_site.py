@@ -47,7 +47,7 @@ def _slug(text: str) -> str:
 
 def _page(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n"
         f"<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
     )
@@ -83,17 +83,23 @@ def _result_page(result: dict[str, Any], index: Path, here: Path) -> str:
     rows += [(f"observed: {k}", _cell(v)) for k, v in result["observed"].items()]
     body = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
     if result["failed_expectations"]:
-        body += "<h2>Failed expectations</h2><ul>" + "".join(
-            f"<li><code>{html.escape(line)}</code></li>" for line in result["failed_expectations"]
-        ) + "</ul>"
+        body += (
+            "<h2>Failed expectations</h2><ul>"
+            + "".join(f"<li><code>{html.escape(line)}</code></li>" for line in result["failed_expectations"])
+            + "</ul>"
+        )
     if result["offending_rows"]:
         columns = list(dict.fromkeys(c for row in result["offending_rows"] for c in row))
-        body += "<h2>Offending rows (first few)</h2><table><tr>" + "".join(
-            f"<th>{html.escape(c)}</th>" for c in columns
-        ) + "</tr>" + "".join(
-            "<tr>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>"
-            for row in result["offending_rows"]
-        ) + "</table>"
+        body += (
+            "<h2>Offending rows (first few)</h2><table><tr>"
+            + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+            + "</tr>"
+            + "".join(
+                "<tr>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>"
+                for row in result["offending_rows"]
+            )
+            + "</table>"
+        )
     if result.get("gx_page"):
         gx = html.escape(result["gx_page"])
         body += (
@@ -123,7 +129,7 @@ def _index_page(results: list[dict[str, Any]], docs: Path) -> str:
         lines.append(
             f'<tr class="result"><td>{_status(r["status"])}</td>'
             f'<td><a href="{html.escape(link)}">{html.escape(r["name"])}</a></td>'
-            f'<td><code>{html.escape(r["table"])}</code></td><td>{html.escape(r["partition"])}</td>'
+            f"<td><code>{html.escape(r['table'])}</code></td><td>{html.escape(r['partition'])}</td>"
             f"<td>{what}</td></tr>"
         )
     body = (

@@ -122,7 +122,8 @@ def _error_result(check: Suite | Reconciliation, partition: Partition, reason: s
 def cameras_of_day(wh: Warehouse, site: Site, day: date) -> list[str]:
     """The cameras that landed anything for the day (detections, health or a ledger batch)."""
     start, end = site.day_window(day)
-    found = wh.query("SELECT DISTINCT camera_id FROM raw.detections WHERE ts >= {p} AND ts < {p} "
+    found = wh.query(
+        "SELECT DISTINCT camera_id FROM raw.detections WHERE ts >= {p} AND ts < {p} "
         "UNION SELECT DISTINCT camera_id FROM raw.camera_health "
         "WHERE window_start >= {p} AND window_start < {p} "
         "UNION SELECT DISTINCT camera_id FROM raw.ingest_batches "

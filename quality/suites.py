@@ -195,8 +195,11 @@ def _hourly_coverage(key: str, count: Callable[[Partition], int]) -> Callable[[P
     def expectations(p: Partition) -> list[Expect]:
         hours = int((p.window[1] - p.window[0]).total_seconds() // 3600)
         return [
-            Expect("ExpectTableRowCountToEqual", {"value": count(p) * hours},
-                   f"every {key.removesuffix('_id')} of the site, every hour of the day"),
+            Expect(
+                "ExpectTableRowCountToEqual",
+                {"value": count(p) * hours},
+                f"every {key.removesuffix('_id')} of the site, every hour of the day",
+            ),
         ]
 
     return expectations

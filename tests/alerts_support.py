@@ -19,8 +19,12 @@ from ingestion.site import Site, load_site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # bbox (x, y, w, h) whose bottom-centre lies inside the zone (site.yaml polygons)
-IN_ZONE = {"Z01": (250.0, 380.0, 60.0, 120.0), "Z04": (1070.0, 480.0, 60.0, 120.0),
-           "Z02": (700.0, 380.0, 60.0, 120.0), "Z05": (300.0, 400.0, 60.0, 120.0)}
+IN_ZONE = {
+    "Z01": (250.0, 380.0, 60.0, 120.0),
+    "Z04": (1070.0, 480.0, 60.0, 120.0),
+    "Z02": (700.0, 380.0, 60.0, 120.0),
+    "Z05": (300.0, 400.0, 60.0, 120.0),
+}
 
 
 @dataclass
@@ -82,20 +86,45 @@ def site_with_alerts(tmp: Path, alerts: dict, **extra) -> tuple[Path, Site]:
     return path, load_site(path)
 
 
-def person(camera: str, track: int, zone: str, start: datetime, seconds: float, *, fps: float = 2.0,
-           motion: float = 0.5, first_frame: int = 0) -> pl.DataFrame:
+def person(
+    camera: str,
+    track: int,
+    zone: str,
+    start: datetime,
+    seconds: float,
+    *,
+    fps: float = 2.0,
+    motion: float = 0.5,
+    first_frame: int = 0,
+) -> pl.DataFrame:
     """One person standing in `zone` for `seconds`, one detection per frame."""
     n = int(seconds * fps) + 1
     x, y, w, h = IN_ZONE[zone]
-    return pl.DataFrame({
-        "ts": [start + timedelta(seconds=i / fps) for i in range(n)],
-        "camera_id": camera, "frame_idx": [first_frame + round(i * 30 / fps) for i in range(n)],
-        "track_id": track, "class_id": 0, "confidence": 0.9, "x": x, "y": y, "w": w, "h": h,
-        "zone_id": zone, "motion_score": motion, "worker_id": None, "batch_id": "test",
-    }, schema=DETECTION_SCHEMA)
+    return pl.DataFrame(
+        {
+            "ts": [start + timedelta(seconds=i / fps) for i in range(n)],
+            "camera_id": camera,
+            "frame_idx": [first_frame + round(i * 30 / fps) for i in range(n)],
+            "track_id": track,
+            "class_id": 0,
+            "confidence": 0.9,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "zone_id": zone,
+            "motion_score": motion,
+            "worker_id": None,
+            "batch_id": "test",
+        },
+        schema=DETECTION_SCHEMA,
+    )
 
 
 def webhook_alerts(url_env: str, rules: list[dict], **channel) -> dict:
-    return {"channels": [{"name": "hook", "type": "webhook", "url_env": url_env, "retry_seconds": 0.2,
-                          **channel}],
-            "rules": rules}
+    return {
+        "channels": [
+            {"name": "hook", "type": "webhook", "url_env": url_env, "retry_seconds": 0.2, **channel}
+        ],
+        "rules": rules,
+    }

@@ -110,8 +110,11 @@ def site() -> Site:
 
 def _admin(admin_url: str = ADMIN_URL) -> psycopg.Connection:
     if NO_SERVERS:
-        pytest.fail("this test needs PostgreSQL but is not marked `postgres` (SIGHTLINE_TEST_NO_SERVERS=1, "
-                    "the fast tier); add @pytest.mark.postgres", pytrace=False)
+        pytest.fail(
+            "this test needs PostgreSQL but is not marked `postgres` (SIGHTLINE_TEST_NO_SERVERS=1, "
+            "the fast tier); add @pytest.mark.postgres",
+            pytrace=False,
+        )
     try:
         return psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # a missing server is a failure, not a skip: CI must start it
@@ -248,8 +251,11 @@ def _no_broker_in_the_fast_tier(request: pytest.FixtureRequest, monkeypatch: pyt
         from ingestion.stream import broker
 
         def refuse(*args, **kwargs):
-            pytest.fail("this test starts Mosquitto but is not marked `mqtt` (SIGHTLINE_TEST_NO_SERVERS=1, "
-                        "the fast tier); add @pytest.mark.mqtt", pytrace=False)
+            pytest.fail(
+                "this test starts Mosquitto but is not marked `mqtt` (SIGHTLINE_TEST_NO_SERVERS=1, "
+                "the fast tier); add @pytest.mark.mqtt",
+                pytrace=False,
+            )
 
         monkeypatch.setattr(broker.PrivateMosquitto, "__enter__", refuse)
 

@@ -24,14 +24,38 @@ from ingestion.warehouse import connect
 T0 = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)  # 09:00 in Bangkok, a Wednesday
 ENV = "SIGHTLINE_TEST_ALERT_HOOK"
 RULES = [
-    {"name": "restricted", "type": "restricted_zone_entry", "zone_types": ["restricted"],
-     "severity": "critical", "cooldown_seconds": 60, "channels": ["hook"]},
-    {"name": "idle", "type": "idle", "zones": ["Z01"], "severity": "warning", "min_duration_seconds": 30,
-     "quiet_hours": {"start": "08:30", "end": "10:00"}, "channels": ["hook"]},
-    {"name": "overflow", "type": "zone_overflow", "zones": ["Z02"], "severity": "error",
-     "min_duration_seconds": 20, "channels": ["hook"]},
-    {"name": "down", "type": "camera_down", "severity": "critical", "min_duration_seconds": 60,
-     "channels": ["hook"]},
+    {
+        "name": "restricted",
+        "type": "restricted_zone_entry",
+        "zone_types": ["restricted"],
+        "severity": "critical",
+        "cooldown_seconds": 60,
+        "channels": ["hook"],
+    },
+    {
+        "name": "idle",
+        "type": "idle",
+        "zones": ["Z01"],
+        "severity": "warning",
+        "min_duration_seconds": 30,
+        "quiet_hours": {"start": "08:30", "end": "10:00"},
+        "channels": ["hook"],
+    },
+    {
+        "name": "overflow",
+        "type": "zone_overflow",
+        "zones": ["Z02"],
+        "severity": "error",
+        "min_duration_seconds": 20,
+        "channels": ["hook"],
+    },
+    {
+        "name": "down",
+        "type": "camera_down",
+        "severity": "critical",
+        "min_duration_seconds": 60,
+        "channels": ["hook"],
+    },
 ]
 
 
@@ -55,11 +79,14 @@ def scenario_rows() -> pl.DataFrame:
     - camera_down: CAM02 silent after 9.5 s until 95 s while CAM01 continues (raised, cleared)."""
     parts = [
         person("CAM01", 1, "Z01", s(0), 110),
-        person("CAM01", 2, "Z01", s(0), 44.5, motion=0.05), person("CAM01", 2, "Z01", s(45), 15),
-        person("CAM01", 7, "Z04", s(5), 10), person("CAM01", 7, "Z04", s(50), 2),
+        person("CAM01", 2, "Z01", s(0), 44.5, motion=0.05),
+        person("CAM01", 2, "Z01", s(45), 15),
+        person("CAM01", 7, "Z04", s(5), 10),
+        person("CAM01", 7, "Z04", s(50), 2),
         person("CAM01", 7, "Z04", s(100), 4),
         *[person("CAM01", t, "Z02", s(60), 24.5) for t in (3, 4, 5)],
-        person("CAM02", 11, "Z05", s(0), 9.5), person("CAM02", 11, "Z05", s(95), 15),
+        person("CAM02", 11, "Z05", s(0), 9.5),
+        person("CAM02", 11, "Z05", s(95), 15),
     ]
     return pl.concat(parts).sort("ts", "camera_id", "track_id")
 
@@ -100,13 +127,19 @@ def test_live_rules_raise_clear_suppress_and_both_backends_agree(tmp_path, recei
         drop_database(pg)
 
     keys = ["alert_id", "rule_name", "subject", "started_at", "ended_at", "status", "auto_resolved", "notify"]
-    rows = {b: sorted((tuple(a[k] for k in keys) for a in r), key=lambda t: (t[3], t[0]))
-            for b, r in results.items()}
+    rows = {
+        b: sorted((tuple(a[k] for k in keys) for a in r), key=lambda t: (t[3], t[0]))
+        for b, r in results.items()
+    }
     assert rows["duckdb"] == rows["postgres"]
     got = {(a["rule_name"], a["subject"], a["started_at"]): a for a in results["duckdb"]}
-    expected = {("restricted", "CAM01/Z04/track 7", s(5)), ("restricted", "CAM01/Z04/track 7", s(100)),
-                ("idle", "CAM01/Z01/track 2", s(0)), ("overflow", "CAM01/Z02", s(60)),
-                ("down", "CAM02", s(9.5))}
+    expected = {
+        ("restricted", "CAM01/Z04/track 7", s(5)),
+        ("restricted", "CAM01/Z04/track 7", s(100)),
+        ("idle", "CAM01/Z01/track 2", s(0)),
+        ("overflow", "CAM01/Z02", s(60)),
+        ("down", "CAM02", s(9.5)),
+    }
     assert set(got) == expected
     first = got[("restricted", "CAM01/Z04/track 7", s(5))]
     last = got[("restricted", "CAM01/Z04/track 7", s(100))]
@@ -134,8 +167,24 @@ def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_pat
         with connect(url, site) as wh:
             wh.require_setup()
             rule = site.alerts.rule("restricted")
-            store.record(wh, site, [store.Candidate(rule, "CAM01/Z04/track 7", "CAM01", s(5), s(6), None,
-                                                    "Track 7 entered", zone_id="Z04", track_id=7)], "live")
+            store.record(
+                wh,
+                site,
+                [
+                    store.Candidate(
+                        rule,
+                        "CAM01/Z04/track 7",
+                        "CAM01",
+                        s(5),
+                        s(6),
+                        None,
+                        "Track 7 entered",
+                        zone_id="Z04",
+                        track_id=7,
+                    )
+                ],
+                "live",
+            )
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 report = deliver_pending(wh, site)
@@ -144,14 +193,19 @@ def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_pat
                 time.sleep(0.05)
             for _ in range(3):  # done: nothing more is sent, however often it is asked
                 deliver_pending(wh, site)
-            ledger = wh.query("SELECT attempt, status, response_code, started_at, sent_at, next_attempt_at "
-                              "FROM ops.alert_deliveries ORDER BY attempt").to_dicts()
+            ledger = wh.query(
+                "SELECT attempt, status, response_code, started_at, sent_at, next_attempt_at "
+                "FROM ops.alert_deliveries ORDER BY attempt"
+            ).to_dicts()
     finally:
         receiver.close()
     ids = [r.body["alert"]["id"] for r in receiver.requests]
     assert len(ids) == 3 and len(set(ids)) == 1
     assert [(r["attempt"], r["status"], r["response_code"]) for r in ledger] == [
-        (1, "failed", 500), (2, "failed", 500), (3, "sent", 200)]
+        (1, "failed", 500),
+        (2, "failed", 500),
+        (3, "sent", 200),
+    ]
     assert ledger[2]["sent_at"] is not None
     for failed, retry in zip(ledger[:2], receiver.requests[1:], strict=True):  # backoff 0.2 s, then 0.4 s
         wait = (failed["next_attempt_at"] - failed["started_at"]).total_seconds()
@@ -177,17 +231,41 @@ def test_email_channel_delivers_through_smtp(tmp_path):
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        alerts = {"channels": [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": controller.port,
-                                "starttls": False, "from": "sightline@example.test",
-                                "to": ["lead@example.test"]}],
-                  "rules": [{**RULES[0], "channels": ["mail"]}]}
+        alerts = {
+            "channels": [
+                {
+                    "name": "mail",
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "port": controller.port,
+                    "starttls": False,
+                    "from": "sightline@example.test",
+                    "to": ["lead@example.test"],
+                }
+            ],
+            "rules": [{**RULES[0], "channels": ["mail"]}],
+        }
         _, site = site_with_alerts(tmp_path, alerts)
         with connect(f"duckdb:///{tmp_path / 'w.duckdb'}", site) as wh:
             wh.require_setup()
             rule = site.alerts.rule("restricted")
-            out = store.record(wh, site, [store.Candidate(
-                rule, "CAM01/Z04/track 7", "CAM01", s(5), s(6), None, "Track 7 entered Robot Cell",
-                zone_id="Z04")], "live")
+            out = store.record(
+                wh,
+                site,
+                [
+                    store.Candidate(
+                        rule,
+                        "CAM01/Z04/track 7",
+                        "CAM01",
+                        s(5),
+                        s(6),
+                        None,
+                        "Track 7 entered Robot Cell",
+                        zone_id="Z04",
+                    )
+                ],
+                "live",
+            )
             report = deliver_pending(wh, site)
             deliver_pending(wh, site)
     finally:
@@ -204,9 +282,12 @@ def test_mqtt_channel_publishes_frigate_lifecycle_and_occupancy(tmp_path):
     from ingestion.stream.broker import PrivateMosquitto
 
     with PrivateMosquitto() as broker:
-        alerts = {"channels": [{"name": "ha", "type": "mqtt", "url": broker.url, "occupancy": True,
-                                "topic_prefix": "site1"}],
-                  "rules": [{**RULES[0], "channels": ["ha"]}]}
+        alerts = {
+            "channels": [
+                {"name": "ha", "type": "mqtt", "url": broker.url, "occupancy": True, "topic_prefix": "site1"}
+            ],
+            "rules": [{**RULES[0], "channels": ["ha"]}],
+        }
         _, site = site_with_alerts(tmp_path, alerts)
         got: list[tuple[str, dict, bool]] = []
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -218,8 +299,13 @@ def test_mqtt_channel_publishes_frigate_lifecycle_and_occupancy(tmp_path):
         try:
             with connect(f"duckdb:///{tmp_path / 'w.duckdb'}", site) as wh:
                 wh.require_setup()
-                rows = pl.concat([person("CAM01", 7, "Z04", s(0), 5), person("CAM01", 1, "Z01", s(0), 5),
-                                  person("CAM01", 2, "Z01", s(0), 5, motion=0.01)])
+                rows = pl.concat(
+                    [
+                        person("CAM01", 7, "Z04", s(0), 5),
+                        person("CAM01", 1, "Z01", s(0), 5),
+                        person("CAM01", 2, "Z01", s(0), 5, motion=0.01),
+                    ]
+                )
                 wh.append_batch("b1", rows.drop("batch_id"), source="stream")
                 live = LiveAlerts(site)
                 alert_id = live.evaluate(wh).raised[0]
@@ -255,8 +341,12 @@ def test_mqtt_channel_publishes_frigate_lifecycle_and_occupancy(tmp_path):
     assert events[1]["after"]["sightline"]["acknowledged_by"] == "lead"
     assert events[2]["after"]["end_time"] is not None and events[2]["before"]["end_time"] is None
     occupancy = {g[0]: g[1] for g in got if g[0].endswith("/occupancy")}
-    assert occupancy["site1/CAM01/Z01/occupancy"] | {"ts": None} == {"present": 2, "active": 1, "idle": 1,
-                                                                     "ts": None}
+    assert occupancy["site1/CAM01/Z01/occupancy"] | {"ts": None} == {
+        "present": 2,
+        "active": 1,
+        "idle": 1,
+        "ts": None,
+    }
     assert occupancy["site1/CAM01/Z04/occupancy"]["present"] == 1
     assert occupancy["site1/CAM01/Z02/occupancy"]["present"] == 0
     assert sorted(late) == [(f"site1/CAM01/{z}/occupancy", True) for z in ("Z01", "Z02", "Z03", "Z04")]
@@ -269,19 +359,26 @@ def test_site_config_errors_name_the_key_and_fix(tmp_path):
         return str(exc.value)
 
     assert "alerts.rules[0].severity: unknown severity 'high'" in error(
-        {"rules": [{"name": "r", "type": "idle", "severity": "high"}]})
+        {"rules": [{"name": "r", "type": "idle", "severity": "high"}]}
+    )
     assert "alerts.rules[0].channels[0]: unknown channel (declare it under alerts.channels) 'x'" in error(
-        {"rules": [{"name": "r", "type": "idle", "severity": "info", "channels": ["x"]}]})
+        {"rules": [{"name": "r", "type": "idle", "severity": "info", "channels": ["x"]}]}
+    )
     assert "alerts.channels[0].url: secrets and webhook URLs do not belong in site.yaml" in error(
-        {"channels": [{"name": "h", "type": "webhook", "url": "https://hooks.example/x"}]})
+        {"channels": [{"name": "h", "type": "webhook", "url": "https://hooks.example/x"}]}
+    )
     assert "alerts.channels[0].url_env: 'https://x' is not an environment variable name" in error(
-        {"channels": [{"name": "h", "type": "webhook", "url_env": "https://x"}]})
+        {"channels": [{"name": "h", "type": "webhook", "url_env": "https://x"}]}
+    )
     assert "alerts.rules[0].zones[0]: unknown zone 'Z99'" in error(
-        {"rules": [{"name": "r", "type": "idle", "severity": "info", "zones": ["Z99"]}]})
+        {"rules": [{"name": "r", "type": "idle", "severity": "info", "zones": ["Z99"]}]}
+    )
     assert "alerts.rules[0].quiet_hours.start: bad time '25:00'" in error(
-        {"rules": [{"name": "r", "type": "idle", "severity": "info", "quiet_hours": {"start": "25:00"}}]})
+        {"rules": [{"name": "r", "type": "idle", "severity": "info", "quiet_hours": {"start": "25:00"}}]}
+    )
     assert "alerts.rules[1].name: duplicate id 'r'" in error(
-        {"rules": [{"name": "r", "type": "idle", "severity": "info"}] * 2})
+        {"rules": [{"name": "r", "type": "idle", "severity": "info"}] * 2}
+    )
     site = load_site()  # the demo site's rules are valid and set the anomaly severities
     assert site.alerts.anomaly_severities()["restricted_zone_entry"] == "critical"
 
@@ -298,15 +395,40 @@ def built(tmp_path_factory):
     from ingestion.transform import build_marts
 
     tmp = tmp_path_factory.mktemp("alerts_batch")
-    site_path, site = site_with_alerts(tmp, webhook_alerts(ENV, [
-        {"name": "restricted", "type": "restricted_zone_entry", "severity": "critical", "channels": ["hook"]},
-        {"name": "idle", "type": "idle", "severity": "warning", "channels": ["hook"]},
-        {"name": "after-hours", "type": "after_hours_presence", "severity": "info", "channels": ["hook"]},
-        {"name": "overflow", "type": "zone_overflow", "severity": "error", "channels": ["hook"]},
-        {"name": "down", "type": "camera_down", "severity": "critical", "channels": ["hook"]}],
-        rate_limit_per_minute=1000))
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=1.0, noise="realistic", seed=5,
-                   window=(clock(7, 30), clock(10, 30)))
+    site_path, site = site_with_alerts(
+        tmp,
+        webhook_alerts(
+            ENV,
+            [
+                {
+                    "name": "restricted",
+                    "type": "restricted_zone_entry",
+                    "severity": "critical",
+                    "channels": ["hook"],
+                },
+                {"name": "idle", "type": "idle", "severity": "warning", "channels": ["hook"]},
+                {
+                    "name": "after-hours",
+                    "type": "after_hours_presence",
+                    "severity": "info",
+                    "channels": ["hook"],
+                },
+                {"name": "overflow", "type": "zone_overflow", "severity": "error", "channels": ["hook"]},
+                {"name": "down", "type": "camera_down", "severity": "critical", "channels": ["hook"]},
+            ],
+            rate_limit_per_minute=1000,
+        ),
+    )
+    sim = simulate(
+        site,
+        start=DAY,
+        days=1,
+        cameras=["CAM01"],
+        fps=1.0,
+        noise="realistic",
+        seed=5,
+        window=(clock(7, 30), clock(10, 30)),
+    )
     urls = {"duckdb": f"duckdb:///{tmp / 'w.duckdb'}", "postgres": create_database("sightline_alerts16")}
     try:
         for url in urls.values():
@@ -326,8 +448,10 @@ PERSON_RULES = ("restricted_zone_entry", "idle", "after_hours_presence")
 def assert_visitor_names_the_person(wh, alerts: list[dict]) -> None:
     """An alert about a person names their visitor: the alert's track is one of the visitor's fragments in
     analytics.track_links. Alerts about a zone or a camera name none."""
-    links = {(r["camera_id"], r["track_id"]): str(r["visitor_id"]) for r in wh.query(
-        "SELECT camera_id, track_id, visitor_id FROM analytics.track_links").to_dicts()}
+    links = {
+        (r["camera_id"], r["track_id"]): str(r["visitor_id"])
+        for r in wh.query("SELECT camera_id, track_id, visitor_id FROM analytics.track_links").to_dicts()
+    }
     person = [a for a in alerts if a["alert_type"] in PERSON_RULES]
     assert person, "the fixture raises alerts about people"
     for a in person:
@@ -351,11 +475,17 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, m
         assert anomalies["duckdb"] == anomalies["postgres"] > 0
         keys = ("alert_id", "rule_name", "severity", "started_at", "ended_at", "status")
         assert [tuple(a[k] for k in keys) for a in alerts["duckdb"]] == [
-            tuple(a[k] for k in keys) for a in alerts["postgres"]]
+            tuple(a[k] for k in keys) for a in alerts["postgres"]
+        ]
         with connect(urls["duckdb"], site) as wh:
             types = wh.query("SELECT anomaly_type, count(*) AS n FROM analytics.anomalies GROUP BY 1").rows()
-        by_rule = {"excessive_idle": "idle", "restricted_zone_entry": "restricted",
-                   "after_hours_presence": "after-hours", "zone_overflow": "overflow", "camera_down": "down"}
+        by_rule = {
+            "excessive_idle": "idle",
+            "restricted_zone_entry": "restricted",
+            "after_hours_presence": "after-hours",
+            "zone_overflow": "overflow",
+            "camera_down": "down",
+        }
         expected = {by_rule[t]: n for t, n in types if t in by_rule}
         got = {}
         for a in alerts["duckdb"]:
@@ -379,8 +509,21 @@ def test_batch_alerts_agree_and_survive_a_rebuild_with_acknowledgements(built, m
         from orchestration.cli import main
 
         capsys.readouterr()
-        assert main(["alerts", "evaluate", "--date", DAY.isoformat(), "--warehouse", url, "--site",
-                     str(site_path)]) == 0
+        assert (
+            main(
+                [
+                    "alerts",
+                    "evaluate",
+                    "--date",
+                    DAY.isoformat(),
+                    "--warehouse",
+                    url,
+                    "--site",
+                    str(site_path),
+                ]
+            )
+            == 0
+        )
         assert f"-> 0 alerts raised, {len(after)} already known" in capsys.readouterr().out
     finally:
         receiver.close()

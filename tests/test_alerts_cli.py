@@ -21,8 +21,13 @@ from orchestration.cli import main
 
 ENV = "SIGHTLINE_TEST_ALERT_HOOK"
 T0 = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)
-RULE = {"name": "robot-cell", "type": "restricted_zone_entry", "zone_types": ["restricted"],
-        "severity": "critical", "channels": ["hook"]}
+RULE = {
+    "name": "robot-cell",
+    "type": "restricted_zone_entry",
+    "zone_types": ["restricted"],
+    "severity": "critical",
+    "channels": ["hook"],
+}
 
 
 @pytest.fixture
@@ -33,10 +38,25 @@ def raised(tmp_path):
     rule = site.alerts.rule("robot-cell")
     with connect(url, site) as wh:
         wh.require_setup()
-        out = store.record(wh, site, [
-            store.Candidate(rule, f"CAM01/Z04/track {t}", "CAM01", T0 + timedelta(minutes=t),
-                            T0 + timedelta(minutes=t, seconds=5), None, f"Track {t} entered Robot Cell",
-                            zone_id="Z04", track_id=t) for t in (1, 2)], "live")
+        out = store.record(
+            wh,
+            site,
+            [
+                store.Candidate(
+                    rule,
+                    f"CAM01/Z04/track {t}",
+                    "CAM01",
+                    T0 + timedelta(minutes=t),
+                    T0 + timedelta(minutes=t, seconds=5),
+                    None,
+                    f"Track {t} entered Robot Cell",
+                    zone_id="Z04",
+                    track_id=t,
+                )
+                for t in (1, 2)
+            ],
+            "live",
+        )
     return url, site_path, site, out.raised
 
 
@@ -54,9 +74,15 @@ def test_list_ack_resolve(raised, capsys):
     assert cli("list", "--format", "json", *common) == 0
     rows = {r["alert_id"]: r for r in json.loads(capsys.readouterr().out)}
     assert (rows[ids[0]]["status"], rows[ids[0]]["acknowledged_by"], rows[ids[0]]["action_taken"]) == (
-        "acknowledged", "Somchai", "stopped the robot")
+        "acknowledged",
+        "Somchai",
+        "stopped the robot",
+    )
     assert (rows[ids[1]]["status"], rows[ids[1]]["resolved_by"], rows[ids[1]]["auto_resolved"]) == (
-        "resolved", "Anong", False)
+        "resolved",
+        "Anong",
+        False,
+    )
     assert cli("list", "--status", "acknowledged", *common) == 0
     out = capsys.readouterr().out
     assert ids[0][:10] in out and ids[1][:10] not in out and "1 alerts" in out
@@ -88,8 +114,10 @@ def test_deliver_command_and_sensor_send_each_alert_once(raised, monkeypatch, ca
 
             assert len(deliver_pending(wh, site, channels={"nothing"}).sent) == 0
         sensor = build_delivery_sensor()
-        resources = {"warehouse": WarehouseResource(url=url, site=SiteResource(path=str(site_path))),
-                     "site": SiteResource(path=str(site_path))}
+        resources = {
+            "warehouse": WarehouseResource(url=url, site=SiteResource(path=str(site_path))),
+            "site": SiteResource(path=str(site_path)),
+        }
         with dg.instance_for_test() as instance:
             with dg.build_sensor_context(instance=instance, resources=resources) as context:
                 first = sensor(context)
@@ -116,11 +144,15 @@ def test_productivity_drop_against_the_trailing_median(tmp_path):
     with connect(url, site) as wh:
         wh.require_setup()
         # The marts' shape, made by hand: this test is about the rule, not the models.
-        wh.query("CREATE TABLE analytics.index_records (date DATE, index_number INTEGER, "
-                 "scheduled_start TIMESTAMPTZ, scheduled_end TIMESTAMPTZ, productivity_score DOUBLE)")
-        wh.query("CREATE TABLE analytics.anomalies (anomaly_id VARCHAR, anomaly_type VARCHAR, "
-                 "ts TIMESTAMPTZ, ts_end TIMESTAMPTZ, camera_id VARCHAR, zone_id VARCHAR, track_id BIGINT, "
-                 "session_id VARCHAR, description VARCHAR, metadata JSON)")
+        wh.query(
+            "CREATE TABLE analytics.index_records (date DATE, index_number INTEGER, "
+            "scheduled_start TIMESTAMPTZ, scheduled_end TIMESTAMPTZ, productivity_score DOUBLE)"
+        )
+        wh.query(
+            "CREATE TABLE analytics.anomalies (anomaly_id VARCHAR, anomaly_type VARCHAR, "
+            "ts TIMESTAMPTZ, ts_end TIMESTAMPTZ, camera_id VARCHAR, zone_id VARCHAR, track_id BIGINT, "
+            "session_id VARCHAR, description VARCHAR, metadata JSON)"
+        )
         wh.query("CREATE TABLE analytics.sessions (session_id VARCHAR, worker_id VARCHAR)")
         scores = {1: (0.70, 0.69), 2: (0.70, 0.60), 3: (0.70, 0.40)}  # block: (history, the day)
         for d in [*history, day]:
@@ -128,8 +160,10 @@ def test_productivity_drop_against_the_trailing_median(tmp_path):
                 start = site.local_datetime(d, datetime.min.time()) + timedelta(hours=9 + block)
                 # History varies around `usual`; its median over the last 7 workdays is `usual`.
                 score = today if d == day else usual + (0.05 if d.day % 2 else -0.05) * (d != history[0])
-                wh.query("INSERT INTO analytics.index_records VALUES ({p}, {p}, {p}, {p}, {p})",
-                         [d, block, start, start + timedelta(minutes=45), score])
+                wh.query(
+                    "INSERT INTO analytics.index_records VALUES ({p}, {p}, {p}, {p}, {p})",
+                    [d, block, start, start + timedelta(minutes=45), score],
+                )
         result = evaluate_day(wh, site, day)
         alerts = store.load_alerts(wh)
     assert [a["subject"] for a in alerts] == ["index 3"] and result.outcome.raised == [alerts[0]["alert_id"]]
@@ -154,9 +188,24 @@ def test_roles_writer_raises_and_acks_bi_reads_active_alerts_only(set_up_pg_url,
         rule = site.alerts.rule("robot-cell")
         with connect(as_role(writer), site) as wh:
             wh.require_setup()
-            out = store.record(wh, site, [store.Candidate(rule, "CAM01/Z04/track 1", "CAM01", T0,
-                                                          T0 + timedelta(seconds=5), None, "Track 1 entered",
-                                                          zone_id="Z04", track_id=1)], "live")
+            out = store.record(
+                wh,
+                site,
+                [
+                    store.Candidate(
+                        rule,
+                        "CAM01/Z04/track 1",
+                        "CAM01",
+                        T0,
+                        T0 + timedelta(seconds=5),
+                        None,
+                        "Track 1 entered",
+                        zone_id="Z04",
+                        track_id=1,
+                    )
+                ],
+                "live",
+            )
             store.acknowledge(wh, out.raised[0], "lead")
         with connect(url, site) as wh:
             wh.setup()  # the owner again (an upgrade): recreates the view, which the writer never owned

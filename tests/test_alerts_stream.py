@@ -25,8 +25,15 @@ from ingestion.warehouse import connect
 
 CLI = [sys.executable, "-c", "import sys; from orchestration.cli import main; sys.exit(main(sys.argv[1:]))"]
 ENV = "SIGHTLINE_TEST_ALERT_HOOK"
-RULES = [{"name": "robot-cell", "type": "restricted_zone_entry", "zone_types": ["restricted"],
-          "severity": "critical", "channels": ["hook"]}]
+RULES = [
+    {
+        "name": "robot-cell",
+        "type": "restricted_zone_entry",
+        "zone_types": ["restricted"],
+        "severity": "critical",
+        "channels": ["hook"],
+    }
+]
 # The bound from message arrival to delivery is 5 s p99 (bench/alerts.py measures it); on this shared
 # test machine only a generous bound is asserted.
 LATENCY_BOUND_S = 20.0
@@ -49,8 +56,9 @@ class Stream:
     def __init__(self, tmp: Path, args: list[str], env: dict[str, str]):
         self.log = tmp / f"stream-{uuid.uuid4().hex[:6]}.log"
         self._out = open(self.log, "wb")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen([*CLI, "stream", *args], stdout=self._out, stderr=subprocess.STDOUT,
-                                     env=env)
+        self.proc = subprocess.Popen(
+            [*CLI, "stream", *args], stdout=self._out, stderr=subprocess.STDOUT, env=env
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -71,16 +79,28 @@ class Stream:
 
 
 def frames(prefix: str, rows: pl.DataFrame) -> list[tuple[str, bytes]]:
-    return [(t, p.encode()) for t, p in encode_frames(rows, topic_prefix=prefix).select("topic", "payload")
-            .iter_rows()]
+    return [
+        (t, p.encode())
+        for t, p in encode_frames(rows, topic_prefix=prefix).select("topic", "payload").iter_rows()
+    ]
 
 
 def start_stream(tmp: Path, broker, url: str, site_path: Path, prefix: str, hook: str | None) -> Stream:
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if hook:
         env[ENV] = hook
-    args = ["--source", f"{broker.url}/{prefix}/+/detections", "--warehouse", url, "--site", str(site_path),
-            "--client-id", f"alerts-{prefix}", "--batch-seconds", "0.2"]
+    args = [
+        "--source",
+        f"{broker.url}/{prefix}/+/detections",
+        "--warehouse",
+        url,
+        "--site",
+        str(site_path),
+        "--client-id",
+        f"alerts-{prefix}",
+        "--batch-seconds",
+        "0.2",
+    ]
     s = Stream(tmp, args, env)
     s.wait_for("subscribed")
     return s
@@ -110,8 +130,11 @@ def test_live_restricted_entry_reaches_the_webhook_once_and_clears(broker, pg_ur
             pub.publish(frames(prefix, walker.filter(pl.col("ts") < t0 + timedelta(seconds=1))))
             pub.wait()
             sent_at = time.time()  # the first message showing track 7 in Z04 goes out now
-            pub.publish(frames(prefix, pl.concat([walker, intruder]).filter(
-                pl.col("ts") >= t0 + timedelta(seconds=1))))
+            pub.publish(
+                frames(
+                    prefix, pl.concat([walker, intruder]).filter(pl.col("ts") >= t0 + timedelta(seconds=1))
+                )
+            )
             pub.wait()
             requests = receiver.wait_for(1, timeout=60)
             latency = requests[0].at - sent_at if requests else None
@@ -134,17 +157,25 @@ def test_live_restricted_entry_reaches_the_webhook_once_and_clears(broker, pg_ur
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_killed_between_raising_and_delivering_delivers_once_after_restart(broker, backend, site, tmp_path,
-                                                                          request):
+def test_killed_between_raising_and_delivering_delivers_once_after_restart(
+    broker, backend, site, tmp_path, request
+):
     # The process holds the DuckDB file while it runs: progress is read from its log, rows after it ends.
-    url = (f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb"
-              else request.getfixturevalue("set_up_pg_url"))
+    url = (
+        f"duckdb:///{tmp_path / 'w.duckdb'}"
+        if backend == "duckdb"
+        else request.getfixturevalue("set_up_pg_url")
+    )
     receiver = Receiver()
     site_path, site = site_with_alerts(tmp_path, webhook_alerts(ENV, RULES))
     prefix = f"k{uuid.uuid4().hex[:8]}"
     t0 = datetime.now(UTC).replace(microsecond=0)
-    rows = pl.concat([person("CAM01", 1, "Z01", t0, 3, fps=5),
-                      person("CAM01", 7, "Z04", t0 + timedelta(seconds=1), 2, fps=5)])
+    rows = pl.concat(
+        [
+            person("CAM01", 1, "Z01", t0, 3, fps=5),
+            person("CAM01", 7, "Z04", t0 + timedelta(seconds=1), 2, fps=5),
+        ]
+    )
     # First run: the channel's URL is not in its environment, so the alert is raised and kept, not sent.
     stream = start_stream(tmp_path, broker, url, site_path, prefix, None)
     try:

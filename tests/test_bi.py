@@ -32,16 +32,26 @@ FACTS = [m for m in ANALYTICS if m not in DIMENSIONS and m != "analytics.dashboa
 
 @pytest.fixture(scope="module")
 def bi(site, tmp_path_factory):
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01", "CAM02"], fps=1.0, noise="none", seed=7,
-                   window=(clock(7), clock(10, 30)))
+    sim = simulate(
+        site,
+        start=DAY,
+        days=1,
+        cameras=["CAM01", "CAM02"],
+        fps=1.0,
+        noise="none",
+        seed=7,
+        window=(clock(7), clock(10, 30)),
+    )
     duck = f"duckdb:///{tmp_path_factory.mktemp('bi') / 'warehouse.duckdb'}"
     pg = create_database("sightline_bi12")
     role, password = f"bi_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     try:
         land(duck, site, sim)
         land(pg, site, sim)
-        built = {"duckdb": build_marts(duck, DAY, DAY + timedelta(days=1), site=site),
-                 "postgres": build_marts(pg, DAY, DAY + timedelta(days=1), site=site)}
+        built = {
+            "duckdb": build_marts(duck, DAY, DAY + timedelta(days=1), site=site),
+            "postgres": build_marts(pg, DAY, DAY + timedelta(days=1), site=site),
+        }
         grant_bi(pg, role, password)
         bi_url = pg.replace("postgresql://postgres@", f"postgresql://{role}:{password}@")
         # Every read below goes through the BI role on PostgreSQL.
@@ -72,26 +82,31 @@ def _local(frame: pl.DataFrame, column: str, tz: str) -> pl.Series:
 def test_dimensions_are_the_site_config(bi, site, backend):
     url = bi["urls"][backend]
     zones = read(url, "SELECT * FROM analytics.zones ORDER BY zone_id")
-    assert zones.select("zone_id", "zone_name", "zone_type", "camera_id", "camera_name", "min_workers",
-                        "max_workers").rows() == [
+    assert zones.select(
+        "zone_id", "zone_name", "zone_type", "camera_id", "camera_name", "min_workers", "max_workers"
+    ).rows() == [
         (z.id, z.name, z.type, z.camera, site.camera(z.camera).name, z.min_workers, z.max_workers)
-        for z in sorted(site.zones, key=lambda z: z.id)]
+        for z in sorted(site.zones, key=lambda z: z.id)
+    ]
     cameras = read(url, "SELECT * FROM analytics.cameras ORDER BY camera_id")
     assert cameras.select("camera_id", "camera_name", "resolution", "fps", "zones").rows() == [
         (c.id, c.name, f"{c.width}x{c.height}", float(c.fps), len(site.zones_for(c.id)))
-        for c in sorted(site.cameras, key=lambda c: c.id)]
+        for c in sorted(site.cameras, key=lambda c: c.id)
+    ]
     assert "source" not in cameras.columns  # a source URL may carry credentials
     row = read(url, "SELECT * FROM analytics.site").row(0, named=True)
     assert (row["site_name"], row["timezone"]) == (site.name, site.timezone)
     # 08:00-17:00 with 15-minute breaks at 10:00 and 15:00 (site.yaml), Monday to Friday
     assert row["schedule_summary"] == f"Mon-Fri 08:00-10:00, 10:15-15:00, 15:15-17:00 ({site.timezone})"
-    blocks = read(url, "SELECT * FROM analytics.index_blocks WHERE local_date = DATE '2025-01-15' "
-                       "ORDER BY index_number")
+    blocks = read(
+        url, "SELECT * FROM analytics.index_blocks WHERE local_date = DATE '2025-01-15' ORDER BY index_number"
+    )
     expected = site.index_timeline(DAY)
     assert blocks["index_number"].to_list() == [b.index_number for b in expected]
     assert blocks["scheduled_start"].to_list() == [b.scheduled_start for b in expected]
     assert blocks["scheduled_start_local"].to_list() == [
-        b.scheduled_start.astimezone(site.tz).replace(tzinfo=None) for b in expected]
+        b.scheduled_start.astimezone(site.tz).replace(tzinfo=None) for b in expected
+    ]
     assert blocks["scheduled_start_local"][0].time() == clock(8)
 
 
@@ -121,17 +136,22 @@ def test_every_fact_names_its_zone_and_camera_and_has_local_date(bi, site, backe
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_local_time_columns_are_the_site_wall_clock(bi, site, backend):
     url, tz = bi["urls"][backend], site.timezone
-    sessions = read(url, "SELECT entry_time, exit_time, entry_time_local, exit_time_local, local_date "
-                         "FROM analytics.sessions")
+    sessions = read(
+        url,
+        "SELECT entry_time, exit_time, entry_time_local, exit_time_local, local_date FROM analytics.sessions",
+    )
     assert (sessions["entry_time_local"] == _local(sessions, "entry_time", tz)).all()
     assert (sessions["exit_time_local"] == _local(sessions, "exit_time", tz)).all()
     assert (sessions["local_date"] == _local(sessions, "entry_time", tz).dt.date()).all()
     anomalies = read(url, "SELECT ts, ts_local, local_hour FROM analytics.anomalies")
     assert (anomalies["ts_local"] == _local(anomalies, "ts", tz)).all()
     assert (anomalies["local_hour"] == _local(anomalies, "ts", tz).dt.hour().cast(pl.Int32)).all()
-    for model, column in (("analytics.zone_occupancy_minutely", "minute_start"),
-                          ("analytics.zone_hourly", "hour_start"), ("analytics.camera_hourly", "hour_start"),
-                          ("analytics.heatmap_hourly", "hour_start")):
+    for model, column in (
+        ("analytics.zone_occupancy_minutely", "minute_start"),
+        ("analytics.zone_hourly", "hour_start"),
+        ("analytics.camera_hourly", "hour_start"),
+        ("analytics.heatmap_hourly", "hour_start"),
+    ):
         frame = read(url, f"SELECT {column}, local_hour, local_date FROM {model}")
         local = _local(frame, column, tz)
         assert (frame["local_hour"] == local.dt.hour().cast(pl.Int32)).all(), model
@@ -161,8 +181,11 @@ def test_one_grain_per_table_and_the_days_are_the_sums_of_their_hours(bi, site, 
     daily = dict(daily_zone.select("zone_id", "sessions").rows())
     assert {z: n for z, n in hourly.items() if n} == expected == {z: n for z, n in daily.items() if n}
     by_camera = dict(truth.group_by("camera_id").len().rows())
-    assert {c: n for c, n in camera_hourly.group_by("camera_id").agg(pl.col("sessions").sum()).rows() if n} \
-        == by_camera == {c: n for c, n in daily_camera.select("camera_id", "sessions").rows() if n}
+    assert (
+        {c: n for c, n in camera_hourly.group_by("camera_id").agg(pl.col("sessions").sum()).rows() if n}
+        == by_camera
+        == {c: n for c, n in daily_camera.select("camera_id", "sessions").rows() if n}
+    )
     for column in ("occupied_seconds", "occupied_working_seconds", "person_seconds", "scheduled_seconds"):
         summed = dict(zone_hourly.group_by("zone_id").agg(pl.col(column).sum()).rows())
         for zone_id, value in daily_zone.select("zone_id", column).rows():
@@ -170,34 +193,52 @@ def test_one_grain_per_table_and_the_days_are_the_sums_of_their_hours(bi, site, 
     dwell = float(truth["duration_seconds"].sum())
     assert float(zone_hourly["total_dwell_seconds"].sum()) == pytest.approx(dwell, rel=1e-9)
     # The deprecated view: each grain is one of the four tables; summed unfiltered it counts 4x.
-    compat = read(url, "SELECT grain, scope, SUM(sessions) AS n, COUNT(*) AS rows "
-                       "FROM analytics.performance_metrics GROUP BY grain, scope")
+    compat = read(
+        url,
+        "SELECT grain, scope, SUM(sessions) AS n, COUNT(*) AS rows "
+        "FROM analytics.performance_metrics GROUP BY grain, scope",
+    )
     n = truth.height
     assert {(g, s): (total, rows) for g, s, total, rows in compat.rows()} == {
-        ("hour", "zone"): (n, zone_hourly.height), ("hour", "camera"): (n, camera_hourly.height),
-        ("day", "zone"): (n, daily_zone.height), ("day", "camera"): (n, daily_camera.height)}
+        ("hour", "zone"): (n, zone_hourly.height),
+        ("hour", "camera"): (n, camera_hourly.height),
+        ("day", "zone"): (n, daily_zone.height),
+        ("day", "camera"): (n, daily_camera.height),
+    }
 
 
 def test_the_grains_are_declared_and_audited(bi):
     for built in bi["built"].values():
         audits = {(a.model, a.audit) for a in built.audits}
         assert all(a.passed for a in built.audits)
-        for model in ("analytics.zone_hourly", "analytics.camera_hourly", "analytics.daily_zone_stats",
-                      "analytics.daily_camera_stats"):
+        for model in (
+            "analytics.zone_hourly",
+            "analytics.camera_hourly",
+            "analytics.daily_zone_stats",
+            "analytics.daily_camera_stats",
+        ):
             assert (model, "unique_combination_of_columns") in audits, model
 
 
 def test_json_columns_are_jsonb_on_postgres_and_group(bi):
     url = bi["urls"]["postgres"]
-    types = read(url, "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                      "WHERE table_schema = 'analytics' AND column_name IN ('metadata', 'zone_metrics')")
-    assert sorted(types.rows()) == [("anomalies", "metadata", "jsonb"),
-                                    ("index_records", "zone_metrics", "jsonb")]
+    types = read(
+        url,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'analytics' AND column_name IN ('metadata', 'zone_metrics')",
+    )
+    assert sorted(types.rows()) == [
+        ("anomalies", "metadata", "jsonb"),
+        ("index_records", "zone_metrics", "jsonb"),
+    ]
     with psycopg.connect(url) as conn:  # 'could not identify an equality operator for type json' with json
         grouped = conn.execute("SELECT metadata, COUNT(*) FROM analytics.anomalies GROUP BY 1").fetchall()
         assert grouped and all(isinstance(m, dict) for m, _ in grouped)
-    duck = read(bi["urls"]["duckdb"], "SELECT data_type FROM information_schema.columns WHERE table_schema = "
-                                      "'analytics' AND column_name IN ('metadata', 'zone_metrics')")
+    duck = read(
+        bi["urls"]["duckdb"],
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+        "'analytics' AND column_name IN ('metadata', 'zone_metrics')",
+    )
     assert set(duck["data_type"]) == {"JSON"}
 
 
@@ -205,8 +246,13 @@ def test_json_columns_are_jsonb_on_postgres_and_group(bi):
 def test_dashboard_critical_counts_only_critical(bi, backend):
     url = bi["urls"][backend]
     dash = read(url, "SELECT * FROM analytics.dashboard").row(0, named=True)
-    by_severity = dict(read(url, "SELECT severity, COUNT(*) AS n FROM analytics.anomalies "
-                                 f"WHERE local_date = DATE '{dash['local_date']}' GROUP BY severity").rows())
+    by_severity = dict(
+        read(
+            url,
+            "SELECT severity, COUNT(*) AS n FROM analytics.anomalies "
+            f"WHERE local_date = DATE '{dash['local_date']}' GROUP BY severity",
+        ).rows()
+    )
     assert by_severity.get("error", 0) > 0  # zone overflows: the old view counted these as critical
     assert dash["critical_anomalies"] == by_severity.get("critical", 0)
     assert dash["error_anomalies"] == by_severity["error"]
@@ -216,8 +262,11 @@ def test_dashboard_critical_counts_only_critical(bi, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_after_hours_presence_lasts_only_the_part_outside_working_time(bi, site, backend):
     url = bi["urls"][backend]
-    got = read(url, "SELECT session_id, ts, ts_end, duration_seconds, metadata FROM analytics.anomalies "
-                    "WHERE anomaly_type = 'after_hours_presence'")
+    got = read(
+        url,
+        "SELECT session_id, ts, ts_end, duration_seconds, metadata FROM analytics.anomalies "
+        "WHERE anomaly_type = 'after_hours_presence'",
+    )
     work = site.working_intervals(DAY)
     blocks = site.index_timeline(DAY)
     truth = _day_sessions(bi["sim"], site)
@@ -230,8 +279,11 @@ def test_after_hours_presence_lasts_only_the_part_outside_working_time(bi, site,
         expected[s["session_id"]] = (min(leave, next_start) - entry).total_seconds()
     got_seconds = dict(zip(got["session_id"], got["duration_seconds"], strict=True))
     assert expected and got_seconds == pytest.approx(expected, abs=1e-6)
-    straddling = [sid for sid, secs in expected.items()
-                  if secs < truth.filter(pl.col("session_id") == sid)["duration_seconds"][0]]
+    straddling = [
+        sid
+        for sid, secs in expected.items()
+        if secs < truth.filter(pl.col("session_id") == sid)["duration_seconds"][0]
+    ]
     assert straddling, "the fixture has visits that start before work and go on into it"
     for row in got.iter_rows(named=True):
         assert (row["ts_end"] - row["ts"]).total_seconds() == pytest.approx(row["duration_seconds"], abs=1e-6)
@@ -239,12 +291,16 @@ def test_after_hours_presence_lasts_only_the_part_outside_working_time(bi, site,
 
 def _table_comments(url: str) -> dict[str, str | None]:
     if url.startswith("duckdb"):
-        sql = ("SELECT view_name AS name, comment FROM duckdb_views() WHERE schema_name = 'analytics' "
-               "UNION ALL SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'analytics'")
+        sql = (
+            "SELECT view_name AS name, comment FROM duckdb_views() WHERE schema_name = 'analytics' "
+            "UNION ALL SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'analytics'"
+        )
     else:
-        sql = ("SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS comment FROM pg_class c "
-               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'analytics' "
-               "AND c.relkind IN ('r', 'v', 'm', 'p')")
+        sql = (
+            "SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS comment FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'analytics' "
+            "AND c.relkind IN ('r', 'v', 'm', 'p')"
+        )
     return dict(read(url, sql).rows())
 
 
@@ -259,12 +315,16 @@ def test_every_analytics_relation_has_a_table_comment_bi_can_read(bi, backend):
     assert comments["performance_metrics"].startswith("DEPRECATED")
     url = bi["urls"][backend]
     if url.startswith("duckdb"):
-        sql = ("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'analytics' "
-               "AND (comment IS NULL OR comment = '')")
+        sql = (
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'analytics' "
+            "AND (comment IS NULL OR comment = '')"
+        )
     else:
-        sql = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-               "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-               "WHERE n.nspname = 'analytics' AND COALESCE(col_description(c.oid, a.attnum), '') = ''")
+        sql = (
+            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE n.nspname = 'analytics' AND COALESCE(col_description(c.oid, a.attnum), '') = ''"
+        )
     assert read(url, sql).is_empty()
 
 
@@ -290,11 +350,17 @@ def test_docs_question_runs_as_bi_on_both_backends(bi, title, sql):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_threshold_is_a_plain_column_too(bi, site, backend):
     th = site.thresholds
-    expected = {"excessive_idle": th.excessive_idle_seconds, "zone_overflow": th.overflow_seconds,
-                "zone_empty": th.empty_seconds, "camera_down": DEFAULT_SETTINGS["camera_down_seconds"],
-                "restricted_zone_entry": None, "after_hours_presence": None}
-    got = read(bi["urls"][backend],
-               "SELECT DISTINCT anomaly_type, threshold_seconds FROM analytics.anomalies")
+    expected = {
+        "excessive_idle": th.excessive_idle_seconds,
+        "zone_overflow": th.overflow_seconds,
+        "zone_empty": th.empty_seconds,
+        "camera_down": DEFAULT_SETTINGS["camera_down_seconds"],
+        "restricted_zone_entry": None,
+        "after_hours_presence": None,
+    }
+    got = read(
+        bi["urls"][backend], "SELECT DISTINCT anomaly_type, threshold_seconds FROM analytics.anomalies"
+    )
     assert len(got) >= 3
     assert {t: v for t, v in got.rows()} == {t: expected[t] for t in got["anomaly_type"]}
 
@@ -310,10 +376,14 @@ def test_an_hour_that_does_not_add_up_to_its_day_fails_the_grain_audit(bi, site,
     copy = tmp_path / "warehouse.duckdb"  # SQLMesh names the catalog after the file
     shutil.copy(duckdb_path(bi["urls"]["duckdb"]), copy)
     with duckdb.connect(str(copy)) as conn:
-        (table,) = conn.sql("SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                            "WHERE table_name LIKE 'analytics__zone_hourly__%'").fetchone()
-        conn.execute(f"UPDATE {table} SET sessions = sessions + 1 WHERE zone_id = 'Z01' "
-                     "AND hour_start = (SELECT MIN(hour_start) FROM {table})".replace("{table}", table))
+        (table,) = conn.sql(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_name LIKE 'analytics__zone_hourly__%'"
+        ).fetchone()
+        conn.execute(
+            f"UPDATE {table} SET sessions = sessions + 1 WHERE zone_id = 'Z01' "
+            "AND hour_start = (SELECT MIN(hour_start) FROM {table})".replace("{table}", table)
+        )
     result = build_marts(f"duckdb:///{copy}", DAY, DAY + timedelta(days=1), site=site)
     failed = {(a.model, a.audit) for a in result.audits if not a.passed}
     assert failed == {("analytics.daily_zone_stats", "day_is_the_sum_of_its_hours")}

@@ -110,8 +110,10 @@ def test_executor_comes_from_sightline_executor():
         executor_from_env({"SIGHTLINE_EXECUTOR": "threads"})
 
 
-@pytest.mark.skipif(broker_missing_reason() is not None and "not installed" in str(broker_missing_reason()),
-                    reason="dagster-celery is not installed")
+@pytest.mark.skipif(
+    broker_missing_reason() is not None and "not installed" in str(broker_missing_reason()),
+    reason="dagster-celery is not installed",
+)
 def test_celery_broker_credentials_stay_in_the_environment(monkeypatch):
     from orchestration.definitions import build_definitions
     from orchestration.executors import celery_executor_config

@@ -24,10 +24,16 @@ DAGSTER_HOME_IN_IMAGE = "/opt/dagster/dagster_home"
 
 def _fresh_clone(dest: Path) -> Path:
     """The checkout's files as a clone has them: tracked and not-ignored files, nothing built or cached."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():  # a file deleted but not yet staged is still listed
@@ -105,8 +111,7 @@ def test_make_ui_is_dagster_dev_on_the_root_config():
     """`make ui` and the README say the same thing: `dagster dev` from the root, DAGSTER_HOME unset."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    out = subprocess.run(["make", "-n", "ui"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "-n", "ui"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     ui = [line for line in out.splitlines() if "dagster dev" in line]
     assert ui and "env -u DAGSTER_HOME" in ui[-1], out
     assert "`make ui` (which is `dagster dev` from the repository root)" in (REPO / "README.md").read_text()

@@ -33,8 +33,11 @@ def _passwd(tmp_path: Path, users: dict[str, str]) -> Path:
 
 
 def _client(port: int, user: str | None, password: str | None, **tls) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{user}-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"test-{user}-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
     if user:
         client.username_pw_set(user, password)
     if tls:
@@ -55,8 +58,12 @@ def _connect(client: mqtt.Client, port: int) -> int:
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
 def test_acl_lets_each_camera_publish_only_its_own_topic(tmp_path):
     passwords = {"sightline": "consumer-pw", **{c: f"{c}-pw" for c in CAMERAS}}
-    settings = {"allow_anonymous": "false", "password_file": str(_passwd(tmp_path, passwords)),
-                "acl_file": str(ACL), "user": getpass.getuser()}
+    settings = {
+        "allow_anonymous": "false",
+        "password_file": str(_passwd(tmp_path, passwords)),
+        "acl_file": str(ACL),
+        "user": getpass.getuser(),
+    }
     with PrivateMosquitto(**settings) as broker:
         received: queue.Queue = queue.Queue()
         consumer = _client(broker.port, "sightline", passwords["sightline"])
@@ -99,14 +106,51 @@ def test_tls_listener_example_serves_encrypted_clients(tmp_path):
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-            "-keyout", str(certs / "ca.key"), "-out", str(certs / "ca.crt"))
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", str(certs / "server.key"), "-out", str(certs / "server.csr"))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(certs / "ca.key"),
+        "-out",
+        str(certs / "ca.crt"),
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        str(certs / "server.key"),
+        "-out",
+        str(certs / "server.csr"),
+    )
     (certs / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", str(certs / "server.csr"), "-CA", str(certs / "ca.crt"),
-            "-CAkey", str(certs / "ca.key"), "-CAcreateserial", "-days", "1",
-            "-extfile", str(certs / "san.ext"), "-out", str(certs / "server.crt"))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(certs / "server.csr"),
+        "-CA",
+        str(certs / "ca.crt"),
+        "-CAkey",
+        str(certs / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(certs / "san.ext"),
+        "-out",
+        str(certs / "server.crt"),
+    )
     tls_port = free_port()
     settings = {}
     for line in TLS_EXAMPLE.read_text().splitlines():  # the example's own lines, paths and port swapped

@@ -305,8 +305,9 @@ def test_tracker_results_with_minus_one_scores_land_every_row(warehouse_url: str
     """A tracker's results with conf -1 (as many write it): every row lands, unscored, both backends."""
     rows = _mot_rows(MOT17 / "tracker_LifT.txt")
     log = tmp_path / "minus_one.txt"
-    log.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]},{r[3]},{r[4]},{r[5]},-1,-1,-1,-1\n"
-                           for r in rows))
+    log.write_text(
+        "".join(f"{int(r[0])},{int(r[1])},{r[2]},{r[3]},{r[4]},{r[5]},-1,-1,-1,-1\n" for r in rows)
+    )
     with connect(warehouse_url, site) as wh:
         wh.setup()
         summary = ingest_detection_log(wh, log, "mot", camera_id="CAM01", start_time=START, fps=FPS)
@@ -332,8 +333,10 @@ def test_hostile_mot_lines_are_dead_letters_and_never_abort_the_file(duck, tmp_p
     log = tmp_path / "hostile.txt"
     log.write_text("\n".join(lines) + "\n")
     summary = ingest_detection_log(duck, log, "mot", camera_id="CAM01", start_time=START, fps=FPS)
-    reasons = {int(r.split(":")[0].removeprefix("line ")): r
-               for r in duck.query("SELECT reason FROM raw.rejected_detections")["reason"]}
+    reasons = {
+        int(r.split(":")[0].removeprefix("line ")): r
+        for r in duck.query("SELECT reason FROM raw.rejected_detections")["reason"]
+    }
     assert sorted(reasons) == sorted(hostile)
     for n, (_, expected) in hostile.items():
         assert expected in reasons[n], (n, reasons[n])
@@ -341,8 +344,9 @@ def test_hostile_mot_lines_are_dead_letters_and_never_abort_the_file(duck, tmp_p
     assert (summary.landed, summary.malformed_lines, summary.unscored) == (2, len(hostile), 1)
 
 
-def test_setup_relaxes_not_null_confidence_of_an_older_warehouse(landing_url: str, site: Site, tmp_path: Path,
-                                                                  capsys):
+def test_setup_relaxes_not_null_confidence_of_an_older_warehouse(
+    landing_url: str, site: Site, tmp_path: Path, capsys
+):
     """A warehouse set up before confidence became nullable accepts unscored rows after `db setup`."""
     with connect(landing_url, site) as wh:
         wh.setup()
@@ -351,8 +355,26 @@ def test_setup_relaxes_not_null_confidence_of_an_older_warehouse(landing_url: st
         wh.setup()
     log = tmp_path / "unscored.txt"
     log.write_text("1,4,10,10,5,5,-1,-1,-1,-1\n2,4,11,10,5,5,-1,-1,-1,-1\n")
-    assert main(["ingest", "detections", str(log), "--format", "mot", "--camera", "CAM01",
-                 "--start-time", START.isoformat(), "--fps", "30", "--warehouse", landing_url]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                "detections",
+                str(log),
+                "--format",
+                "mot",
+                "--camera",
+                "CAM01",
+                "--start-time",
+                START.isoformat(),
+                "--fps",
+                "30",
+                "--warehouse",
+                landing_url,
+            ]
+        )
+        == 0
+    )
     assert "2 rows without a calibrated score (confidence NULL)" in capsys.readouterr().out
     with connect(landing_url, site) as wh:
         assert wh.query("SELECT count(*) AS n FROM raw.detections WHERE confidence IS NULL").item() == 2

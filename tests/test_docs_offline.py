@@ -76,7 +76,7 @@ def test_every_result_has_its_own_page_listed_on_the_index(checked):
     assert statuses.index("pass") > max(i for i, s in enumerate(statuses) if s != "pass")
     # GX's own page of a validation is still linked, for the per-expectation detail.
     gx = next(r for r in results if r.observed.get("expectations"))
-    assert 'Great Expectations\' page</a>' in Path(gx.docs_url.removeprefix("file://")).read_text()
+    assert "Great Expectations' page</a>" in Path(gx.docs_url.removeprefix("file://")).read_text()
 
 
 def test_pages_reference_nothing_off_the_machine(checked):
@@ -104,11 +104,22 @@ def test_the_index_keeps_every_partition_and_the_latest_result_wins(checked, tmp
 def test_headless_chromium_with_no_network_renders_the_results_list(checked, tmp_path):
     docs, results = checked
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-         # No network: every host resolves to nothing and every request goes to a closed proxy port.
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-         "--dump-dom", docs_index(docs).as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            # No network: every host resolves to nothing and every request goes to a closed proxy port.
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--proxy-server=127.0.0.1:9",
+            "--dump-dom",
+            docs_index(docs).as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     rendered = re.findall(r'<tr class="result">.*?</tr>', dom)
     assert len(rendered) == len(results) > 0

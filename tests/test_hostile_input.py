@@ -91,8 +91,9 @@ class Poison:
 
 def valid_frames(site: Site, now: datetime, n: int = 1000) -> tuple[pl.DataFrame, pl.DataFrame, datetime]:
     """`n` simulated frames of four cameras moved to the minutes before `now`: (rows, frames, newest ts)."""
-    rows = simulate(site, start=date(2025, 1, 15), fps=5.0, noise="realistic", seed=21,
-                    window=(clock(9), clock(9, 1))).detections
+    rows = simulate(
+        site, start=date(2025, 1, 15), fps=5.0, noise="realistic", seed=21, window=(clock(9), clock(9, 1))
+    ).detections
     frames = rows.select("camera_id", "ts").unique().sort("ts", "camera_id").head(n)
     rows = rows.join(frames, on=["camera_id", "ts"], how="semi")
     shift = timedelta(seconds=int((now - timedelta(minutes=2) - rows["ts"].max()).total_seconds()))
@@ -102,10 +103,13 @@ def valid_frames(site: Site, now: datetime, n: int = 1000) -> tuple[pl.DataFrame
 
 def encode(rows: pl.DataFrame, prefix: str) -> list[tuple[str, bytes]]:
     with_zone = encode_frames(rows.filter(pl.col("camera_id").is_in(["CAM01", "CAM03"])), topic_prefix=prefix)
-    without = encode_frames(rows.filter(pl.col("camera_id").is_in(["CAM02", "CAM04"])), topic_prefix=prefix,
-                            with_zone=False)
-    return [(t, p.encode()) for t, p in pl.concat([with_zone, without]).sort("ts").select(
-        "topic", "payload").iter_rows()]
+    without = encode_frames(
+        rows.filter(pl.col("camera_id").is_in(["CAM02", "CAM04"])), topic_prefix=prefix, with_zone=False
+    )
+    return [
+        (t, p.encode())
+        for t, p in pl.concat([with_zone, without]).sort("ts").select("topic", "payload").iter_rows()
+    ]
 
 
 def poison_messages(template: dict, now: datetime) -> list[Poison]:
@@ -128,8 +132,11 @@ def poison_messages(template: dict, now: datetime) -> list[Poison]:
         # row 1: each of these stopped the consumer, forever (redelivered on restart)
         msg("NUL in a string", "worker_id contains a NUL character", doc(det={"worker_id": "w\x00x"})),
         msg("JSON nested 100k deep", "not valid JSON", deep),
-        msg("JSON nested 100k deep inside a frame", "not valid JSON",
-            json.dumps(doc()).encode().replace(b'"detections": [', b'"detections": [' + deep + b", ")),
+        msg(
+            "JSON nested 100k deep inside a frame",
+            "not valid JSON",
+            json.dumps(doc()).encode().replace(b'"detections": [', b'"detections": [' + deep + b", "),
+        ),
         msg("integer >= 2^63 (frame_idx)", "frame_idx: must be an integer 0..2^53", doc(frame_idx=2**63)),
         msg("integer >= 2^63 (track_id)", "track_id", doc(det={"track_id": 2**63})),
         msg("integer < -2^63 (class_id)", "class_id", doc(det={"class_id": -(2**64)})),
@@ -140,15 +147,27 @@ def poison_messages(template: dict, now: datetime) -> list[Poison]:
         msg("refused by the warehouse", "landing failed:", doc(det={"worker_id": REFUSED_WORKER})),
         # row 4: timestamps that would poison the watermarks
         msg("an hour ahead", "is in the future", doc(ts=iso(now + timedelta(hours=1)))),
-        msg("eight days old", "is older than stream.max_lateness_days (7)",
-            doc(ts=iso(now - timedelta(days=8)))),
+        msg(
+            "eight days old",
+            "is older than stream.max_lateness_days (7)",
+            doc(ts=iso(now - timedelta(days=8))),
+        ),
         # row 5: size
-        msg("300 KB payload", "exceeds stream.max_message_bytes (262144)",
-            doc(det={"worker_id": "w" * 300_000})),
-        msg("4 MB payload", "exceeds stream.max_message_bytes (262144)",
-            doc(det={"worker_id": "x" * 4_000_000})),
-        msg("long worker_id", f"worker_id longer than {MAX_STRING_CHARS} characters",
-            doc(det={"worker_id": "y" * 10_000})),
+        msg(
+            "300 KB payload",
+            "exceeds stream.max_message_bytes (262144)",
+            doc(det={"worker_id": "w" * 300_000}),
+        ),
+        msg(
+            "4 MB payload",
+            "exceeds stream.max_message_bytes (262144)",
+            doc(det={"worker_id": "x" * 4_000_000}),
+        ),
+        msg(
+            "long worker_id",
+            f"worker_id longer than {MAX_STRING_CHARS} characters",
+            doc(det={"worker_id": "y" * 10_000}),
+        ),
         # row 7: CAM02's data on CAM01's topic
         msg("camera differs from its topic", "differs from the camera of topic", doc(camera_id="CAM02")),
     ]
@@ -171,8 +190,9 @@ def add_warehouse_refusal(url: str, site: Site) -> None:
         if wh.backend == "postgres":
             wh.conn.execute(f"ALTER TABLE raw.detections ADD CONSTRAINT test_refusal {check}")
             return
-        create = wh.con.execute("SELECT sql FROM duckdb_tables() WHERE schema_name = 'raw' "
-                                "AND table_name = 'detections'").fetchone()[0]
+        create = wh.con.execute(
+            "SELECT sql FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'detections'"
+        ).fetchone()[0]
         wh.con.execute("DROP TABLE raw.detections")
         wh.con.execute(create.rstrip().removesuffix(";").removesuffix(")") + f", {check})")
 
@@ -183,8 +203,9 @@ class Consumer:
     def __init__(self, tmp: Path, *args: str):
         self.log = tmp / f"consumer-{uuid.uuid4().hex[:6]}.log"
         self._out = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*CLI, "-v", "stream", *args], stdout=self._out,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [*CLI, "-v", "stream", *args], stdout=self._out, stderr=subprocess.STDOUT
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -213,8 +234,11 @@ def counts(url: str, site: Site) -> tuple[int, int]:
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
 def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_path, request):
-    url = (f"duckdb:///{tmp_path / 'warehouse.duckdb'}" if backend == "duckdb"
-           else request.getfixturevalue("set_up_pg_url"))
+    url = (
+        f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+        if backend == "duckdb"
+        else request.getfixturevalue("set_up_pg_url")
+    )
     prefix = f"h{uuid.uuid4().hex[:10]}"
     now = datetime.now(UTC)
     rows, frames, newest = valid_frames(site, now)
@@ -226,8 +250,17 @@ def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_pat
     random.Random(11).shuffle(messages)
     add_warehouse_refusal(url, site)
 
-    consumer = Consumer(tmp_path, "--source", f"{broker.url}/{prefix}/+/detections", "--warehouse", url,
-                        "--client-id", f"consumer-{prefix}", "--batch-seconds", "0.3")
+    consumer = Consumer(
+        tmp_path,
+        "--source",
+        f"{broker.url}/{prefix}/+/detections",
+        "--warehouse",
+        url,
+        "--client-id",
+        f"consumer-{prefix}",
+        "--batch-seconds",
+        "0.3",
+    )
     consumer.wait_for("subscribed")
     reads: list[tuple[int, int]] = []  # (rows, dead letters) seen by this process while the stream ran
     with Publisher(port=broker.port) as publisher:
@@ -259,17 +292,28 @@ def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_pat
         assert any(0 < n < rows.height for n, _ in reads), reads
     with connect(url, site) as wh:
         landed = wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections").cast(
-            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}
+        )
         dead = wh.query("SELECT source, payload, reason FROM raw.rejected_detections")
-        ledger = wh.query("SELECT sum(row_count) AS n FROM raw.ingest_batches "
-                          "WHERE source = 'stream'")["n"][0]
+        ledger = wh.query("SELECT sum(row_count) AS n FROM raw.ingest_batches WHERE source = 'stream'")["n"][
+            0
+        ]
         watermarks = wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
-        partitions = set() if wh.backend != "postgres" else set(wh.query(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'raw.detections'::regclass")["relname"])
+        partitions = (
+            set()
+            if wh.backend != "postgres"
+            else set(
+                wh.query(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'raw.detections'::regclass"
+                )["relname"]
+            )
+        )
     # Every valid row landed exactly once (rows lost: 0), and the ledger adds up.
-    assert_frame_equal(landed.sort(KEY), rows.select(VALUE_COLUMNS).cast(
-        {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}).sort(KEY))
+    assert_frame_equal(
+        landed.sort(KEY),
+        rows.select(VALUE_COLUMNS).cast({c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}).sort(KEY),
+    )
     assert ledger == rows.height
     # Every poison message is exactly one dead letter, with its reason.
     unexpected = dead.filter(~pl.col("payload").is_in([p.stored for p in poison]))
@@ -286,7 +330,8 @@ def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_pat
     if backend == "postgres":  # and no day partitions for the dates of the refused messages (1990-2049...)
         days = {site.local_day(ts) for ts in rows["ts"].to_list()}
         assert {p for p in partitions if re.fullmatch(r"detections_\d{8}", p)} == {
-            f"detections_{d:%Y%m%d}" for d in days}
+            f"detections_{d:%Y%m%d}" for d in days
+        }
 
     assert consumer.stop() == 0, consumer.text()[-3000:]
     log = consumer.text()
@@ -296,9 +341,23 @@ def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_pat
 # --- the payload parser, fuzzed ------------------------------------------------------------------------
 
 NOW = datetime(2025, 1, 15, 2, tzinfo=UTC)
-GOOD = {"camera_id": "CAM01", "ts": "2025-01-15T01:00:00.2Z", "frame_idx": 7,
-        "detections": [{"track_id": 1, "class_id": 0, "confidence": 0.9, "x": 100, "y": 300, "w": 50,
-                        "h": 100, "motion_score": 0.1}]}
+GOOD = {
+    "camera_id": "CAM01",
+    "ts": "2025-01-15T01:00:00.2Z",
+    "frame_idx": 7,
+    "detections": [
+        {
+            "track_id": 1,
+            "class_id": 0,
+            "confidence": 0.9,
+            "x": 100,
+            "y": 300,
+            "w": 50,
+            "h": 100,
+            "motion_score": 0.1,
+        }
+    ],
+}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
@@ -323,9 +382,18 @@ def mutated_frames(draw) -> bytes:
 @st.composite
 def deepstream_frames(draw) -> bytes:
     objects = draw(st.lists(st.text(alphabet="0123456789.-|#ePersonca ", max_size=40), max_size=4))
-    return json.dumps({"version": "4.0", "id": draw(json_values), "@timestamp": draw(
-        st.sampled_from(["2025-01-15T01:00:00.2Z", "2025-01-15T08:00:00", "2025-01-15T01:00Z"]) | st.text()),
-        "sensorId": draw(st.sampled_from(["CAM01", "CAM02", "CAM99"])), "objects": objects}).encode()
+    return json.dumps(
+        {
+            "version": "4.0",
+            "id": draw(json_values),
+            "@timestamp": draw(
+                st.sampled_from(["2025-01-15T01:00:00.2Z", "2025-01-15T08:00:00", "2025-01-15T01:00Z"])
+                | st.text()
+            ),
+            "sensorId": draw(st.sampled_from(["CAM01", "CAM02", "CAM99"])),
+            "objects": objects,
+        }
+    ).encode()
 
 
 payloads = st.one_of(
@@ -337,15 +405,19 @@ payloads = st.one_of(
 )
 
 
-@settings(derandomize=True, database=None, max_examples=400, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    derandomize=True,
+    database=None,
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(batch=st.lists(payloads, max_size=6), with_topics=st.booleans())
 def test_fuzzed_payloads_become_rows_or_dead_letters_never_an_exception(site, batch, with_topics):
     topics = [f"sightline/{'CAM01' if i % 2 else 'CAM02'}/detections" for i in range(len(batch))]
     outcomes = []
     for fast in (True, False):
-        parsed = parse_messages(batch, site, fast=fast, now=NOW,
-                                topics=topics if with_topics else None)
+        parsed = parse_messages(batch, site, fast=fast, now=NOW, topics=topics if with_topics else None)
         rejected = [r.message for r in parsed.rejected]
         assert len(set(rejected)) == len(rejected)
         assert parsed.valid_messages + len(rejected) == len(batch)
@@ -365,8 +437,12 @@ def test_fuzzed_payloads_become_rows_or_dead_letters_never_an_exception(site, ba
 
 def test_receive_window_is_bounded_in_bytes_and_oversized_payloads_are_stubbed(broker):
     topic = f"h{uuid.uuid4().hex[:10]}/CAM01/detections"
-    source = MqttSource(f"{broker.url}/{topic}", client_id=f"bytes-{uuid.uuid4().hex[:8]}",
-                        max_queued_bytes=1 << 20, max_message_bytes=262_144)
+    source = MqttSource(
+        f"{broker.url}/{topic}",
+        client_id=f"bytes-{uuid.uuid4().hex[:8]}",
+        max_queued_bytes=1 << 20,
+        max_message_bytes=262_144,
+    )
     source.start()
     sent = [bytes([65 + i % 26]) * 200_000 for i in range(40)] + [b"z" * 3_000_000]
     try:
@@ -420,9 +496,13 @@ def test_jsonl_timestamps_each_parse_on_their_own(warehouse_url, site, tmp_path)
         summary = ingest_detection_log(wh, log, "jsonl", camera_id="CAM01")
         got = wh.query("SELECT track_id, ts FROM raw.detections ORDER BY track_id")
         dead = wh.query("SELECT payload, reason FROM raw.rejected_detections ORDER BY reason")
-    expected = [local(2025, 1, 15, 8), local(2025, 1, 15, 8, 0, 0, 200_000),
-                datetime(2025, 1, 15, 1, 0, 0, 400_000, tzinfo=UTC), local(2025, 1, 15, 8, 0, 0, 600_000),
-                datetime(2025, 1, 15, 1, 0, 0, 800_000, tzinfo=UTC)]
+    expected = [
+        local(2025, 1, 15, 8),
+        local(2025, 1, 15, 8, 0, 0, 200_000),
+        datetime(2025, 1, 15, 1, 0, 0, 400_000, tzinfo=UTC),
+        local(2025, 1, 15, 8, 0, 0, 600_000),
+        datetime(2025, 1, 15, 1, 0, 0, 800_000, tzinfo=UTC),
+    ]
     assert got["track_id"].to_list() == [1, 2, 3, 4, 5]
     assert [t.astimezone(UTC) for t in got["ts"].to_list()] == expected
     assert summary.landed == 5 and summary.malformed_lines == 4
@@ -437,15 +517,19 @@ def test_jsonl_timestamps_each_parse_on_their_own(warehouse_url, site, tmp_path)
 
 
 def test_stream_timestamps_without_offset_are_site_local(site):
-    docs = [GOOD | {"ts": "2025-01-15T08:00:00.2", "frame_idx": 1},
-            GOOD | {"ts": "2025-01-15T01:00:00.4+00:00", "frame_idx": 2},
-            GOOD | {"ts": "2025-01-15T08:00:00.6+07:00", "frame_idx": 3}]
+    docs = [
+        GOOD | {"ts": "2025-01-15T08:00:00.2", "frame_idx": 1},
+        GOOD | {"ts": "2025-01-15T01:00:00.4+00:00", "frame_idx": 2},
+        GOOD | {"ts": "2025-01-15T08:00:00.6+07:00", "frame_idx": 3},
+    ]
     for fast in (True, False):
         parsed = parse_messages([json.dumps(d).encode() for d in docs], site, fast=fast, now=NOW)
         assert parsed.rejected == []
         assert parsed.detections.sort(MESSAGE_COLUMN)["ts"].to_list() == [
-            local(2025, 1, 15, 8, 0, 0, 200_000), datetime(2025, 1, 15, 1, 0, 0, 400_000, tzinfo=UTC),
-            local(2025, 1, 15, 8, 0, 0, 600_000)]
+            local(2025, 1, 15, 8, 0, 0, 200_000),
+            datetime(2025, 1, 15, 1, 0, 0, 400_000, tzinfo=UTC),
+            local(2025, 1, 15, 8, 0, 0, 600_000),
+        ]
 
 
 # --- row 12: detectors without the vision extra; Ultralytics offline ---------------------------------------
@@ -463,16 +547,28 @@ sys.meta_path.insert(0, NoVision())
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).parents[1]))}
     env.pop("YOLO_OFFLINE", None)
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.parametrize("detector", ["yolo"])
 def test_detector_without_the_vision_extra_names_the_extra(detector, tmp_path):
     cli = WITHOUT_VISION + "from orchestration.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    done = run_python(cli, "stream", "--source", str(tmp_path / "cam.mp4"), "--camera", "CAM01", "--detector",
-                      detector, "--weights", "yolo11n.yaml",
-                      "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    done = run_python(
+        cli,
+        "stream",
+        "--source",
+        str(tmp_path / "cam.mp4"),
+        "--camera",
+        "CAM01",
+        "--detector",
+        detector,
+        "--weights",
+        "yolo11n.yaml",
+        "--warehouse",
+        f"duckdb:///{tmp_path / 'w.duckdb'}",
+    )
     assert done.returncode == 1, done.stderr
     assert f"the {detector} detector needs the vision extra" in done.stderr
     assert "pip install -e '.[vision]'" in done.stderr and "Traceback" not in done.stderr
@@ -484,7 +580,8 @@ def test_motion_detector_runs_without_the_vision_extra():
         WITHOUT_VISION + "import numpy as np\n"
         "from ingestion.detectors import make_detector\n"
         "det = make_detector('motion', fps=5.0)\n"
-        "print(len(det.update(np.zeros((90, 160, 3), np.uint8), np.zeros((90, 160), np.uint8))))\n")
+        "print(len(det.update(np.zeros((90, 160, 3), np.uint8), np.zeros((90, 160), np.uint8))))\n"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0"]
 
@@ -494,18 +591,23 @@ def test_ultralytics_runs_offline():
         "from ingestion.detectors import require_ultralytics\n"
         "require_ultralytics('yolo')\n"
         "import os, ultralytics.utils as u\n"
-        "print(os.environ['YOLO_OFFLINE'], u.ONLINE, u.AUTOINSTALL, u.SETTINGS['sync'])\n")
+        "print(os.environ['YOLO_OFFLINE'], u.ONLINE, u.AUTOINSTALL, u.SETTINGS['sync'])\n"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "False", "False", "False"]
 
 
 READERS = {  # a second process reading the file: Sightline's own connections, and SQLMesh's (transforms)
-    "warehouse": ("from ingestion.warehouse.duckdb import open_duckdb",
-                  "print(open_duckdb(sys.argv[1]).execute('SELECT v FROM t').fetchone()[0])"),
-    "sqlmesh": ("from ingestion.site import load_site\nfrom ingestion.transform import sqlmesh_config\n"
-                "config = sqlmesh_config('duckdb:///' + sys.argv[1], load_site())",
-                "adapter = config.gateways['duckdb'].connection.create_engine_adapter()\n"
-                "print(adapter.fetchone('SELECT v FROM t')[0])"),
+    "warehouse": (
+        "from ingestion.warehouse.duckdb import open_duckdb",
+        "print(open_duckdb(sys.argv[1]).execute('SELECT v FROM t').fetchone()[0])",
+    ),
+    "sqlmesh": (
+        "from ingestion.site import load_site\nfrom ingestion.transform import sqlmesh_config\n"
+        "config = sqlmesh_config('duckdb:///' + sys.argv[1], load_site())",
+        "adapter = config.gateways['duckdb'].connection.create_engine_adapter()\n"
+        "print(adapter.fetchone('SELECT v FROM t')[0])",
+    ),
 }
 
 
@@ -517,14 +619,19 @@ def test_duckdb_open_waits_for_another_process_to_release_the_file(reader, tmp_p
     holder = duckdb.connect(path)
     holder.execute("CREATE TABLE t AS SELECT 42 AS v")
     holder.commit()
-    plain = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1])", path],
-                           capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1])", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plain.returncode != 0 and "Could not set lock" in plain.stderr  # what waiting avoids
     setup, read = READERS[reader]
     code = f"import sys\n{setup}\nprint('opening', flush=True)\n{read}\n"
     env = {**os.environ, "SIGHTLINE_DUCKDB_LOCK_WAIT": "120"}
-    waiting = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+    waiting = subprocess.Popen(
+        [sys.executable, "-c", code, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     assert waiting.stdout.readline().strip() == "opening"
     time.sleep(1.0)
     assert waiting.poll() is None  # waiting for the lock, not failed
@@ -552,11 +659,17 @@ def test_a_stream_holding_the_duckdb_file_under_a_backlog_hands_it_over_when_ask
     lander.open()
     lander.release(backlog=True)
     assert lander.wh is not None  # a backlog, held for less than hold_seconds: kept
-    code = ("import sys\nfrom ingestion.warehouse.duckdb import open_duckdb\n"
-            "print(open_duckdb(sys.argv[1]).execute('SELECT count(*) FROM raw.detections').fetchone()[0])")
-    reader = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "SIGHTLINE_DUCKDB_LOCK_WAIT": "60"})
+    code = (
+        "import sys\nfrom ingestion.warehouse.duckdb import open_duckdb\n"
+        "print(open_duckdb(sys.argv[1]).execute('SELECT count(*) FROM raw.detections').fetchone()[0])"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SIGHTLINE_DUCKDB_LOCK_WAIT": "60"},
+    )
     try:
         deadline = time.monotonic() + 60
         while not handover_marker(str(path)).exists():  # waiting for the lock, it asks for the file
@@ -570,6 +683,7 @@ def test_a_stream_holding_the_duckdb_file_under_a_backlog_hands_it_over_when_ask
         lander.close()
     assert reader.returncode == 0 and out.strip() == "0", err
     assert not handover_marker(str(path)).exists()  # served: the request is withdrawn
+
 
 def test_a_batch_that_fails_leaves_no_dead_letters_behind(warehouse_url, site):
     """The consumer lands a failed batch again in halves, where a message's verdict can differ (a conflict
@@ -626,15 +740,18 @@ def test_shipped_mosquitto_conf_caps_the_message_size(broker):
 # --- site.yaml `stream:` -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("stream", "key", "fix"), [
-    ({"max_lateness_days": 0}, "stream.max_lateness_days", "positive number of days"),
-    ({"max_lateness_days": float("nan")}, "stream.max_lateness_days", "finite number"),
-    ({"max_future_seconds": -1}, "stream.max_future_seconds", "between 0"),
-    ({"max_future_seconds": "5m"}, "stream.max_future_seconds", "give a number"),
-    ({"max_message_bytes": 100}, "stream.max_message_bytes", "between 1024"),
-    ({"max_message_bytes": 2.5e5}, "stream.max_message_bytes", "give an integer"),
-    ({"max_lateness": 3}, "stream.max_lateness", "use only max_lateness_days"),
-])
+@pytest.mark.parametrize(
+    ("stream", "key", "fix"),
+    [
+        ({"max_lateness_days": 0}, "stream.max_lateness_days", "positive number of days"),
+        ({"max_lateness_days": float("nan")}, "stream.max_lateness_days", "finite number"),
+        ({"max_future_seconds": -1}, "stream.max_future_seconds", "between 0"),
+        ({"max_future_seconds": "5m"}, "stream.max_future_seconds", "give a number"),
+        ({"max_message_bytes": 100}, "stream.max_message_bytes", "between 1024"),
+        ({"max_message_bytes": 2.5e5}, "stream.max_message_bytes", "give an integer"),
+        ({"max_lateness": 3}, "stream.max_lateness", "use only max_lateness_days"),
+    ],
+)
 def test_stream_section_is_validated(stream, key, fix):
     doc = yaml.safe_load((Path(__file__).parents[1] / "site.yaml").read_text())
     doc["stream"] = stream
@@ -660,8 +777,17 @@ def test_a_broken_warehouse_pauses_the_stream_not_dead_letters(broker, site, tmp
     prefix = f"h{uuid.uuid4().hex[:10]}"
     now = datetime.now(UTC)
     rows, _, _ = valid_frames(site, now, n=40)
-    consumer = Consumer(tmp_path, "--source", f"{broker.url}/{prefix}/+/detections", "--warehouse",
-                        set_up_pg_url, "--client-id", f"consumer-{prefix}", "--batch-seconds", "0.3")
+    consumer = Consumer(
+        tmp_path,
+        "--source",
+        f"{broker.url}/{prefix}/+/detections",
+        "--warehouse",
+        set_up_pg_url,
+        "--client-id",
+        f"consumer-{prefix}",
+        "--batch-seconds",
+        "0.3",
+    )
     consumer.wait_for("subscribed")
     with psycopg.connect(set_up_pg_url, autocommit=True) as admin:
         admin.execute("ALTER TABLE raw.detections RENAME TO detections_away")
@@ -698,14 +824,19 @@ def test_parquet_naive_times_are_site_local_aware_ones_are_kept(warehouse_url, s
             ingest_detection_log(wh, path, "parquet", camera_id="CAM02")
         got = wh.query("SELECT track_id, ts FROM raw.detections ORDER BY track_id")
     assert [t.astimezone(UTC) for t in got["ts"].to_list()] == [
-        local(2025, 1, 15, 8), datetime(2025, 1, 15, 8, tzinfo=UTC), local(2025, 1, 15, 8, 0, 0, 500_000)]
+        local(2025, 1, 15, 8),
+        datetime(2025, 1, 15, 8, tzinfo=UTC),
+        local(2025, 1, 15, 8, 0, 0, 500_000),
+    ]
 
 
 def test_jsonl_lines_with_nul_bytes_and_bad_utf8_are_dead_letters(warehouse_url, site, tmp_path):
     log = tmp_path / "hostile.jsonl"
-    log.write_bytes(b'{"ts": "2025-01-15T08:00:00Z", "x": 1, "y": 2, "w": 3, "h": 4, "track_id": 1}\n'
-                    b'{"ts": "2025-01-15T08:00:00Z", "worker_id": "a\x00b"}\n'
-                    b"\xff\xfe not utf-8\n")
+    log.write_bytes(
+        b'{"ts": "2025-01-15T08:00:00Z", "x": 1, "y": 2, "w": 3, "h": 4, "track_id": 1}\n'
+        b'{"ts": "2025-01-15T08:00:00Z", "worker_id": "a\x00b"}\n'
+        b"\xff\xfe not utf-8\n"
+    )
     with connect(warehouse_url, site) as wh:
         wh.require_setup()
         summary = ingest_detection_log(wh, log, "jsonl", camera_id="CAM01")
@@ -720,14 +851,28 @@ def test_video_stream_on_duckdb_lets_other_processes_read_between_chunks(site, t
     from ingestion.simulate.render import render_video
     from ingestion.warehouse.duckdb import open_duckdb
 
-    video = render_video(site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"],
-                         fps=5.0, scale=0.5).segments[0]
+    video = render_video(
+        site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"], fps=5.0, scale=0.5
+    ).segments[0]
     path = tmp_path / "stream.duckdb"
     log = tmp_path / "video.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*CLI, "stream", "--source", str(video), "--camera", "CAM01", "--warehouse",
-                                 f"duckdb:///{path}", "--batch-seconds", "10"], stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "stream",
+                "--source",
+                str(video),
+                "--camera",
+                "CAM01",
+                "--warehouse",
+                f"duckdb:///{path}",
+                "--batch-seconds",
+                "10",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 120
             while not re.search(r"batch stream-video:\S+: \d+ rows landed", log.read_text()):

@@ -226,11 +226,14 @@ def test_restating_a_day_without_tracks_clears_its_links(duckdb_url: str, site: 
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.sessions")["n"][0] == 0
 
 
-@pytest.mark.parametrize(("key", "value", "fix"), [
-    ("link_max_size_ratio", 0.5, "use e.g. 1.5"),
-    ("link_max_gap_seconds", -1, "at least 0"),
-    ("link_max_distance", "far", "number"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("link_max_size_ratio", 0.5, "use e.g. 1.5"),
+        ("link_max_gap_seconds", -1, "at least 0"),
+        ("link_max_distance", "far", "number"),
+    ],
+)
 def test_link_thresholds_are_validated(tmp_path, key, value, fix):
     import yaml
     from conftest import REPO_ROOT
@@ -250,8 +253,14 @@ def test_link_thresholds_are_validated(tmp_path, key, value, fix):
 def test_a_tracker_reset_at_a_segment_boundary_is_joined(site):
     # Each recorded segment gets a fresh tracker: at 60 s every person present reappears under a new id
     # one frame later. Three people (one standing, two walking) -> three visitors, not six.
-    before = [walk(site, 1, 0, 60, (200, 400), (0, 0)), walk(site, 2, 30, 60, (300, 600), (10, -2)),
-              walk(site, 3, 40, 60, (1000, 500), (-12, 0), h=90)]
-    after = [walk(site, 101, 60.2, 90, (200, 400), (0, 0)), walk(site, 102, 60.2, 90, (300, 600), (10, -2)),
-             walk(site, 103, 60.2, 90, (1000, 500), (-12, 0), h=90)]
+    before = [
+        walk(site, 1, 0, 60, (200, 400), (0, 0)),
+        walk(site, 2, 30, 60, (300, 600), (10, -2)),
+        walk(site, 3, 40, 60, (1000, 500), (-12, 0), h=90),
+    ]
+    after = [
+        walk(site, 101, 60.2, 90, (200, 400), (0, 0)),
+        walk(site, 102, 60.2, 90, (300, 600), (10, -2)),
+        walk(site, 103, 60.2, 90, (1000, 500), (-12, 0), h=90),
+    ]
     assert visitors(pl.concat(before + after)) == {1: 1, 2: 2, 3: 3, 101: 1, 102: 2, 103: 3}

@@ -164,9 +164,16 @@ def test_translator_maps_tables_dependencies_and_repeated_audits():
         return AuditCheck(name, ", ".join(f"{k} := {v}" for k, v in args), True, args)
 
     model = MartModel(
-        fqn='"db"."analytics"."m"', name="analytics.m", upstream=("analytics.visitors", "raw.detections"),
-        kind="FULL", description=None, time_column=None, time_column_is_date=False, columns=("a",),
-        column_descriptions=(), audits=(
+        fqn='"db"."analytics"."m"',
+        name="analytics.m",
+        upstream=("analytics.visitors", "raw.detections"),
+        kind="FULL",
+        description=None,
+        time_column=None,
+        time_column_is_date=False,
+        columns=("a",),
+        column_descriptions=(),
+        audits=(
             audit("accepted_range", ("column", "productivity"), ("min_v", "0")),
             audit("accepted_range", ("column", "utilization"), ("min_v", "0")),
             audit("accepted_range", ("column", "utilization"), ("max_v", "1")),

@@ -19,10 +19,14 @@ SECRET = "s3cr3t-Pa55"
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        (f"postgresql://app:{SECRET}@db:5432/sightline?sslmode=require",
-         "postgresql://app:***@db:5432/sightline?sslmode=require"),
-        (f"postgresql://app@db/sightline?sslmode=require&password={SECRET}",
-         "postgresql://app@db/sightline?sslmode=require&password=***"),
+        (
+            f"postgresql://app:{SECRET}@db:5432/sightline?sslmode=require",
+            "postgresql://app:***@db:5432/sightline?sslmode=require",
+        ),
+        (
+            f"postgresql://app@db/sightline?sslmode=require&password={SECRET}",
+            "postgresql://app@db/sightline?sslmode=require&password=***",
+        ),
         (f"postgresql://app@db/sightline?PassWord={SECRET}", "postgresql://app@db/sightline?PassWord=***"),
         (f"host=db user=app password={SECRET} dbname=sightline", None),
         (f"host=db password='{SECRET} with spaces'", None),

@@ -36,8 +36,9 @@ def as_role(url: str, role: str, password: str) -> str:
     return f"postgresql://{role}:{password}@{url.split('@', 1)[1]}"
 
 
-@pytest.fixture(scope="module",
-                params=["postgres", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
+@pytest.fixture(
+    scope="module", params=["postgres", pytest.param("timescaledb", marks=pytest.mark.timescaledb)]
+)
 def deployed(request, site):
     """A warehouse set up by the owner, landed and built by the writer; roles dropped afterwards."""
     if request.param == "timescaledb" and timescale_missing_reason():
@@ -54,8 +55,15 @@ def deployed(request, site):
         grant_writer(url, writer, writer_pw, bi_role=bi)
         writer_url = as_role(url, writer, writer_pw)
 
-        sim = simulate(site, start=DAY, cameras=["CAM01", "CAM02", "CAM03"], fps=1.0, noise="none", seed=3,
-                       window=(clock(8), clock(10)))
+        sim = simulate(
+            site,
+            start=DAY,
+            cameras=["CAM01", "CAM02", "CAM03"],
+            fps=1.0,
+            noise="none",
+            seed=3,
+            window=(clock(8), clock(10)),
+        )
         parts = {cam: (det, health) for cam, _, det, health in sim.camera_days()}
         # The stream lands "now": CAM03's rows moved to the last hours, so any bound on accepted
         # timestamps holds, and today's partition is created on demand by the writer.
@@ -67,20 +75,36 @@ def deployed(request, site):
             det, health = parts["CAM01"]
             simulated = wh.replace_partition("CAM01", DAY, det, source=SIMULATOR_SOURCE, camera_health=health)
             det, health = parts["CAM02"]
-            logged = wh.append_batch("log:CAM02:2025-01-15", det, source="detection_log", camera_id="CAM02",
-                                     window=site.day_window(DAY), camera_health=health)
+            logged = wh.append_batch(
+                "log:CAM02:2025-01-15",
+                det,
+                source="detection_log",
+                camera_id="CAM02",
+                window=site.day_window(DAY),
+                camera_health=health,
+            )
         lander = StreamLander(writer_url, site)
         try:
             payloads = [p.encode() for p in encode_frames(streamed)["payload"]]
-            stream = [lander.land(payloads[i:i + 500]) for i in range(0, len(payloads), 500)]
+            stream = [lander.land(payloads[i : i + 500]) for i in range(0, len(payloads), 500)]
         finally:
             lander.close()
         built = build_marts(writer_url, DAY, DAY + timedelta(days=1), site=site)
         yield {
-            "backend": request.param, "url": url, "writer": writer, "writer_url": writer_url, "bi": bi,
-            "bi_url": as_role(url, bi, bi_pw), "parts": parts, "streamed": streamed, "built": built,
-            "landed": {"CAM01": simulated.landed, "CAM02": logged.landed,
-                       "CAM03": sum(s.landed for s in stream)},
+            "backend": request.param,
+            "url": url,
+            "writer": writer,
+            "writer_url": writer_url,
+            "bi": bi,
+            "bi_url": as_role(url, bi, bi_pw),
+            "parts": parts,
+            "streamed": streamed,
+            "built": built,
+            "landed": {
+                "CAM01": simulated.landed,
+                "CAM02": logged.landed,
+                "CAM03": sum(s.landed for s in stream),
+            },
         }
     finally:
         drop_database(url)
@@ -94,8 +118,11 @@ def deployed(request, site):
 def test_writer_lands_streams_and_builds_marts(deployed, site):
     d = deployed
     parts = d["parts"]
-    assert d["landed"] == {"CAM01": parts["CAM01"][0].height, "CAM02": parts["CAM02"][0].height,
-                           "CAM03": d["streamed"].height}
+    assert d["landed"] == {
+        "CAM01": parts["CAM01"][0].height,
+        "CAM02": parts["CAM02"][0].height,
+        "CAM03": d["streamed"].height,
+    }
     with psycopg.connect(d["url"]) as conn:
         counts = dict(conn.execute("SELECT camera_id, count(*) FROM raw.detections GROUP BY 1").fetchall())
         sources = dict(conn.execute("SELECT source, count(*) FROM raw.ingest_batches GROUP BY 1").fetchall())
@@ -109,20 +136,24 @@ def test_writer_lands_streams_and_builds_marts(deployed, site):
 def test_writer_owns_no_schema_and_nothing_in_raw_or_ref(deployed):
     d = deployed
     with psycopg.connect(d["url"]) as conn:
-        schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspowner = %s::regrole",
-                               (d["writer"],)).fetchall()
+        schemas = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspowner = %s::regrole", (d["writer"],)
+        ).fetchall()
         owned = conn.execute(
             "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relowner = %s::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')",
-            (d["writer"],)).fetchall()
-        functions = conn.execute("SELECT count(*) FROM pg_proc WHERE proowner = %s::regrole",
-                                 (d["writer"],)).fetchone()[0]
+            (d["writer"],),
+        ).fetchall()
+        functions = conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proowner = %s::regrole", (d["writer"],)
+        ).fetchone()[0]
         partitions = conn.execute(
             "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_inherits i "
             "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'raw.detections'::regclass"
         ).fetchall()
         can_create_db_objects = conn.execute(
-            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (d["writer"],)).fetchone()[0]
+            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (d["writer"],)
+        ).fetchone()[0]
     assert schemas == [] and functions == 0 and not can_create_db_objects
     # What the writer owns is SQLMesh's output (views, physical tables, state), in exactly those schemas.
     assert {r[0] for r in owned} <= set(ddl.SQLMESH_SCHEMAS) and owned
@@ -153,8 +184,9 @@ def test_writer_owns_no_schema_and_nothing_in_raw_or_ref(deployed):
     ],
 )
 def test_writer_cannot_run_ddl_outside_sqlmesh_schemas(deployed, statement):
-    with psycopg.connect(deployed["writer_url"], autocommit=True) as conn, pytest.raises(
-        psycopg.errors.InsufficientPrivilege
+    with (
+        psycopg.connect(deployed["writer_url"], autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(statement)
 
@@ -166,8 +198,9 @@ def test_writer_cannot_grant_raw_rows_to_bi_or_make_odd_partitions(deployed):
         with pytest.raises(psycopg.errors.RaiseException, match="not one local day"):
             conn.execute("SELECT raw.create_detections_partition('2025-02-01', '2000-01-01', '2100-01-01')")
     with psycopg.connect(d["url"]) as conn:
-        assert not conn.execute("SELECT has_table_privilege(%s, 'raw.detections', 'SELECT')",
-                                (d["bi"],)).fetchone()[0]
+        assert not conn.execute(
+            "SELECT has_table_privilege(%s, 'raw.detections', 'SELECT')", (d["bi"],)
+        ).fetchone()[0]
 
 
 def _readable_relations(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -193,16 +226,25 @@ def test_bi_reads_the_writers_marts_and_nothing_detection_level(deployed):
             by_schema.setdefault(schema, set()).add(name)
         # Besides the system catalogs and TimescaleDB's own catalog (readable by PUBLIC as the extension
         # installs it; checked below like everything else), only analytics.
-        ours = {s for s in by_schema if s not in ("pg_catalog", "information_schema")
-                and not s.startswith(("_timescaledb_", "timescaledb_"))}
+        ours = {
+            s
+            for s in by_schema
+            if s not in ("pg_catalog", "information_schema")
+            and not s.startswith(("_timescaledb_", "timescaledb_"))
+        }
         assert ours == {"analytics"}
         marts = {m.split(".", 1)[1] for m in MART_MODELS if m.startswith("analytics.")}
         assert marts <= by_schema["analytics"]
         exposures = []
         for schema, name in readable:
-            columns = {r[0] for r in bi.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-                "AND NOT attisdropped", (f'"{schema}"."{name}"',))}
+            columns = {
+                r[0]
+                for r in bi.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                    "AND NOT attisdropped",
+                    (f'"{schema}"."{name}"',),
+                )
+            }
             per_frame = columns & PER_FRAME_COLUMNS
             if per_frame:
                 exposures.append(f"{schema}.{name}: per-frame columns {sorted(per_frame)}")
@@ -212,8 +254,9 @@ def test_bi_reads_the_writers_marts_and_nothing_detection_level(deployed):
                 where = " OR ".join(f'"{c}" IS NOT NULL' for c in sorted(identity))
                 n = bi.execute(f'SELECT count(*) FROM "{schema}"."{name}" WHERE {where}').fetchone()[0]
                 if n * 20 > raw_rows:
-                    exposures.append(f"{schema}.{name}: {n} rows with {sorted(identity)} for {raw_rows} "
-                                     "detections")
+                    exposures.append(
+                        f"{schema}.{name}: {n} rows with {sorted(identity)} for {raw_rows} detections"
+                    )
         assert exposures == []
         for forbidden in ("raw.detections", "staging.stg_detections", "ref.zones", "raw.ingest_batches"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -230,11 +273,27 @@ def test_landing_without_setup_fails_with_the_fix(pg_url, site):
         with pytest.raises(WarehouseNotSetUp, match=r"run `sightline db setup` as the owner"):
             wh.require_setup()
     with psycopg.connect(pg_url) as conn:
-        schemas = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)",
-                               (list(ddl.DATA_SCHEMAS + ddl.SQLMESH_SCHEMAS),)).fetchone()[0]
+        schemas = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = ANY(%s)",
+            (list(ddl.DATA_SCHEMAS + ddl.SQLMESH_SCHEMAS),),
+        ).fetchone()[0]
     assert schemas == 0
-    assert main(["simulate", "--days", "1", "--cameras", "CAM01", "--window", "08:00-08:05",
-                 "--warehouse", pg_url]) == 1
+    assert (
+        main(
+            [
+                "simulate",
+                "--days",
+                "1",
+                "--cameras",
+                "CAM01",
+                "--window",
+                "08:00-08:05",
+                "--warehouse",
+                pg_url,
+            ]
+        )
+        == 1
+    )
 
 
 def test_duckdb_sets_itself_up_on_first_use(duckdb_url, site):

@@ -344,8 +344,13 @@ def test_working_time_on_a_dst_day_stays_in_order():
     # must not put the intervals out of order.
     doc = copy.deepcopy(BASE)
     doc["site"]["timezone"] = "Europe/Berlin"
-    doc["schedule"] = {"workdays": ["sun"], "work_start": "01:00", "work_end": "06:00",
-                       "breaks": [{"start": "02:30", "minutes": 15}], "indices": 3}
+    doc["schedule"] = {
+        "workdays": ["sun"],
+        "work_start": "01:00",
+        "work_end": "06:00",
+        "breaks": [{"start": "02:30", "minutes": 15}],
+        "indices": 3,
+    }
     site = parse_site(doc, "<dst>")
     working = site.working_intervals(date(2025, 3, 30))
     flat = [t for interval in working for t in interval]

@@ -38,23 +38,33 @@ def test_a_python_models_frame_lands_exactly_with_missing_values_as_null(pg_url)
 
     n = 25_003
     t0 = dt.datetime(2025, 1, 15, 1, 2, 3, 456789, tzinfo=dt.UTC)
-    frame = pd.DataFrame({
-        "camera_id": [f"CAM '{i % 3}'\t\\x" for i in range(n)],
-        "track_id": [2**40 + i for i in range(n)],
-        "previous": [None if i % 2 else i for i in range(n)],
-        "first_seen": [pd.NaT if i == 7 else t0 + dt.timedelta(seconds=i) for i in range(n)],
-        "cost": [float("nan") if i % 5 == 0 else i / 8 for i in range(n)],
-        "local_date": [None if i == 9 else dt.date(2025, 1, 15) for i in range(n)],
-    })
-    types = {"camera_id": "text", "track_id": "bigint", "previous": "bigint", "first_seen": "timestamptz",
-             "cost": "double precision", "local_date": "date"}
+    frame = pd.DataFrame(
+        {
+            "camera_id": [f"CAM '{i % 3}'\t\\x" for i in range(n)],
+            "track_id": [2**40 + i for i in range(n)],
+            "previous": [None if i % 2 else i for i in range(n)],
+            "first_seen": [pd.NaT if i == 7 else t0 + dt.timedelta(seconds=i) for i in range(n)],
+            "cost": [float("nan") if i % 5 == 0 else i / 8 for i in range(n)],
+            "local_date": [None if i == 9 else dt.date(2025, 1, 15) for i in range(n)],
+        }
+    )
+    types = {
+        "camera_id": "text",
+        "track_id": "bigint",
+        "previous": "bigint",
+        "first_seen": "timestamptz",
+        "cost": "double precision",
+        "local_date": "date",
+    }
     columns = {c: exp.DataType.build(v, dialect="postgres") for c, v in types.items()}
     adapter = SightlinePostgresConnectionConfig(**postgres_params(pg_url)).create_engine_adapter()
     try:
         adapter.create_table("public.frame_target", columns)
         adapter.insert_append("public.frame_target", frame, target_columns_to_types=columns)
-        rows = adapter.fetchall("SELECT camera_id, track_id, previous, first_seen, cost, local_date "
-                                "FROM public.frame_target ORDER BY track_id")
+        rows = adapter.fetchall(
+            "SELECT camera_id, track_id, previous, first_seen, cost, local_date "
+            "FROM public.frame_target ORDER BY track_id"
+        )
         temp_left = adapter.fetchone("SELECT COUNT(*) FROM pg_class WHERE relname LIKE 'sightline_df_%'")[0]
     finally:
         adapter.close()

@@ -59,16 +59,31 @@ class StreamSet:
     malformed: set[str]  # distinct malformed payloads
 
 
-def make_stream(site: Site, *, cameras: list[str], minutes: int, seed: int, malformed_share: float = 0.05,
-                duplicate_share: float = 0.1) -> StreamSet:
+def make_stream(
+    site: Site,
+    *,
+    cameras: list[str],
+    minutes: int,
+    seed: int,
+    malformed_share: float = 0.05,
+    duplicate_share: float = 0.1,
+) -> StreamSet:
     """Simulated frames as our JSON (zones left for the consumer to assign on half the cameras), ~5% of
     malformed messages of many kinds, and resent duplicates of both, shuffled a little."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    rows = simulate(site, start=DAY, cameras=cameras, fps=5.0, noise="realistic", seed=seed,
-                    window=(clock(9), clock(9, minutes))).detections
+    rows = simulate(
+        site,
+        start=DAY,
+        cameras=cameras,
+        fps=5.0,
+        noise="realistic",
+        seed=seed,
+        window=(clock(9), clock(9, minutes)),
+    ).detections
     with_zone = encode_frames(rows.filter(pl.col("camera_id").is_in(cameras[::2])), topic_prefix=prefix)
-    without_zone = encode_frames(rows.filter(~pl.col("camera_id").is_in(cameras[::2])), topic_prefix=prefix,
-                                 with_zone=False)
+    without_zone = encode_frames(
+        rows.filter(~pl.col("camera_id").is_in(cameras[::2])), topic_prefix=prefix, with_zone=False
+    )
     frames = pl.concat([with_zone, without_zone]).sort("ts", "camera_id")
     valid = [(t, p.encode()) for t, p in frames.select("topic", "payload").iter_rows()]
     rng = random.Random(seed)
@@ -101,11 +116,26 @@ def malformed_message(i: int, valid: bytes) -> bytes:
     elif kind == 4:
         doc["detections"] = [{"track_id": "seven", "class_id": 0}]
     elif kind == 5:
-        doc["detections"] = [{"track_id": 1, "class_id": 0, "confidence": 1.5, "x": 1, "y": 1, "w": 10,
-                              "h": 10, "motion_score": 0.5}]
+        doc["detections"] = [
+            {
+                "track_id": 1,
+                "class_id": 0,
+                "confidence": 1.5,
+                "x": 1,
+                "y": 1,
+                "w": 10,
+                "h": 10,
+                "motion_score": 0.5,
+            }
+        ]
     elif kind == 6:
-        doc = {"version": "4.0", "id": 10_000_000 + i, "@timestamp": "2025-01-15T02:00:00.000Z",
-               "sensorId": "CAM01", "objects": [f"{i}|10|10|50|90|unicorn"]}
+        doc = {
+            "version": "4.0",
+            "id": 10_000_000 + i,
+            "@timestamp": "2025-01-15T02:00:00.000Z",
+            "sensorId": "CAM01",
+            "objects": [f"{i}|10|10|50|90|unicorn"],
+        }
     else:
         doc = {"frames": [doc], "n": i}
     return json.dumps(doc).encode()
@@ -154,14 +184,24 @@ def _streamable_site(streamable_site_file: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def consumer_args(broker: PrivateMosquitto, stream: StreamSet, warehouse: str, *extra: str) -> list[str]:
-    return ["--source", f"{broker.url}/{stream.prefix}/+/detections", "--warehouse", warehouse,
-            "--client-id", f"consumer-{stream.prefix}", "--batch-seconds", "0.3", *extra]
+    return [
+        "--source",
+        f"{broker.url}/{stream.prefix}/+/detections",
+        "--warehouse",
+        warehouse,
+        "--client-id",
+        f"consumer-{stream.prefix}",
+        "--batch-seconds",
+        "0.3",
+        *extra,
+    ]
 
 
 def landed_rows(url: str, site: Site) -> pl.DataFrame:
     with connect(url, site) as wh:
         return wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections").cast(
-            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}
+        )
 
 
 def rejected_payloads(url: str, site: Site) -> list[str]:
@@ -187,8 +227,9 @@ def assert_exactly_once(url: str, site: Site, stream: StreamSet) -> None:
     assert len(rejected) == len(stream.malformed), "dead letters doubled or lost"
     assert set(rejected) == stream.malformed
     with connect(url, site) as wh:  # the ledger adds up to the rows landed
-        ledger = wh.query("SELECT sum(row_count) AS n FROM raw.ingest_batches "
-                          "WHERE source = 'stream'")["n"][0]
+        ledger = wh.query("SELECT sum(row_count) AS n FROM raw.ingest_batches WHERE source = 'stream'")["n"][
+            0
+        ]
     assert ledger == stream.expected.height
 
 
@@ -201,8 +242,11 @@ def test_sigkill_at_random_points_lands_each_row_exactly_once(broker, pg_url, si
     consumer.wait_for("subscribed")  # the session exists from here: nothing published is missed
 
     with Publisher(port=broker.port) as publisher:
-        sender = threading.Thread(target=publisher.publish, args=(stream.messages,),
-                                  kwargs={"per_second": len(stream.messages) / 12})
+        sender = threading.Thread(
+            target=publisher.publish,
+            args=(stream.messages,),
+            kwargs={"per_second": len(stream.messages) / 12},
+        )
         sender.start()
         kills = 0
         while kills < 10 or sender.is_alive():
@@ -287,8 +331,9 @@ def test_postgres_outage_pauses_consumption_and_loses_nothing(broker, pg_url, si
     via_proxy = re.sub(r"@127\.0\.0\.1:5432/", f"@127.0.0.1:{proxy.port}/", pg_url)
     assert via_proxy != pg_url
     receive_maximum = 100
-    consumer = Consumer(tmp_path, *consumer_args(broker, stream, via_proxy, "--receive-maximum",
-                                                 str(receive_maximum)))
+    consumer = Consumer(
+        tmp_path, *consumer_args(broker, stream, via_proxy, "--receive-maximum", str(receive_maximum))
+    )
     consumer.wait_for("subscribed")
     with Publisher(port=broker.port) as publisher:
         publisher.publish(first)
@@ -317,19 +362,31 @@ def test_postgres_outage_pauses_consumption_and_loses_nothing(broker, pg_url, si
 
 def test_late_messages_land_and_mark_their_day_for_rebuild(broker, duckdb_url, site, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    rows = simulate(site, start=DAY, cameras=["CAM01"], fps=5.0, noise="none", seed=3,
-                    window=(clock(9), clock(9, 1))).detections
-    previous_day = simulate(site, start=date(2025, 1, 14), cameras=["CAM01"], fps=5.0, noise="none", seed=3,
-                            window=(clock(16), clock(16, 0, 10))).detections
+    rows = simulate(
+        site, start=DAY, cameras=["CAM01"], fps=5.0, noise="none", seed=3, window=(clock(9), clock(9, 1))
+    ).detections
+    previous_day = simulate(
+        site,
+        start=date(2025, 1, 14),
+        cameras=["CAM01"],
+        fps=5.0,
+        noise="none",
+        seed=3,
+        window=(clock(16), clock(16, 0, 10)),
+    ).detections
     watermark = rows["ts"].max()
     slightly_late = rows.filter(pl.col("ts") > watermark - pl.duration(seconds=20)).with_columns(
-        pl.col("track_id") + 1_000_000)  # new rows 0..20 s behind the watermark: within the lateness
+        pl.col("track_id") + 1_000_000
+    )  # new rows 0..20 s behind the watermark: within the lateness
     on_time = encode_frames(rows, topic_prefix=prefix)
     late = encode_frames(pl.concat([previous_day, slightly_late]), topic_prefix=prefix)
     expected = pl.concat([rows, previous_day, slightly_late]).select(VALUE_COLUMNS)
     stream = StreamSet(prefix, [], expected, set())
-    consumer = Consumer(tmp_path, *consumer_args(broker, stream, duckdb_url, "--allowed-lateness", "60",
-                                                 "--stop-when-idle", "1.5"), verbose=True)
+    consumer = Consumer(
+        tmp_path,
+        *consumer_args(broker, stream, duckdb_url, "--allowed-lateness", "60", "--stop-when-idle", "1.5"),
+        verbose=True,
+    )
     consumer.wait_for("subscribed")
     with Publisher(port=broker.port) as publisher:
         publisher.publish(on_time.select("topic", "payload").iter_rows())
@@ -349,8 +406,20 @@ def test_late_messages_land_and_mark_their_day_for_rebuild(broker, duckdb_url, s
 def test_sigterm_flushes_what_was_received_and_exits_zero(broker, pg_url, site, tmp_path):
     stream = make_stream(site, cameras=["CAM03"], minutes=1, seed=2, duplicate_share=0.0)
     # Batches that never fill: only the stop can land them.
-    consumer = Consumer(tmp_path, *consumer_args(broker, stream, pg_url, "--batch-seconds", "600",
-                                                 "--batch-rows", "1000000", "--receive-maximum", "5000"))
+    consumer = Consumer(
+        tmp_path,
+        *consumer_args(
+            broker,
+            stream,
+            pg_url,
+            "--batch-seconds",
+            "600",
+            "--batch-rows",
+            "1000000",
+            "--receive-maximum",
+            "5000",
+        ),
+    )
     consumer.wait_for("subscribed")
     with Publisher(port=broker.port) as publisher:
         publisher.publish(stream.messages)
@@ -368,16 +437,28 @@ def test_sigterm_flushes_what_was_received_and_exits_zero(broker, pg_url, site, 
 def test_deepstream_and_our_json_share_a_topic(broker, duckdb_url, site, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:10]}"
     # Integer pixel boxes so right-left and bottom-top reproduce w and h exactly.
-    rows = simulate(site, start=DAY, cameras=["CAM01", "CAM04"], fps=5.0, noise="none", seed=8,
-                    window=(clock(10, 30), clock(10, 31))).detections.with_columns(
-        [pl.col(c).round(0) for c in ("x", "y", "w", "h")] + [pl.col("confidence").round(2)])
+    rows = simulate(
+        site,
+        start=DAY,
+        cameras=["CAM01", "CAM04"],
+        fps=5.0,
+        noise="none",
+        seed=8,
+        window=(clock(10, 30), clock(10, 31)),
+    ).detections.with_columns(
+        [pl.col(c).round(0) for c in ("x", "y", "w", "h")] + [pl.col("confidence").round(2)]
+    )
     ours = encode_frames(rows.filter(pl.col("camera_id") == "CAM01"), topic_prefix=prefix)
     deepstream = encode_deepstream_minimal(rows.filter(pl.col("camera_id") == "CAM04"), topic_prefix=prefix)
     # What DeepStream's minimal schema cannot carry: motion (default 0), worker identity; zone is assigned.
-    expected = rows.with_columns(
-        motion_score=pl.when(pl.col("camera_id") == "CAM04").then(0.0).otherwise(pl.col("motion_score")),
-        worker_id=pl.when(pl.col("camera_id") == "CAM04").then(None).otherwise(pl.col("worker_id")),
-    ).select(VALUE_COLUMNS).cast({c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+    expected = (
+        rows.with_columns(
+            motion_score=pl.when(pl.col("camera_id") == "CAM04").then(0.0).otherwise(pl.col("motion_score")),
+            worker_id=pl.when(pl.col("camera_id") == "CAM04").then(None).otherwise(pl.col("worker_id")),
+        )
+        .select(VALUE_COLUMNS)
+        .cast({c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+    )
     stream = StreamSet(prefix, [], expected, set())
     consumer = Consumer(tmp_path, *consumer_args(broker, stream, duckdb_url, "--stop-when-idle", "1.5"))
     consumer.wait_for("subscribed")

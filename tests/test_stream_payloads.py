@@ -34,8 +34,15 @@ def site(site) -> Site:
 
 @pytest.fixture(scope="module")
 def sim_rows(site) -> pl.DataFrame:
-    return simulate(site, start=date(2025, 1, 15), cameras=["CAM01", "CAM03"], fps=5.0, noise="realistic",
-                    seed=4, window=(clock(8), clock(8, 1))).detections
+    return simulate(
+        site,
+        start=date(2025, 1, 15),
+        cameras=["CAM01", "CAM03"],
+        fps=5.0,
+        noise="realistic",
+        seed=4,
+        window=(clock(8), clock(8, 1)),
+    ).detections
 
 
 def _payloads(frames: pl.DataFrame) -> list[bytes]:
@@ -56,20 +63,45 @@ def test_our_json_round_trips_the_simulator_rows(site, sim_rows, with_zone):
 def test_deepstream_minimal_schema(site):
     # The vehicle example of NVIDIA's nvmsgconv (secondary attributes end with the confidence), pretty
     # printed as nvmsgconv does, and a person without attributes.
-    vehicle = json.dumps({"version": "4.0", "id": 1234, "@timestamp": "2018-04-11T04:59:59.828Z",
-                          "sensorId": "CAM02", "objects": [
-                              "957|1834|150|1918|215|Vehicle|#|sedan|Bugatti|M|blue|CA 444|California|0.8"]},
-                         indent=2)
-    person = json.dumps({"version": "4.0", "id": "17", "@timestamp": "2018-04-11T05:00:00.000+07:00",
-                         "sensorId": "CAM01", "objects": ["3|100.5|200|150.5|420|Person"]})
-    empty = json.dumps({"version": "4.0", "id": 18, "@timestamp": "2018-04-11T05:00:00.2Z",
-                        "sensorId": "CAM01", "objects": []})
-    parsed = parse_messages([vehicle.encode(), person.encode(), empty.encode()], site,
-                            DeepStreamDefaults(confidence=1.0, motion_score=0.25))
+    vehicle = json.dumps(
+        {
+            "version": "4.0",
+            "id": 1234,
+            "@timestamp": "2018-04-11T04:59:59.828Z",
+            "sensorId": "CAM02",
+            "objects": ["957|1834|150|1918|215|Vehicle|#|sedan|Bugatti|M|blue|CA 444|California|0.8"],
+        },
+        indent=2,
+    )
+    person = json.dumps(
+        {
+            "version": "4.0",
+            "id": "17",
+            "@timestamp": "2018-04-11T05:00:00.000+07:00",
+            "sensorId": "CAM01",
+            "objects": ["3|100.5|200|150.5|420|Person"],
+        }
+    )
+    empty = json.dumps(
+        {
+            "version": "4.0",
+            "id": 18,
+            "@timestamp": "2018-04-11T05:00:00.2Z",
+            "sensorId": "CAM01",
+            "objects": [],
+        }
+    )
+    parsed = parse_messages(
+        [vehicle.encode(), person.encode(), empty.encode()],
+        site,
+        DeepStreamDefaults(confidence=1.0, motion_score=0.25),
+    )
     assert parsed.rejected == [] and parsed.valid_messages == 3
     got = parsed.detections.sort("track_id").to_dicts()
     assert [(r["track_id"], r["class_id"], r["frame_idx"], r["camera_id"]) for r in got] == [
-        (3, 0, 17, "CAM01"), (957, 2, 1234, "CAM02")]
+        (3, 0, 17, "CAM01"),
+        (957, 2, 1234, "CAM02"),
+    ]
     assert got[0]["ts"] == datetime(2018, 4, 10, 22, 0, tzinfo=UTC)
     assert got[1]["ts"] == datetime(2018, 4, 11, 4, 59, 59, 828000, tzinfo=UTC)
     assert (got[0]["x"], got[0]["y"], got[0]["w"], got[0]["h"]) == (100.5, 200, 50, 220)
@@ -79,9 +111,23 @@ def test_deepstream_minimal_schema(site):
     assert got[0]["zone_id"] == "Z01"  # bottom-centre (125.5, 420) lies in Z01's polygon
 
 
-GOOD = {"camera_id": "CAM01", "ts": "2025-01-15T01:00:00.2Z", "frame_idx": 7,
-        "detections": [{"track_id": 1, "class_id": 0, "confidence": 0.9, "x": 100, "y": 300, "w": 50,
-                        "h": 100, "motion_score": 0.1}]}
+GOOD = {
+    "camera_id": "CAM01",
+    "ts": "2025-01-15T01:00:00.2Z",
+    "frame_idx": 7,
+    "detections": [
+        {
+            "track_id": 1,
+            "class_id": 0,
+            "confidence": 0.9,
+            "x": 100,
+            "y": 300,
+            "w": 50,
+            "h": 100,
+            "motion_score": 0.1,
+        }
+    ],
+}
 
 
 def _bad(**changes) -> bytes:
@@ -89,31 +135,47 @@ def _bad(**changes) -> bytes:
     return json.dumps(GOOD | {"detections": [det]} | changes).encode()
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe\x00", "not valid JSON"),
-    (b"[1, 2]", "unrecognised payload"),
-    (json.dumps({"camera": "CAM01"}).encode(), "unrecognised payload"),
-    (_bad(camera_id="CAM99"), "camera_id 'CAM99' is not a camera of the site"),
-    (_bad(ts="2025-01-15T01:00:00+25:00"), "has an invalid UTC offset"),
-    (_bad(ts="yesterday"), "ts:"),
-    (_bad(frame_idx=-1), "frame_idx: must be an integer 0..2^53"),
-    (_bad(detections="none"), "detections must be a list"),
-    (_bad(det={"track_id": "seven"}), "track_id must be a number"),
-    (_bad(det={"track_id": 7.5}), "track_id 7.5 must be an integer"),
-    (_bad(det={"confidence": 1.5}), "confidence 1.5 outside [0, 1]"),
-    (_bad(det={"motion_score": None}), "motion_score is missing"),
-    (_bad(det={"w": 0}), "bbox size"),
-    (_bad(det={"zone_id": "Z05"}), "zone_id 'Z05' is not a zone of camera CAM01"),
-    (_bad(det={"worker_id": 5}), "worker_id must be a string or null"),
-    (_bad(det={"class_id": True}), "class_id must be a number"),
-    (_bad(det={"x": "12"}), "x must be a number"),
-    (json.dumps(GOOD | {"detections": GOOD["detections"] * 2}).encode(), "appears twice in one frame"),
-    (json.dumps({"@timestamp": "2025-01-15T01:00:00Z", "sensorId": "CAM01", "id": 1,
-                 "objects": ["1|2|3|4|5|unicorn"]}).encode(), "unknown label 'unicorn'"),
-    (json.dumps({"@timestamp": "2025-01-15T01:00:00Z", "sensorId": "CAM01", "id": 1,
-                 "objects": ["1|2|3"]}).encode(), "object must be 'trackingId|left|top|right|bottom|label"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        (b"[1, 2]", "unrecognised payload"),
+        (json.dumps({"camera": "CAM01"}).encode(), "unrecognised payload"),
+        (_bad(camera_id="CAM99"), "camera_id 'CAM99' is not a camera of the site"),
+        (_bad(ts="2025-01-15T01:00:00+25:00"), "has an invalid UTC offset"),
+        (_bad(ts="yesterday"), "ts:"),
+        (_bad(frame_idx=-1), "frame_idx: must be an integer 0..2^53"),
+        (_bad(detections="none"), "detections must be a list"),
+        (_bad(det={"track_id": "seven"}), "track_id must be a number"),
+        (_bad(det={"track_id": 7.5}), "track_id 7.5 must be an integer"),
+        (_bad(det={"confidence": 1.5}), "confidence 1.5 outside [0, 1]"),
+        (_bad(det={"motion_score": None}), "motion_score is missing"),
+        (_bad(det={"w": 0}), "bbox size"),
+        (_bad(det={"zone_id": "Z05"}), "zone_id 'Z05' is not a zone of camera CAM01"),
+        (_bad(det={"worker_id": 5}), "worker_id must be a string or null"),
+        (_bad(det={"class_id": True}), "class_id must be a number"),
+        (_bad(det={"x": "12"}), "x must be a number"),
+        (json.dumps(GOOD | {"detections": GOOD["detections"] * 2}).encode(), "appears twice in one frame"),
+        (
+            json.dumps(
+                {
+                    "@timestamp": "2025-01-15T01:00:00Z",
+                    "sensorId": "CAM01",
+                    "id": 1,
+                    "objects": ["1|2|3|4|5|unicorn"],
+                }
+            ).encode(),
+            "unknown label 'unicorn'",
+        ),
+        (
+            json.dumps(
+                {"@timestamp": "2025-01-15T01:00:00Z", "sensorId": "CAM01", "id": 1, "objects": ["1|2|3"]}
+            ).encode(),
+            "object must be 'trackingId|left|top|right|bottom|label",
+        ),
+    ],
+)
 @pytest.mark.parametrize("fast", [True, False])
 def test_malformed_messages_are_rejected_with_a_reason_and_the_raw_payload(site, payload, reason, fast):
     good = json.dumps(GOOD).encode()
@@ -125,22 +187,31 @@ def test_malformed_messages_are_rejected_with_a_reason_and_the_raw_payload(site,
     assert parsed.detections[MESSAGE_COLUMN].unique().sort().to_list() == [0, 2]  # neighbours unaffected
 
 
-@pytest.mark.parametrize("payload", [
-    _bad(det={"extra": "\udcff"}).replace(b'"\\udcff"', b'"\xff"'),  # not UTF-8, in a key nobody reads
-    _bad(det={"worker_id": "\ud800"}),  # lone surrogates (json.loads takes them, msgspec does not)
-    _bad(det={"zone_id": "Z01\udfff"}),
-    _bad(ts="2025-01-15T01:00:00\ud800Z"),
-    _bad(det={"unknown": "\ud800"}),
-    json.dumps({"@timestamp": "\ud800", "sensorId": "CAM01", "id": 1, "objects": []}).encode(),
-    json.dumps({"@timestamp": "2025-01-15T01:00:00Z", "sensorId": "CAM01", "id": 1,
-                "objects": ["1|2|3|4|5|Person\ud800"]}).encode(),
-    b"\xef\xbb\xbf" + _bad(),  # a UTF-8 byte order mark
-    _bad(det={"x": float("nan")}),  # NaN / Infinity literals (json.loads reads them)
-    _bad(det={"y": float("inf")}),
-    _bad(det={"x": 1}).replace(b'"x": 1', b'"x": 1e400'),  # beyond float range
-    _bad(frame_idx="8"),  # a digit string (nvmsgconv writes frame numbers so)
-    json.dumps(GOOD, indent=2).encode("utf-16"),  # json.loads detects UTF-16
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _bad(det={"extra": "\udcff"}).replace(b'"\\udcff"', b'"\xff"'),  # not UTF-8, in a key nobody reads
+        _bad(det={"worker_id": "\ud800"}),  # lone surrogates (json.loads takes them, msgspec does not)
+        _bad(det={"zone_id": "Z01\udfff"}),
+        _bad(ts="2025-01-15T01:00:00\ud800Z"),
+        _bad(det={"unknown": "\ud800"}),
+        json.dumps({"@timestamp": "\ud800", "sensorId": "CAM01", "id": 1, "objects": []}).encode(),
+        json.dumps(
+            {
+                "@timestamp": "2025-01-15T01:00:00Z",
+                "sensorId": "CAM01",
+                "id": 1,
+                "objects": ["1|2|3|4|5|Person\ud800"],
+            }
+        ).encode(),
+        b"\xef\xbb\xbf" + _bad(),  # a UTF-8 byte order mark
+        _bad(det={"x": float("nan")}),  # NaN / Infinity literals (json.loads reads them)
+        _bad(det={"y": float("inf")}),
+        _bad(det={"x": 1}).replace(b'"x": 1', b'"x": 1e400'),  # beyond float range
+        _bad(frame_idx="8"),  # a digit string (nvmsgconv writes frame numbers so)
+        json.dumps(GOOD, indent=2).encode("utf-16"),  # json.loads detects UTF-16
+    ],
+)
 def test_what_the_typed_decoder_reads_differently_gets_the_strict_verdict(site, payload):
     """The fast path (msgspec) leaves every message it cannot read exactly as `json.loads` does to the
     strict path: same rows, same reasons, never an exception (a lone surrogate is no text for UTF-8)."""
@@ -148,6 +219,7 @@ def test_what_the_typed_decoder_reads_differently_gets_the_strict_verdict(site, 
     fast, strict = (parse_messages([good, payload], site, fast=f) for f in (True, False))
     assert [(r.message, r.reason) for r in fast.rejected] == [(r.message, r.reason) for r in strict.rejected]
     assert_frame_equal(fast.detections, strict.detections)
+
 
 def test_redelivered_messages_in_new_batches_change_nothing(site, sim_rows, warehouse_url):
     """The crash-between-commit-and-ack case: the same messages come back mixed with new ones."""
@@ -162,15 +234,16 @@ def test_redelivered_messages_in_new_batches_change_nothing(site, sim_rows, ware
         half = len(messages) // 2
         lander.land(messages[:half])
         lander.land(messages[:half])  # retried as is: the ledger skips it
-        redelivered = messages[half // 2:] + messages[:10] + [conflicting, conflicting]
+        redelivered = messages[half // 2 :] + messages[:10] + [conflicting, conflicting]
         rng.shuffle(redelivered)
         for i in range(0, len(redelivered), 97):  # re-batched with other neighbours
-            lander.land(redelivered[i:i + 97])
+            lander.land(redelivered[i : i + 97])
     finally:
         lander.close()
     with connect(warehouse_url, site) as wh:
         landed = wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections").cast(
-            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}
+        )
         rejected = wh.query("SELECT payload, reason FROM raw.rejected_detections")
     assert_frame_equal(landed.sort(KEY), sim_rows.select(VALUE_COLUMNS).sort(KEY))
     assert sorted(rejected["payload"].to_list()) == sorted([b.decode() for b in bad] + [conflicting.decode()])

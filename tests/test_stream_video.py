@@ -40,25 +40,39 @@ class _SigtermOnFirstChunk(logging.Handler):
 
 def _rows(url, site) -> pl.DataFrame:
     with connect(url, site) as wh:
-        return wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections").cast(
-            {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}).sort(KEY)
+        return (
+            wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections")
+            .cast({c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS})
+            .sort(KEY)
+        )
 
 
 def test_video_stream_stops_cleanly_and_a_rerun_lands_the_rest(site, tmp_path):
-    video = render_video(site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"],
-                         fps=5.0, scale=0.5).segments[0]
+    video = render_video(
+        site, tmp_path / "video", window=(clock(9), clock(9, 1)), cameras=["CAM01"], fps=5.0, scale=0.5
+    ).segments[0]
     # Reference: the same file through the vision pipeline directly (what `sightline ingest video` runs).
     reference_url = f"duckdb:///{tmp_path / 'reference.duckdb'}"
     with connect(reference_url, site) as wh:
         wh.setup()
         VideoPipeline(wh, site, "CAM01", make_detector("motion", fps=5.0), fps=5.0, batch_seconds=10).run(
-            VideoFileSource(video, segment_start_time(video, site), target_fps=5.0))
+            VideoFileSource(video, segment_start_time(video, site), target_fps=5.0)
+        )
     reference = _rows(reference_url, site)
     assert reference.height > 0
 
     url = f"duckdb:///{tmp_path / 'stream.duckdb'}"
-    args = ["stream", "--source", str(video), "--camera", "CAM01", "--warehouse", url,
-            "--batch-seconds", "10"]
+    args = [
+        "stream",
+        "--source",
+        str(video),
+        "--camera",
+        "CAM01",
+        "--warehouse",
+        url,
+        "--batch-seconds",
+        "10",
+    ]
     # The stop must come while the file is still being read. A child process signalled when its log shows the
     # first landed chunk may read the rest of the file before the signal arrives (a loaded machine), so the
     # command runs here and SIGTERM is sent to this process on the very log line that reports the first

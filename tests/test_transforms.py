@@ -44,8 +44,12 @@ def read(url: str, sql: str) -> pl.DataFrame:
             psycopg.types.json.set_json_loads(lambda raw: bytes(raw).decode(), conn)
             cur = conn.execute(sql)
             rows = cur.fetchall()
-            frame = pl.DataFrame([list(r) for r in rows], schema=[d.name for d in cur.description],
-                                 orient="row", infer_schema_length=None)
+            frame = pl.DataFrame(
+                [list(r) for r in rows],
+                schema=[d.name for d in cur.description],
+                orient="row",
+                infer_schema_length=None,
+            )
     return frame.with_columns(pl.col(pl.Datetime(time_zone="*")).dt.convert_time_zone("UTC"))
 
 
@@ -58,8 +62,10 @@ def clean(site, tmp_path_factory):
     try:
         land(duck, site, sim)
         land(pg, site, sim)
-        built = {"duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
-                 "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site)}
+        built = {
+            "duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
+            "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site),
+        }
         yield sim, duck, pg, built
     finally:
         drop_database(pg)
@@ -79,12 +85,16 @@ def test_no_noise_sessions_equal_ground_truth(clean, site):
     sim, duck, _, _ = clean
     got = read(duck, "SELECT * FROM analytics.sessions")
     truth = sim.sessions
-    per_zone = got.group_by("zone_id").len().join(truth.group_by("zone_id").len(), on="zone_id", how="full",
-                                                  suffix="_truth")
+    per_zone = (
+        got.group_by("zone_id")
+        .len()
+        .join(truth.group_by("zone_id").len(), on="zone_id", how="full", suffix="_truth")
+    )
     assert per_zone.filter(pl.col("len").ne_missing(pl.col("len_truth"))).is_empty(), per_zone
 
-    both = got.join(truth, on=["camera_id", "track_id", "zone_id", "entry_time"], how="full", suffix="_t",
-                    coalesce=True)
+    both = got.join(
+        truth, on=["camera_id", "track_id", "zone_id", "entry_time"], how="full", suffix="_t", coalesce=True
+    )
     assert both.filter(pl.col("session_id").is_null() | pl.col("session_id_t").is_null()).is_empty()
     assert (both["session_id"] == both["session_id_t"]).all()
     # No noise: the SQL and the simulator's sessionizer see the same samples, so the truth is exact (whole
@@ -109,9 +119,12 @@ def test_index_records_equal_sessions_clipped_to_blocks(clean, site):
         start, end = block.scheduled_start, block.scheduled_end
         inside = truth.filter((pl.col("entry_time") < end) & (pl.col("exit_time") > start))
         overlap = inside.select(
-            (pl.min_horizontal(pl.col("exit_time"), pl.lit(end)) - pl.max_horizontal(pl.col("entry_time"),
-                                                                                        pl.lit(start)))
-            .dt.total_microseconds() / 1e6 / pl.col("duration_seconds")
+            (
+                pl.min_horizontal(pl.col("exit_time"), pl.lit(end))
+                - pl.max_horizontal(pl.col("entry_time"), pl.lit(start))
+            ).dt.total_microseconds()
+            / 1e6
+            / pl.col("duration_seconds")
         ).to_series()
         active = float((inside["total_active_seconds"] * overlap).sum())
         idle = float((inside["total_idle_seconds"] * overlap).sum())
@@ -156,8 +169,10 @@ def test_duckdb_and_postgres_give_the_same_rows(clean, model):
     _, duck, pg, _ = clean
     frames = {name: read(url, f"SELECT * FROM {model}") for name, url in (("duckdb", duck), ("postgres", pg))}
     assert frames["duckdb"].columns == frames["postgres"].columns
-    rows = {name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
-            for name, f in frames.items()}
+    rows = {
+        name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
+        for name, f in frames.items()
+    }
     assert len(rows["duckdb"]) == len(rows["postgres"]) > 0
     columns = frames["duckdb"].columns
     for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
@@ -167,7 +182,9 @@ def test_duckdb_and_postgres_give_the_same_rows(clean, model):
 
 def test_bi_sees_a_comment_on_every_table_and_column(clean):
     _, _, pg, _ = clean
-    missing = read(pg, """
+    missing = read(
+        pg,
+        """
         SELECT c.relname, a.attname
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -177,7 +194,8 @@ def test_bi_sees_a_comment_on_every_table_and_column(clean):
         SELECT c.relname, NULL
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'analytics' AND c.relkind IN ('r', 'v') AND obj_description(c.oid) IS NULL
-    """)
+    """,
+    )
     assert missing.is_empty(), missing
     views = read(pg, "SELECT table_name FROM information_schema.views WHERE table_schema = 'analytics'")
     # every analytics model is a view BI reads; the detection-level staging view is not among them. Besides
@@ -192,8 +210,16 @@ def noisy(site, tmp_path_factory):
     """Two cameras, 08:00-12:00 local, realistic noise at the detector's default 5 fps, built on DuckDB.
     (At 1-2 fps one lost frame already pushes a 3.5 s visit under min_session_seconds.) Landed without
     worker_id, as a tracker reports people: nobody is known by name, so people are visitors."""
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01", "CAM02"], fps=5.0, noise="realistic", seed=5,
-                   window=(time(8), time(12)))
+    sim = simulate(
+        site,
+        start=DAY,
+        days=1,
+        cameras=["CAM01", "CAM02"],
+        fps=5.0,
+        noise="realistic",
+        seed=5,
+        window=(time(8), time(12)),
+    )
     duck = f"duckdb:///{tmp_path_factory.mktemp('noisy') / 'warehouse.duckdb'}"
     with connect(duck, site) as wh:
         wh.setup()
@@ -207,8 +233,9 @@ def noisy(site, tmp_path_factory):
 def test_realistic_noise_sessions_stay_close_to_ground_truth(noisy, site):
     sim, got, _ = noisy
     mine = got.group_by("zone_id").agg(pl.len().alias("n"), pl.col("duration_seconds").sum().alias("dwell"))
-    truth = sim.sessions.group_by("zone_id").agg(pl.len().alias("n_t"),
-                                                 pl.col("duration_seconds").sum().alias("dwell_t"))
+    truth = sim.sessions.group_by("zone_id").agg(
+        pl.len().alias("n_t"), pl.col("duration_seconds").sum().alias("dwell_t")
+    )
     both = mine.join(truth, on="zone_id", how="full", coalesce=True).fill_null(0)
     assert both.height >= 6
     for row in both.iter_rows(named=True):
@@ -224,7 +251,8 @@ def test_realistic_noise_sessions_obey_the_rules(noisy, site):
     _, got, _ = noisy
     assert got["duration_seconds"].min() >= site.thresholds.min_session_seconds
     ordered = got.sort("camera_id", "track_id", "entry_time").with_columns(
-        pl.col("entry_time").shift(-1).over("camera_id", "track_id").alias("next_entry"))
+        pl.col("entry_time").shift(-1).over("camera_id", "track_id").alias("next_entry")
+    )
     assert ordered.filter(pl.col("next_entry") <= pl.col("exit_time")).is_empty()
     balance = got["total_active_seconds"] + got["total_idle_seconds"] - got["duration_seconds"]
     assert balance.abs().max() < 1e-6
@@ -234,9 +262,13 @@ def people_per_hour(sessions: pl.DataFrame, scope: str, person: list[str]) -> pl
     """(scope key, hour_start, people): distinct `person` with a session overlapping each UTC hour
     [hour_start, hour_start + 1 h): entry before its end, exit after its start."""
     utc = sessions.with_columns(pl.col("entry_time", "exit_time").dt.convert_time_zone("UTC"))
-    hours = utc.with_columns(hour_start=pl.datetime_ranges(
-        pl.col("entry_time").dt.truncate("1h"),
-        (pl.col("exit_time") - pl.duration(microseconds=1)).dt.truncate("1h"), "1h")).explode("hour_start")
+    hours = utc.with_columns(
+        hour_start=pl.datetime_ranges(
+            pl.col("entry_time").dt.truncate("1h"),
+            (pl.col("exit_time") - pl.duration(microseconds=1)).dt.truncate("1h"),
+            "1h",
+        )
+    ).explode("hour_start")
     return hours.group_by(scope, "hour_start").agg(pl.struct(person).n_unique().alias("people"))
 
 
@@ -252,20 +284,32 @@ PEOPLE_MARTS = {  # (scope, grain) -> the mart and its time key
 }
 
 
-def people_counts(url: str, got: pl.DataFrame, truth: pl.DataFrame, scope: str, grain: str,
-                  person: list[str]) -> pl.DataFrame:
+def people_counts(
+    url: str, got: pl.DataFrame, truth: pl.DataFrame, scope: str, grain: str, person: list[str]
+) -> pl.DataFrame:
     """Per scope key (and hour): truth (people of the ground truth), mart (unique_visitors) and by_track
     (the marts' count before visitors: distinct camera:track_id of the sessions)."""
     table, time_key = PEOPLE_MARTS[(scope, grain)]
     per = people_per_hour if grain == "hour" else people_per_day
-    mart = read(url, f"SELECT {', '.join([scope, *time_key])}, unique_visitors AS people FROM {table} "
-                     "WHERE unique_visitors > 0")
+    mart = read(
+        url,
+        f"SELECT {', '.join([scope, *time_key])}, unique_visitors AS people FROM {table} "
+        "WHERE unique_visitors > 0",
+    )
     key = [scope, *time_key]
-    return (per(truth, scope, person).rename({"people": "truth"})
-            .join(mart.rename({"people": "mart"}), on=key, how="full", coalesce=True)
-            .join(per(got, scope, ["camera_id", "track_id"]).rename({"people": "by_track"}), on=key,
-                  how="full", coalesce=True)
-            .fill_null(0).sort(key))
+    return (
+        per(truth, scope, person)
+        .rename({"people": "truth"})
+        .join(mart.rename({"people": "mart"}), on=key, how="full", coalesce=True)
+        .join(
+            per(got, scope, ["camera_id", "track_id"]).rename({"people": "by_track"}),
+            on=key,
+            how="full",
+            coalesce=True,
+        )
+        .fill_null(0)
+        .sort(key)
+    )
 
 
 @pytest.mark.parametrize(("scope", "grain"), list(PEOPLE_MARTS))
@@ -287,8 +331,12 @@ def test_people_counts_equal_the_truth_when_identities_are_known(clean, scope, g
 # so a person present all morning is several visitors. Measured: zone-hour +73%, camera-hour +114%,
 # zone-day +179%, camera-day +290%; by track (before): +174%, +365%, +398%, +910%. bench/README.md,
 # "People counts".
-PEOPLE_TOLERANCE = {("zone_id", "hour"): 0.9, ("camera_id", "hour"): 1.3, ("zone_id", "day"): 2.0,
-                    ("camera_id", "day"): 3.2}
+PEOPLE_TOLERANCE = {
+    ("zone_id", "hour"): 0.9,
+    ("camera_id", "hour"): 1.3,
+    ("zone_id", "day"): 2.0,
+    ("camera_id", "day"): 3.2,
+}
 
 
 @pytest.mark.parametrize(("scope", "grain"), list(PEOPLE_MARTS))
@@ -322,8 +370,9 @@ def test_bi_role_reads_the_marts_through_the_views_only(clean):
             for model in MART_MODELS:
                 if model.startswith("analytics."):
                     conn.execute(f"SELECT * FROM {model} LIMIT 1").fetchall()
-            physical = conn.execute("SELECT table_name FROM information_schema.tables "
-                                    "WHERE table_schema = 'sqlmesh__analytics'").fetchall()
+            physical = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sqlmesh__analytics'"
+            ).fetchall()
             for table in ("raw.detections", "ref.zones", "staging.stg_detections"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(f"SELECT 1 FROM {table} LIMIT 1")

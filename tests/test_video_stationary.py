@@ -120,7 +120,13 @@ def test_still_worker_across_segment_cuts_keeps_one_track_and_one_session(tmp_pa
     from ingestion.transform import build_marts
 
     scene = render_stationary_worker(
-        site, tmp_path / "video", camera_id="CAM01", day=DAY, still_seconds=60, fps=FPS, scale=0.25,
+        site,
+        tmp_path / "video",
+        camera_id="CAM01",
+        day=DAY,
+        still_seconds=60,
+        fps=FPS,
+        scale=0.25,
         segment_seconds=20,
     )
     assert len(scene.segments) >= 4  # the still minute spans at least two cuts

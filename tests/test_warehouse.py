@@ -216,10 +216,17 @@ def test_replace_partition_three_times_gives_the_same_rows(wh: Warehouse, site: 
 
 def test_simulator_never_replaces_a_camera_day_holding_other_sources(wh: Warehouse, site: Site):
     """Issue 11 row 2: stream and ingested rows survive a simulator run over their camera-day."""
-    wh.append_batch("live-1", detections(site, 60, seed=1), source="stream", camera_id="CAM01",
-                    window=window(site))
-    wh.append_batch("log-1", detections(site, 40, seed=2, hour=14), source="detection_log",
-                    camera_id="CAM01", window=window(site), camera_health=health(site, hour=14))
+    wh.append_batch(
+        "live-1", detections(site, 60, seed=1), source="stream", camera_id="CAM01", window=window(site)
+    )
+    wh.append_batch(
+        "log-1",
+        detections(site, 40, seed=2, hour=14),
+        source="detection_log",
+        camera_id="CAM01",
+        window=window(site),
+        camera_health=health(site, hour=14),
+    )
     before = landed(wh)
     ledger = wh.query("SELECT * FROM raw.ingest_batches ORDER BY batch_id")
     health_before = count(wh, "raw.camera_health")
@@ -242,8 +249,13 @@ def test_simulator_never_replaces_a_camera_day_holding_other_sources(wh: Warehou
     assert landed(wh, "camera_id = 'CAM02'").height == 120
     assert landed(wh).height == before.height + 2 * 120
     # A camera-day the simulator landed, then a stream batch joined: refused from then on.
-    wh.append_batch("live-2", detections(site, 10, camera="CAM02", hour=20, seed=5), source="stream",
-                    camera_id="CAM02", window=window(site))
+    wh.append_batch(
+        "live-2",
+        detections(site, 10, camera="CAM02", hour=20, seed=5),
+        source="stream",
+        camera_id="CAM02",
+        window=window(site),
+    )
     with pytest.raises(SimulatorWouldReplaceRealData, match=r"stream: 1 batches, 10 rows"):
         wh.replace_partition("CAM02", DAY, detections(site, 5, camera="CAM02"), source=SIMULATOR_SOURCE)
     assert landed(wh, "camera_id = 'CAM02'").height == 130

@@ -20,6 +20,7 @@ from tests.test_warehouse import KEY, count, detections, landed
 
 pytestmark = pytest.mark.timescaledb
 
+
 @pytest.fixture
 def recent_day(site: Site):
     return site.local_day(datetime.now(UTC)) - timedelta(days=2)

@@ -23,8 +23,13 @@ BATCH_SOURCE = "batch"
 TRAILING_WORKDAYS = 7  # productivity_drop: the same block's median over this many earlier workdays
 
 
-def subject_for(rule_type: str, camera_id: str | None, zone_id: str | None, track_id: int | None,
-                index_number: int | None = None) -> str:
+def subject_for(
+    rule_type: str,
+    camera_id: str | None,
+    zone_id: str | None,
+    track_id: int | None,
+    index_number: int | None = None,
+) -> str:
     """The subject string the live and batch paths share, so they match the same alert."""
     if rule_type in ("idle", "restricted_zone_entry", "after_hours_presence"):
         return f"{camera_id}/{zone_id}/track {track_id}"
@@ -60,7 +65,9 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
         "SELECT a.anomaly_type, a.ts, a.ts_end, a.camera_id, a.zone_id, a.track_id, a.description, "
         "CAST(a.metadata AS VARCHAR) AS metadata, s.worker_id, s.visitor_id FROM analytics.anomalies AS a "
         "LEFT JOIN analytics.sessions AS s ON s.session_id = a.session_id "
-        "WHERE a.ts >= {p} AND a.ts < {p} ORDER BY a.ts, a.anomaly_id", [lo, hi])
+        "WHERE a.ts >= {p} AND a.ts < {p} ORDER BY a.ts, a.anomaly_id",
+        [lo, hi],
+    )
     rows = anomalies.to_dicts() if anomalies.height else []
     watermarks = _watermarks(wh)
     gap = timedelta(seconds=site.thresholds.session_gap_seconds)
@@ -78,26 +85,45 @@ def evaluate_day(wh: Warehouse, site: Site, day: date, now: datetime | None = No
                 continue
             start, end = utc(a["ts"]), utc(a["ts_end"]) or utc(a["ts"])
             if (end - start).total_seconds() < rule.min_duration_seconds and rule.type not in (
-                    "restricted_zone_entry", "after_hours_presence", "camera_down"):
+                "restricted_zone_entry",
+                "after_hours_presence",
+                "camera_down",
+            ):
                 continue  # the mart applied the site threshold; a stricter rule filters further
             mark = watermarks.get(a["camera_id"])
             ended = end if mark is None or end + gap < mark else None
-            candidates.append(Candidate(
-                rule, subject_for(rule.type, a["camera_id"], a["zone_id"], a["track_id"]), a["camera_id"],
-                start, end, ended, a["description"], zone_id=a["zone_id"], track_id=a["track_id"],
-                worker_id=a["worker_id"], visitor_id=visitor_key(a["visitor_id"]),
-                metadata={"anomaly": _json(a["metadata"])}))
+            candidates.append(
+                Candidate(
+                    rule,
+                    subject_for(rule.type, a["camera_id"], a["zone_id"], a["track_id"]),
+                    a["camera_id"],
+                    start,
+                    end,
+                    ended,
+                    a["description"],
+                    zone_id=a["zone_id"],
+                    track_id=a["track_id"],
+                    worker_id=a["worker_id"],
+                    visitor_id=visitor_key(a["visitor_id"]),
+                    metadata={"anomaly": _json(a["metadata"])},
+                )
+            )
     outcome = record(wh, site, candidates, BATCH_SOURCE, now=now)
     # Batch alerts of the day that no anomaly holds any more have cleared.
     held = set(outcome.matched) | set(outcome.raised)
     names = [r.name for r in rules] or [""]
-    stale = [a for a in load_alerts(
-        wh, f"WHERE source = {{p}} AND status <> 'resolved' AND started_at >= {{p}} AND started_at < {{p}} "
-        f"AND rule_name IN ({', '.join(['{p}'] * len(names))})", [BATCH_SOURCE, lo, hi, *names])
-        if a["alert_id"] not in held]
+    stale = [
+        a
+        for a in load_alerts(
+            wh,
+            f"WHERE source = {{p}} AND status <> 'resolved' AND started_at >= {{p}} AND started_at < {{p}} "
+            f"AND rule_name IN ({', '.join(['{p}'] * len(names))})",
+            [BATCH_SOURCE, lo, hi, *names],
+        )
+        if a["alert_id"] not in held
+    ]
     cleared = resolve_cleared(wh, stale, now)
     return EvaluateResult(day, len(rows), outcome, cleared)
-
 
 
 def _json(text: str | None) -> Any:
@@ -128,25 +154,43 @@ def _productivity_drops(wh: Warehouse, site: Site, rule: Rule, day: date) -> lis
     """Blocks of `day` whose productivity is below (1 - threshold) x the same block's median over the
     trailing workdays that have a score."""
     share = rule.threshold if rule.threshold is not None else 0.2
-    frame = wh.query("SELECT date, index_number, scheduled_start, scheduled_end, productivity_score "
-                     "FROM analytics.index_records WHERE date <= {p} AND date >= {p} "
-                     "AND productivity_score IS NOT NULL ORDER BY date", [day, day - timedelta(days=31)])
+    frame = wh.query(
+        "SELECT date, index_number, scheduled_start, scheduled_end, productivity_score "
+        "FROM analytics.index_records WHERE date <= {p} AND date >= {p} "
+        "AND productivity_score IS NOT NULL ORDER BY date",
+        [day, day - timedelta(days=31)],
+    )
     if frame.height == 0:
         return []
     out = []
     rows = frame.to_dicts()
     for r in (r for r in rows if r["date"] == day):
-        history = [h["productivity_score"] for h in rows
-                   if h["index_number"] == r["index_number"] and h["date"] < day][-TRAILING_WORKDAYS:]
+        history = [
+            h["productivity_score"]
+            for h in rows
+            if h["index_number"] == r["index_number"] and h["date"] < day
+        ][-TRAILING_WORKDAYS:]
         if len(history) < 3:
             continue  # too little history to call it a drop
         median = statistics.median(history)
         if median > 0 and r["productivity_score"] < (1 - share) * median:
             start, end = utc(r["scheduled_start"]), utc(r["scheduled_end"])
-            out.append(Candidate(
-                rule, subject_for(rule.type, None, None, None, r["index_number"]), None, start, end, end,
-                f"Index block {r['index_number']} productivity {r['productivity_score']:.0%} is below "
-                f"{1 - share:.0%} of its {len(history)}-workday median {median:.0%}",
-                metadata={"productivity": r["productivity_score"], "median": median, "threshold_share": share,
-                          "index_number": r["index_number"]}))
+            out.append(
+                Candidate(
+                    rule,
+                    subject_for(rule.type, None, None, None, r["index_number"]),
+                    None,
+                    start,
+                    end,
+                    end,
+                    f"Index block {r['index_number']} productivity {r['productivity_score']:.0%} is below "
+                    f"{1 - share:.0%} of its {len(history)}-workday median {median:.0%}",
+                    metadata={
+                        "productivity": r["productivity_score"],
+                        "median": median,
+                        "threshold_share": share,
+                        "index_number": r["index_number"],
+                    },
+                )
+            )
     return out

@@ -44,25 +44,40 @@ def alert_document(alert: dict[str, Any], site: Site) -> dict[str, Any]:
     cams = {c.id: c.name for c in site.cameras}
     zones = {z.id: z.name for z in site.zones}
     return {
-        "id": alert["alert_id"], "rule": alert["rule_name"], "type": alert["alert_type"],
-        "severity": alert["severity"], "status": alert["status"], "camera_id": alert["camera_id"],
-        "camera_name": cams.get(alert["camera_id"] or ""), "zone_id": alert["zone_id"],
-        "zone_name": zones.get(alert["zone_id"] or ""), "track_id": alert["track_id"],
-        "visitor_id": alert["visitor_id"], "worker_id": alert["worker_id"], "message": alert["message"],
-        "started_at": _iso(alert["started_at"]), "ended_at": _iso(alert["ended_at"]),
-        "acknowledged_by": alert["acknowledged_by"], "acknowledged_at": _iso(alert["acknowledged_at"]),
-        "action_taken": alert["action_taken"], "resolved_by": alert["resolved_by"],
-        "resolved_at": _iso(alert["resolved_at"]), "auto_resolved": alert["auto_resolved"],
-        "source": alert["source"], "site": site.name,
+        "id": alert["alert_id"],
+        "rule": alert["rule_name"],
+        "type": alert["alert_type"],
+        "severity": alert["severity"],
+        "status": alert["status"],
+        "camera_id": alert["camera_id"],
+        "camera_name": cams.get(alert["camera_id"] or ""),
+        "zone_id": alert["zone_id"],
+        "zone_name": zones.get(alert["zone_id"] or ""),
+        "track_id": alert["track_id"],
+        "visitor_id": alert["visitor_id"],
+        "worker_id": alert["worker_id"],
+        "message": alert["message"],
+        "started_at": _iso(alert["started_at"]),
+        "ended_at": _iso(alert["ended_at"]),
+        "acknowledged_by": alert["acknowledged_by"],
+        "acknowledged_at": _iso(alert["acknowledged_at"]),
+        "action_taken": alert["action_taken"],
+        "resolved_by": alert["resolved_by"],
+        "resolved_at": _iso(alert["resolved_at"]),
+        "auto_resolved": alert["auto_resolved"],
+        "source": alert["source"],
+        "site": site.name,
     }
 
 
 def summary(alert: dict[str, Any], event: str, site: Site) -> str:
     doc = alert_document(alert, site)
     where = " / ".join(x for x in (doc["camera_name"], doc["zone_name"]) if x) or site.name
-    verb = {"new": "", "acknowledged": f" — acknowledged by {doc['acknowledged_by']}",
-            "resolved": " — resolved"
-            + (" (cleared)" if doc["auto_resolved"] else f" by {doc['resolved_by']}")}
+    verb = {
+        "new": "",
+        "acknowledged": f" — acknowledged by {doc['acknowledged_by']}",
+        "resolved": " — resolved" + (" (cleared)" if doc["auto_resolved"] else f" by {doc['resolved_by']}"),
+    }
     return f"[{doc['severity'].upper()}] {doc['message']} ({where}){verb[event]}"
 
 
@@ -73,8 +88,9 @@ def _env(name: str | None, channel: Channel) -> str:
     return value
 
 
-def send(channel: Channel, alert: dict[str, Any], event: str, site: Site,
-         before: dict[str, Any] | None = None) -> SendResult:
+def send(
+    channel: Channel, alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None = None
+) -> SendResult:
     """Deliver one event; failures come back as a result (the ledger records them), never as secrets.
     Raises ChannelNotConfigured when the channel's environment variable is unset."""
     if channel.type == "webhook":
@@ -86,12 +102,21 @@ def send(channel: Channel, alert: dict[str, Any], event: str, site: Site,
 
 def _webhook(channel: Channel, alert: dict[str, Any], event: str, site: Site) -> SendResult:
     url = _env(channel.url_env, channel)
-    body = json.dumps({"text": summary(alert, event, site), "event": event,
-                       "alert": alert_document(alert, site)}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "sightline-alerts",
-        # Receivers can drop a repeat (the only way one happens: a crash after the POST, before the ledger).
-        "Idempotency-Key": f"{alert['alert_id']}:{channel.name}:{event}"})
+    body = json.dumps(
+        {"text": summary(alert, event, site), "event": event, "alert": alert_document(alert, site)}
+    ).encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "sightline-alerts",
+            # Receivers can drop a repeat (the only way one happens: a crash after the POST, before the
+            # ledger).
+            "Idempotency-Key": f"{alert['alert_id']}:{channel.name}:{event}",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=channel.timeout_seconds) as response:  # noqa: S310
             return SendResult(True, response.status)
@@ -149,29 +174,46 @@ def mqtt_client(channel: Channel, client_id: str):
 
 def frigate_event(alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None) -> dict:
     """Frigate's event envelope: new (before = after), update (acknowledged), end (resolved)."""
+
     def shape(a: dict[str, Any]) -> dict[str, Any]:
         doc = alert_document(a, site)
         start = a["started_at"]
         end = (a["ended_at"] or a["resolved_at"]) if a["status"] == "resolved" else None
-        return {"id": doc["id"], "camera": doc["camera_id"], "label": doc["type"], "sub_label": doc["rule"],
-                "severity": doc["severity"], "zones": [doc["zone_id"]] if doc["zone_id"] else [],
-                "current_zones": [doc["zone_id"]] if doc["zone_id"] and not end else [],
-                "start_time": start.timestamp() if start else None,
-                "end_time": end.timestamp() if end else None,
-                "active": not end, "stationary": doc["type"] == "idle", "sightline": doc}
+        return {
+            "id": doc["id"],
+            "camera": doc["camera_id"],
+            "label": doc["type"],
+            "sub_label": doc["rule"],
+            "severity": doc["severity"],
+            "zones": [doc["zone_id"]] if doc["zone_id"] else [],
+            "current_zones": [doc["zone_id"]] if doc["zone_id"] and not end else [],
+            "start_time": start.timestamp() if start else None,
+            "end_time": end.timestamp() if end else None,
+            "active": not end,
+            "stationary": doc["type"] == "idle",
+            "sightline": doc,
+        }
+
     after = shape(alert)
     prior = shape(before) if before else after
-    return {"type": {"new": "new", "acknowledged": "update", "resolved": "end"}[event],
-            "before": prior, "after": after}
+    return {
+        "type": {"new": "new", "acknowledged": "update", "resolved": "end"}[event],
+        "before": prior,
+        "after": after,
+    }
 
 
-def _mqtt(channel: Channel, alert: dict[str, Any], event: str, site: Site,
-          before: dict[str, Any] | None) -> SendResult:
+def _mqtt(
+    channel: Channel, alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None
+) -> SendResult:
     client = mqtt_client(channel, f"sightline-alerts-{alert['alert_id'][:8]}-{os.getpid()}")
     try:
         camera = alert["camera_id"] or "site"
-        info = client.publish(f"{channel.topic_prefix}/{camera}/alerts",
-                              json.dumps(frigate_event(alert, event, site, before)), qos=1)
+        info = client.publish(
+            f"{channel.topic_prefix}/{camera}/alerts",
+            json.dumps(frigate_event(alert, event, site, before)),
+            qos=1,
+        )
         info.wait_for_publish(timeout=channel.timeout_seconds)
         if not info.is_published():
             return SendResult(False, int(info.rc), "the broker did not acknowledge the publish in time")

@@ -51,15 +51,24 @@ class DeliveryReport:
         return bool(self.waiting)
 
 
-def deliver_pending(wh: Warehouse, site: Site, *, now: datetime | None = None,
-                    horizon: timedelta = HORIZON, channels: set[str] | None = None) -> DeliveryReport:
+def deliver_pending(
+    wh: Warehouse,
+    site: Site,
+    *,
+    now: datetime | None = None,
+    horizon: timedelta = HORIZON,
+    channels: set[str] | None = None,
+) -> DeliveryReport:
     """One pass: send every event that is due, record each try. `channels` limits it to those names."""
     config = config_of(site)
     report = DeliveryReport()
     now = now or datetime.now(UTC)
     rules = {r.name: r for r in config.rules}
-    alerts = [a for a in load_alerts(wh, "WHERE notify AND created_at >= {p}", [now - horizon])
-              if a["rule_name"] in rules]
+    alerts = [
+        a
+        for a in load_alerts(wh, "WHERE notify AND created_at >= {p}", [now - horizon])
+        if a["rule_name"] in rules
+    ]
     if not alerts:
         return report
     ledger = _ledger(wh, [a["alert_id"] for a in alerts])
@@ -97,8 +106,11 @@ def deliver_pending(wh: Warehouse, site: Site, *, now: datetime | None = None,
                 if outcome.ok:
                     report.sent.append(key)
                     continue
-                (report.gave_up.append(key) if done == "gave_up"
-                 else report.failed.append((*key, outcome.error or "")))
+                (
+                    report.gave_up.append(key)
+                    if done == "gave_up"
+                    else report.failed.append((*key, outcome.error or ""))
+                )
                 report.waiting += done != "gave_up"
                 break
     for name in report.not_configured:
@@ -132,10 +144,12 @@ def _state(tries: list[dict[str, Any]], channel: Channel, now: datetime) -> str:
 
 def _ledger(wh: Warehouse, ids: list[str]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        frame = wh.query("SELECT alert_id, channel, event, attempt, status, started_at, next_attempt_at "
-                         f"FROM ops.alert_deliveries WHERE alert_id IN ({', '.join(['{p}'] * len(chunk))})",
-                         chunk)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        frame = wh.query(
+            "SELECT alert_id, channel, event, attempt, status, started_at, next_attempt_at "
+            f"FROM ops.alert_deliveries WHERE alert_id IN ({', '.join(['{p}'] * len(chunk))})",
+            chunk,
+        )
         for row in frame.to_dicts() if frame.height else []:
             row["started_at"], row["next_attempt_at"] = utc(row["started_at"]), utc(row["next_attempt_at"])
             out[(row["alert_id"], row["channel"], row["event"])].append(row)
@@ -143,8 +157,10 @@ def _ledger(wh: Warehouse, ids: list[str]) -> dict[tuple[str, str, str], list[di
 
 
 def _recent_tries(wh: Warehouse, now: datetime) -> dict[str, int]:
-    frame = wh.query("SELECT channel, COUNT(*) AS n FROM ops.alert_deliveries WHERE started_at > {p} "
-                     "GROUP BY channel", [now - timedelta(minutes=1)])
+    frame = wh.query(
+        "SELECT channel, COUNT(*) AS n FROM ops.alert_deliveries WHERE started_at > {p} GROUP BY channel",
+        [now - timedelta(minutes=1)],
+    )
     counts: dict[str, int] = defaultdict(int)
     for row in frame.to_dicts() if frame.height else []:
         counts[row["channel"]] = int(row["n"])
@@ -152,13 +168,19 @@ def _recent_tries(wh: Warehouse, now: datetime) -> dict[str, int]:
 
 
 def _claim(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int, now: datetime) -> bool:
-    before = wh.query("SELECT COUNT(*) AS n FROM ops.alert_deliveries WHERE alert_id = {p} AND channel = {p} "
-                      "AND event = {p} AND attempt = {p}", [alert_id, channel, event, attempt])
+    before = wh.query(
+        "SELECT COUNT(*) AS n FROM ops.alert_deliveries WHERE alert_id = {p} AND channel = {p} "
+        "AND event = {p} AND attempt = {p}",
+        [alert_id, channel, event, attempt],
+    )
     if before["n"][0]:
         return False
     try:
-        wh.query("INSERT INTO ops.alert_deliveries (alert_id, channel, event, attempt, status, started_at) "
-                 "VALUES ({p}, {p}, {p}, {p}, 'sending', {p})", [alert_id, channel, event, attempt, now])
+        wh.query(
+            "INSERT INTO ops.alert_deliveries (alert_id, channel, event, attempt, status, started_at) "
+            "VALUES ({p}, {p}, {p}, {p}, 'sending', {p})",
+            [alert_id, channel, event, attempt, now],
+        )
     except Exception as exc:  # noqa: BLE001 - a unique violation: another deliverer claimed it first
         text = str(exc).lower()
         if "unique" in text or "duplicate" in text or "constraint" in text:
@@ -168,8 +190,11 @@ def _claim(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int,
 
 
 def _unclaim(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int) -> None:
-    wh.query("DELETE FROM ops.alert_deliveries WHERE alert_id = {p} AND channel = {p} AND event = {p} "
-             "AND attempt = {p} AND status = 'sending'", [alert_id, channel, event, attempt])
+    wh.query(
+        "DELETE FROM ops.alert_deliveries WHERE alert_id = {p} AND channel = {p} AND event = {p} "
+        "AND attempt = {p} AND status = 'sending'",
+        [alert_id, channel, event, attempt],
+    )
 
 
 def _try(channel: Channel, alert: dict[str, Any], event: str, site: Site):
@@ -179,8 +204,11 @@ def _try(channel: Channel, alert: dict[str, Any], event: str, site: Site):
         if event == "acknowledged":
             before.update(acknowledged_by=None, acknowledged_at=None, action_taken=None)
         else:
-            before.update(status="acknowledged" if alert["acknowledged_at"] else "open",
-                          resolved_by=None, resolved_at=None)
+            before.update(
+                status="acknowledged" if alert["acknowledged_at"] else "open",
+                resolved_by=None,
+                resolved_at=None,
+            )
     try:
         return send(channel, alert, event, site, before)
     except ChannelNotConfigured:
@@ -191,8 +219,9 @@ def _try(channel: Channel, alert: dict[str, Any], event: str, site: Site):
         return SendResult(False, None, f"{type(exc).__name__}: {exc}")
 
 
-def _record(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int, outcome,
-            spec: Channel) -> str:
+def _record(
+    wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int, outcome, spec: Channel
+) -> str:
     now = datetime.now(UTC)
     if outcome.ok:
         status, next_at = "sent", None
@@ -200,13 +229,31 @@ def _record(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int
         status, next_at = "gave_up", None
     else:
         status, next_at = "failed", now + timedelta(seconds=spec.retry_seconds * 2 ** (attempt - 1))
-    wh.query("UPDATE ops.alert_deliveries SET status = {p}, response_code = {p}, error = {p}, sent_at = {p}, "
-             "next_attempt_at = {p} WHERE alert_id = {p} AND channel = {p} AND event = {p} AND attempt = {p}",
-             [status, outcome.code, (outcome.error or "")[:500] or None, now if outcome.ok else None, next_at,
-              alert_id, channel, event, attempt])
+    wh.query(
+        "UPDATE ops.alert_deliveries SET status = {p}, response_code = {p}, error = {p}, sent_at = {p}, "
+        "next_attempt_at = {p} WHERE alert_id = {p} AND channel = {p} AND event = {p} AND attempt = {p}",
+        [
+            status,
+            outcome.code,
+            (outcome.error or "")[:500] or None,
+            now if outcome.ok else None,
+            next_at,
+            alert_id,
+            channel,
+            event,
+            attempt,
+        ],
+    )
     if status != "sent":
-        log.warning("alert %s -> %s (%s) attempt %d %s: %s", alert_id[:10], channel, event, attempt,
-                    status, outcome.error)
+        log.warning(
+            "alert %s -> %s (%s) attempt %d %s: %s",
+            alert_id[:10],
+            channel,
+            event,
+            attempt,
+            status,
+            outcome.error,
+        )
     return status
 
 
@@ -256,7 +303,10 @@ class DeliveryThread:
             except Exception as exc:  # noqa: BLE001 - delivery must never take the stream down; retried
                 failures += 1
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                log.warning("alert delivery pass failed (%s); retrying", first_line,
-                            exc_info=log.isEnabledFor(logging.DEBUG))
+                log.warning(
+                    "alert delivery pass failed (%s); retrying",
+                    first_line,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
                 waiting = True
-                self._stop.wait(min(self.interval * 2 ** failures, 10.0))  # the warehouse may be down
+                self._stop.wait(min(self.interval * 2**failures, 10.0))  # the warehouse may be down

@@ -56,7 +56,6 @@ def warehouse_session(url: str, site: Site) -> Iterator[Warehouse]:
             wh.close()
 
 
-
 class LiveAlerts:
     """Evaluates the site's live rules against a warehouse connection; `evaluate(wh)` after each commit."""
 
@@ -93,14 +92,18 @@ class LiveAlerts:
             if done.get(camera) is not None and done[camera] >= mark:
                 continue
             lo = (done.get(camera) or mark) - self.lookback
-            frame = wh.query("SELECT ts, track_id, zone_id, motion_score, worker_id FROM raw.detections "
-                             "WHERE camera_id = {p} AND ts >= {p} AND ts <= {p} AND class_id = 0 ORDER BY ts",
-                             [camera, lo, mark])
+            frame = wh.query(
+                "SELECT ts, track_id, zone_id, motion_score, worker_id FROM raw.detections "
+                "WHERE camera_id = {p} AND ts >= {p} AND ts <= {p} AND class_id = 0 ORDER BY ts",
+                [camera, lo, mark],
+            )
             if frame.height == 0:
                 continue
-            frame = frame.with_columns(pl.col("ts").dt.replace_time_zone(None).dt.replace_time_zone("UTC")
-                                       if frame["ts"].dtype.time_zone is None
-                                       else pl.col("ts").dt.convert_time_zone("UTC"))
+            frame = frame.with_columns(
+                pl.col("ts").dt.replace_time_zone(None).dt.replace_time_zone("UTC")
+                if frame["ts"].dtype.time_zone is None
+                else pl.col("ts").dt.convert_time_zone("UTC")
+            )
             candidates += self._camera_candidates(camera, frame, mark)
             if self.occupancy_channels:
                 occupancy.append(self._occupancy(camera, frame, mark))
@@ -109,11 +112,13 @@ class LiveAlerts:
             outcome = record(wh, self.site, candidates, LIVE_SOURCE, now=now)
             for camera, mark in marks.items():
                 if done.get(camera) is None or done[camera] < mark:
-                    wh.query("INSERT INTO ops.live_alert_state (camera_id, evaluated_through, updated_at) "
-                             "VALUES ({p}, {p}, {p}) ON CONFLICT (camera_id) DO UPDATE SET "
-                             "evaluated_through = excluded.evaluated_through, "
-                             "updated_at = excluded.updated_at",
-                             [camera, mark, now])
+                    wh.query(
+                        "INSERT INTO ops.live_alert_state (camera_id, evaluated_through, updated_at) "
+                        "VALUES ({p}, {p}, {p}) ON CONFLICT (camera_id) DO UPDATE SET "
+                        "evaluated_through = excluded.evaluated_through, "
+                        "updated_at = excluded.updated_at",
+                        [camera, mark, now],
+                    )
         if occupancy:
             self._publish_occupancy(pl.concat(occupancy))
         return outcome
@@ -142,17 +147,33 @@ class LiveAlerts:
         the session gap: key columns, start, last, ended (a later row of the key exists, or the run's last
         row is older than the watermark minus the gap), rows, worker_id."""
         gap_us = int(self.gap.total_seconds() * 1_000_000)
-        f = frame.sort([*keys, "ts"]).with_columns(_flag=flag).with_columns(
-            _brk=((pl.col("ts").diff().over(keys).dt.total_microseconds() > gap_us)
-                  | (pl.col("_flag") != pl.col("_flag").shift().over(keys))).fill_null(True),
-            _key_last=pl.col("ts").max().over(keys),
-        ).with_columns(_run=pl.col("_brk").cum_sum().over(keys))
-        runs = f.filter(pl.col("_flag")).group_by([*keys, "_run"]).agg(
-            start=pl.col("ts").min(), last=pl.col("ts").max(), rows=pl.len(),
-            key_last=pl.col("_key_last").first(), worker_id=pl.col("worker_id").drop_nulls().first(),
-            min_motion=pl.col("motion_score").min())
+        f = (
+            frame.sort([*keys, "ts"])
+            .with_columns(_flag=flag)
+            .with_columns(
+                _brk=(
+                    (pl.col("ts").diff().over(keys).dt.total_microseconds() > gap_us)
+                    | (pl.col("_flag") != pl.col("_flag").shift().over(keys))
+                ).fill_null(True),
+                _key_last=pl.col("ts").max().over(keys),
+            )
+            .with_columns(_run=pl.col("_brk").cum_sum().over(keys))
+        )
+        runs = (
+            f.filter(pl.col("_flag"))
+            .group_by([*keys, "_run"])
+            .agg(
+                start=pl.col("ts").min(),
+                last=pl.col("ts").max(),
+                rows=pl.len(),
+                key_last=pl.col("_key_last").first(),
+                worker_id=pl.col("worker_id").drop_nulls().first(),
+                min_motion=pl.col("motion_score").min(),
+            )
+        )
         return runs.with_columns(
-            ended=(pl.col("key_last") > pl.col("last")) | (pl.col("last") < mark - self.gap)).sort("start")
+            ended=(pl.col("key_last") > pl.col("last")) | (pl.col("last") < mark - self.gap)
+        ).sort("start")
 
     def _visits(self, rule: Rule, camera: str, frame: pl.DataFrame, mark: datetime) -> list[Candidate]:
         runs = self._runs(frame, ["zone_id", "track_id"], pl.lit(True), mark)
@@ -162,12 +183,21 @@ class LiveAlerts:
             if seconds < rule.min_duration_seconds:
                 continue
             zone = self.zones[r["zone_id"]]
-            out.append(Candidate(
-                rule, subject_for(rule.type, camera, r["zone_id"], r["track_id"]), camera, r["start"],
-                r["last"], r["last"] if r["ended"] else None,
-                f"Track {r['track_id']} entered restricted zone {zone.name} ({zone.id})",
-                zone_id=r["zone_id"], track_id=r["track_id"], worker_id=r["worker_id"],
-                metadata={"seconds": round(seconds, 3)}))
+            out.append(
+                Candidate(
+                    rule,
+                    subject_for(rule.type, camera, r["zone_id"], r["track_id"]),
+                    camera,
+                    r["start"],
+                    r["last"],
+                    r["last"] if r["ended"] else None,
+                    f"Track {r['track_id']} entered restricted zone {zone.name} ({zone.id})",
+                    zone_id=r["zone_id"],
+                    track_id=r["track_id"],
+                    worker_id=r["worker_id"],
+                    metadata={"seconds": round(seconds, 3)},
+                )
+            )
         return out
 
     def _idle(self, rule: Rule, camera: str, frame: pl.DataFrame, mark: datetime) -> list[Candidate]:
@@ -179,31 +209,65 @@ class LiveAlerts:
             if seconds < rule.min_duration_seconds:
                 continue
             zone = self.zones[r["zone_id"]]
-            out.append(Candidate(
-                rule, subject_for(rule.type, camera, r["zone_id"], r["track_id"]), camera, r["start"],
-                r["last"], r["last"] if r["ended"] else None,
-                f"Track {r['track_id']} idle for {seconds:.0f} s in {zone.name} ({zone.id})",
-                zone_id=r["zone_id"], track_id=r["track_id"], worker_id=r["worker_id"],
-                metadata={"idle_seconds": round(seconds, 3), "threshold_seconds": rule.min_duration_seconds,
-                          "motion_below": limit}))
+            out.append(
+                Candidate(
+                    rule,
+                    subject_for(rule.type, camera, r["zone_id"], r["track_id"]),
+                    camera,
+                    r["start"],
+                    r["last"],
+                    r["last"] if r["ended"] else None,
+                    f"Track {r['track_id']} idle for {seconds:.0f} s in {zone.name} ({zone.id})",
+                    zone_id=r["zone_id"],
+                    track_id=r["track_id"],
+                    worker_id=r["worker_id"],
+                    metadata={
+                        "idle_seconds": round(seconds, 3),
+                        "threshold_seconds": rule.min_duration_seconds,
+                        "motion_below": limit,
+                    },
+                )
+            )
         return out
 
-    def _overflow(self, rule: Rule, camera: str, frame: pl.DataFrame, zones: list, mark: datetime,
-                  ) -> list[Candidate]:
+    def _overflow(
+        self,
+        rule: Rule,
+        camera: str,
+        frame: pl.DataFrame,
+        zones: list,
+        mark: datetime,
+    ) -> list[Candidate]:
         frames = frame.select("ts").unique()
-        limits = pl.DataFrame({
-            "zone_id": [z.id for z in zones],
-            "limit": [rule.threshold if rule.threshold is not None else float(z.max_workers) for z in zones]})
-        counts = frame.filter(pl.col("zone_id").is_in(limits["zone_id"].implode())).group_by(
-            "zone_id", "ts").agg(people=pl.col("track_id").n_unique())
-        grid = frames.join(limits, how="cross").join(counts, on=["zone_id", "ts"], how="left").with_columns(
-            pl.col("people").fill_null(0), worker_id=pl.lit(None, pl.String), motion_score=pl.lit(0.0))
+        limits = pl.DataFrame(
+            {
+                "zone_id": [z.id for z in zones],
+                "limit": [
+                    rule.threshold if rule.threshold is not None else float(z.max_workers) for z in zones
+                ],
+            }
+        )
+        counts = (
+            frame.filter(pl.col("zone_id").is_in(limits["zone_id"].implode()))
+            .group_by("zone_id", "ts")
+            .agg(people=pl.col("track_id").n_unique())
+        )
+        grid = (
+            frames.join(limits, how="cross")
+            .join(counts, on=["zone_id", "ts"], how="left")
+            .with_columns(
+                pl.col("people").fill_null(0), worker_id=pl.lit(None, pl.String), motion_score=pl.lit(0.0)
+            )
+        )
         runs = self._runs(grid, ["zone_id"], pl.col("people") > pl.col("limit"), mark)
         if runs.height == 0:
             return []
-        peaks = grid.join(runs.select("zone_id", "start", "last"), on="zone_id").filter(
-            pl.col("ts").is_between(pl.col("start"), pl.col("last"))).group_by("zone_id", "start").agg(
-            max_people=pl.col("people").max())
+        peaks = (
+            grid.join(runs.select("zone_id", "start", "last"), on="zone_id")
+            .filter(pl.col("ts").is_between(pl.col("start"), pl.col("last")))
+            .group_by("zone_id", "start")
+            .agg(max_people=pl.col("people").max())
+        )
         runs = runs.join(peaks, on=["zone_id", "start"], how="left").join(limits, on="zone_id")
         out = []
         for r in runs.iter_rows(named=True):
@@ -211,13 +275,25 @@ class LiveAlerts:
             if seconds < rule.min_duration_seconds:
                 continue
             zone = self.zones[r["zone_id"]]
-            out.append(Candidate(
-                rule, subject_for(rule.type, camera, r["zone_id"], None), camera, r["start"], r["last"],
-                r["last"] if r["ended"] else None,
-                f"Zone {zone.name} ({zone.id}) held up to {r['max_people']} people (max {r['limit']:g}) "
-                f"for {seconds:.0f} s", zone_id=r["zone_id"],
-                metadata={"max_people": r["max_people"], "limit": r["limit"], "seconds": round(seconds, 3),
-                          "threshold_seconds": rule.min_duration_seconds}))
+            out.append(
+                Candidate(
+                    rule,
+                    subject_for(rule.type, camera, r["zone_id"], None),
+                    camera,
+                    r["start"],
+                    r["last"],
+                    r["last"] if r["ended"] else None,
+                    f"Zone {zone.name} ({zone.id}) held up to {r['max_people']} people (max {r['limit']:g}) "
+                    f"for {seconds:.0f} s",
+                    zone_id=r["zone_id"],
+                    metadata={
+                        "max_people": r["max_people"],
+                        "limit": r["limit"],
+                        "seconds": round(seconds, 3),
+                        "threshold_seconds": rule.min_duration_seconds,
+                    },
+                )
+            )
         return out
 
     def _camera_down(self, marks: dict[str, datetime], site_now: datetime) -> list[Candidate]:
@@ -231,11 +307,22 @@ class LiveAlerts:
                     continue
                 silent = (site_now - mark).total_seconds()
                 if silent >= rule.min_duration_seconds:
-                    out.append(Candidate(
-                        rule, subject_for(rule.type, camera, None, None), camera, mark, site_now, None,
-                        f"Camera {self.site.camera(camera).name} ({camera}) sent nothing for {silent:.0f} s",
-                        metadata={"seconds": round(silent, 3),
-                                  "threshold_seconds": rule.min_duration_seconds}))
+                    out.append(
+                        Candidate(
+                            rule,
+                            subject_for(rule.type, camera, None, None),
+                            camera,
+                            mark,
+                            site_now,
+                            None,
+                            f"Camera {self.site.camera(camera).name} ({camera}) "
+                            f"sent nothing for {silent:.0f} s",
+                            metadata={
+                                "seconds": round(silent, 3),
+                                "threshold_seconds": rule.min_duration_seconds,
+                            },
+                        )
+                    )
         return out
 
     def resolve_recovered(self, wh: Warehouse) -> list[str]:
@@ -244,7 +331,8 @@ class LiveAlerts:
 
         marks = _frame_map(wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks"))
         open_down = load_alerts(
-            wh, "WHERE alert_type = 'camera_down' AND source = {p} AND status <> 'resolved'", [LIVE_SOURCE])
+            wh, "WHERE alert_type = 'camera_down' AND source = {p} AND status <> 'resolved'", [LIVE_SOURCE]
+        )
         back = []
         for a in open_down:
             mark = marks.get(a["camera_id"])
@@ -262,11 +350,15 @@ class LiveAlerts:
         recent = frame.filter((pl.col("ts") >= mark - self.gap) & pl.col("zone_id").is_not_null())
         latest = recent.sort("ts").group_by("zone_id", "track_id").agg(motion=pl.col("motion_score").last())
         per_zone = latest.group_by("zone_id").agg(present=pl.len(), active=(pl.col("motion") >= limit).sum())
-        zones = pl.DataFrame({"zone_id": [z.id for z in self.site.zones_for(camera)]},
-                             schema={"zone_id": pl.String})
+        zones = pl.DataFrame(
+            {"zone_id": [z.id for z in self.site.zones_for(camera)]}, schema={"zone_id": pl.String}
+        )
         return zones.join(per_zone, on="zone_id", how="left").with_columns(
-            pl.col("present").fill_null(0).cast(pl.Int64), pl.col("active").fill_null(0).cast(pl.Int64),
-            camera_id=pl.lit(camera), ts=pl.lit(mark))
+            pl.col("present").fill_null(0).cast(pl.Int64),
+            pl.col("active").fill_null(0).cast(pl.Int64),
+            camera_id=pl.lit(camera),
+            ts=pl.lit(mark),
+        )
 
     def _publish_occupancy(self, occupancy: pl.DataFrame) -> None:
         from ingestion.alerts.channels import ChannelNotConfigured, mqtt_client
@@ -274,20 +366,31 @@ class LiveAlerts:
         for channel in self.occupancy_channels:
             try:
                 client = self._mqtt.get(channel.name) or mqtt_client(
-                    channel, f"sightline-occupancy-{channel.name}")
+                    channel, f"sightline-occupancy-{channel.name}"
+                )
             except (ChannelNotConfigured, OSError) as exc:
                 log.debug("occupancy not published on %s: %s", channel.name, exc)
                 continue
             self._mqtt[channel.name] = client
             for r in occupancy.iter_rows(named=True):
-                body = json.dumps({"present": r["present"], "active": r["active"],
-                                   "idle": r["present"] - r["active"], "ts": r["ts"].isoformat()})
+                body = json.dumps(
+                    {
+                        "present": r["present"],
+                        "active": r["active"],
+                        "idle": r["present"] - r["active"],
+                        "ts": r["ts"].isoformat(),
+                    }
+                )
                 state = body.split(', "ts"')[0]
                 key = (channel.name, f"{r['camera_id']}/{r['zone_id']}")
                 if self._published.get(key) == state:
                     continue
-                client.publish(f"{channel.topic_prefix}/{r['camera_id']}/{r['zone_id']}/occupancy", body,
-                               qos=1, retain=True)
+                client.publish(
+                    f"{channel.topic_prefix}/{r['camera_id']}/{r['zone_id']}/occupancy",
+                    body,
+                    qos=1,
+                    retain=True,
+                )
                 self._published[key] = state
 
     def close(self) -> None:
@@ -329,8 +432,11 @@ class StreamAlerts:
             result = self.live.evaluate(wh)
             resolved = self.live.resolve_recovered(wh) if self.live.rules else []
             if result.raised or result.auto_resolved or resolved:
-                log.info("live alerts: %d raised, %d auto-resolved", len(result.raised),
-                         len(result.auto_resolved) + len(resolved))
+                log.info(
+                    "live alerts: %d raised, %d auto-resolved",
+                    len(result.raised),
+                    len(result.auto_resolved) + len(resolved),
+                )
                 if self.delivery:
                     self.delivery.wake()
         except Exception:  # noqa: BLE001 - logged; the next batch evaluates again from the saved state

@@ -23,19 +23,36 @@ from ingestion.vocabulary import SEVERITIES, ZONE_TYPES
 if TYPE_CHECKING:
     from ingestion.site import Zone, _Validator
 
-RULE_TYPES = ("idle", "restricted_zone_entry", "zone_overflow", "zone_empty", "after_hours_presence",
-              "camera_down", "productivity_drop")
+RULE_TYPES = (
+    "idle",
+    "restricted_zone_entry",
+    "zone_overflow",
+    "zone_empty",
+    "after_hours_presence",
+    "camera_down",
+    "productivity_drop",
+)
 # Decided from the detections themselves, on every stream micro-batch.
 LIVE_TYPES = ("idle", "restricted_zone_entry", "zone_overflow", "camera_down")
 # The anomaly mart's type (ingestion.vocabulary.ANOMALY_TYPES) for each rule type (productivity_drop is
 # judged from analytics.index_records).
-ANOMALY_TYPES = {"idle": "excessive_idle", "restricted_zone_entry": "restricted_zone_entry",
-                 "zone_overflow": "zone_overflow", "zone_empty": "zone_empty",
-                 "after_hours_presence": "after_hours_presence", "camera_down": "camera_down"}
+ANOMALY_TYPES = {
+    "idle": "excessive_idle",
+    "restricted_zone_entry": "restricted_zone_entry",
+    "zone_overflow": "zone_overflow",
+    "zone_empty": "zone_empty",
+    "after_hours_presence": "after_hours_presence",
+    "camera_down": "camera_down",
+}
 # Severity of an anomaly type no rule covers (what anomalies.sql used to hard-code).
-DEFAULT_SEVERITIES = {"excessive_idle": "warning", "restricted_zone_entry": "error",
-                      "after_hours_presence": "warning", "zone_overflow": "error", "zone_empty": "warning",
-                      "camera_down": "critical"}
+DEFAULT_SEVERITIES = {
+    "excessive_idle": "warning",
+    "restricted_zone_entry": "error",
+    "after_hours_presence": "warning",
+    "zone_overflow": "error",
+    "zone_empty": "warning",
+    "camera_down": "critical",
+}
 # Subjects of camera-level rules carry no zone: a zone scope does not filter them.
 CAMERA_LEVEL_TYPES = ("camera_down", "productivity_drop")
 CHANNEL_TYPES = ("webhook", "email", "mqtt")
@@ -130,8 +147,10 @@ class AlertsConfig:
         for c in self.channels:
             if c.name == name:
                 return c
-        raise KeyError(f"unknown alert channel {name!r}; site.yaml alerts.channels has "
-                       f"{', '.join(c.name for c in self.channels) or 'none'}")
+        raise KeyError(
+            f"unknown alert channel {name!r}; site.yaml alerts.channels has "
+            f"{', '.join(c.name for c in self.channels) or 'none'}"
+        )
 
     def rule(self, name: str) -> Rule:
         for r in self.rules:
@@ -152,8 +171,9 @@ class AlertsConfig:
         return out
 
 
-def parse_alerts(doc: Any, v: _Validator, camera_ids: set[str], zones: dict[str, Zone],
-                 default_durations: dict[str, float]) -> AlertsConfig:
+def parse_alerts(
+    doc: Any, v: _Validator, camera_ids: set[str], zones: dict[str, Zone], default_durations: dict[str, float]
+) -> AlertsConfig:
     """Validate the `alerts:` mapping. `default_durations` gives min_duration_seconds per rule type when a
     rule leaves it out (the site thresholds)."""
     if doc is None:
@@ -161,14 +181,19 @@ def parse_alerts(doc: Any, v: _Validator, camera_ids: set[str], zones: dict[str,
     doc = v.mapping(doc, "alerts")
     unknown = set(doc) - {"channels", "rules"}
     if unknown:
-        raise v.error(f"alerts.{sorted(unknown)[0]}", "unknown key",
-                      "use only alerts.channels and alerts.rules")
-    channels = tuple(_channel(v, c, f"alerts.channels[{i}]")
-                     for i, c in enumerate(v.sequence(doc.get("channels") or [], "alerts.channels")))
+        raise v.error(
+            f"alerts.{sorted(unknown)[0]}", "unknown key", "use only alerts.channels and alerts.rules"
+        )
+    channels = tuple(
+        _channel(v, c, f"alerts.channels[{i}]")
+        for i, c in enumerate(v.sequence(doc.get("channels") or [], "alerts.channels"))
+    )
     v.unique([c.name for c in channels], "alerts.channels", "name")
     names = {c.name for c in channels}
-    rules = tuple(_rule(v, r, f"alerts.rules[{i}]", names, camera_ids, zones, default_durations)
-                  for i, r in enumerate(v.sequence(doc.get("rules") or [], "alerts.rules")))
+    rules = tuple(
+        _rule(v, r, f"alerts.rules[{i}]", names, camera_ids, zones, default_durations)
+        for i, r in enumerate(v.sequence(doc.get("rules") or [], "alerts.rules"))
+    )
     v.unique([r.name for r in rules], "alerts.rules", "name")
     return AlertsConfig(channels, rules)
 
@@ -182,9 +207,12 @@ def _keys(v: _Validator, doc: dict, key: str, allowed: set[str]) -> None:
 def _env_name(v: _Validator, value: Any, key: str) -> str:
     value = v.string(value, key)
     if not _ENV_PATTERN.fullmatch(value):
-        raise v.error(key, f"{value!r} is not an environment variable name",
-                      "name the variable that holds the secret, such as SIGHTLINE_ALERT_WEBHOOK_URL "
-                      "(the secret itself never goes in site.yaml)")
+        raise v.error(
+            key,
+            f"{value!r} is not an environment variable name",
+            "name the variable that holds the secret, such as SIGHTLINE_ALERT_WEBHOOK_URL "
+            "(the secret itself never goes in site.yaml)",
+        )
     return value
 
 
@@ -193,31 +221,52 @@ def _channel(v: _Validator, doc: Any, key: str) -> Channel:
     name = v.ident(v.required(doc, "name", key), f"{key}.name")
     kind = v.string(v.required(doc, "type", key), f"{key}.type")
     if kind not in CHANNEL_TYPES:
-        raise v.error(f"{key}.type", f"unknown channel type {kind!r}",
-                      f"use one of {', '.join(CHANNEL_TYPES)}")
-    common = {"name", "type", "events", "rate_limit_per_minute", "max_attempts", "retry_seconds",
-              "timeout_seconds"}
-    specific = {"webhook": {"url_env"},
-                "email": {"host", "port", "starttls", "username", "password_env", "from", "to"},
-                "mqtt": {"url", "url_env", "username", "password_env", "topic_prefix", "occupancy"}}[kind]
+        raise v.error(
+            f"{key}.type", f"unknown channel type {kind!r}", f"use one of {', '.join(CHANNEL_TYPES)}"
+        )
+    common = {
+        "name",
+        "type",
+        "events",
+        "rate_limit_per_minute",
+        "max_attempts",
+        "retry_seconds",
+        "timeout_seconds",
+    }
+    specific = {
+        "webhook": {"url_env"},
+        "email": {"host", "port", "starttls", "username", "password_env", "from", "to"},
+        "mqtt": {"url", "url_env", "username", "password_env", "topic_prefix", "occupancy"},
+    }[kind]
     for secret in ("url", "password", "webhook_url"):
         if secret in doc and secret not in specific:
-            raise v.error(f"{key}.{secret}", "secrets and webhook URLs do not belong in site.yaml",
-                          f"put it in an environment variable and name it with `{secret.split('_')[-1]}_env`")
+            raise v.error(
+                f"{key}.{secret}",
+                "secrets and webhook URLs do not belong in site.yaml",
+                f"put it in an environment variable and name it with `{secret.split('_')[-1]}_env`",
+            )
     _keys(v, doc, key, common | specific)
-    events = tuple(v.sequence(doc["events"], f"{key}.events", min_len=1) if doc.get("events") is not None
-                   else DEFAULT_EVENTS[kind])
+    events = tuple(
+        v.sequence(doc["events"], f"{key}.events", min_len=1)
+        if doc.get("events") is not None
+        else DEFAULT_EVENTS[kind]
+    )
     for i, e in enumerate(events):
         if e not in EVENTS:
             raise v.error(f"{key}.events[{i}]", f"unknown event {e!r}", f"use {', '.join(EVENTS)}")
     kw: dict[str, Any] = {
-        "rate_limit_per_minute": int(v.number(doc.get("rate_limit_per_minute", 30),
-                                              f"{key}.rate_limit_per_minute", low=1, integer=True)),
-        "max_attempts": int(v.number(doc.get("max_attempts", 5), f"{key}.max_attempts", low=1, high=100,
-                                     integer=True)),
+        "rate_limit_per_minute": int(
+            v.number(
+                doc.get("rate_limit_per_minute", 30), f"{key}.rate_limit_per_minute", low=1, integer=True
+            )
+        ),
+        "max_attempts": int(
+            v.number(doc.get("max_attempts", 5), f"{key}.max_attempts", low=1, high=100, integer=True)
+        ),
         "retry_seconds": float(v.number(doc.get("retry_seconds", 2.0), f"{key}.retry_seconds", low=0)),
-        "timeout_seconds": float(v.number(doc.get("timeout_seconds", 5.0), f"{key}.timeout_seconds",
-                                          low=0.1, high=300)),
+        "timeout_seconds": float(
+            v.number(doc.get("timeout_seconds", 5.0), f"{key}.timeout_seconds", low=0.1, high=300)
+        ),
     }
     if kind == "webhook":
         kw["url_env"] = _env_name(v, v.required(doc, "url_env", key), f"{key}.url_env")
@@ -234,13 +283,19 @@ def _channel(v: _Validator, doc: Any, key: str) -> Channel:
             kw["password_env"] = _env_name(v, v.required(doc, "password_env", key), f"{key}.password_env")
     else:
         if ("url" in doc) == ("url_env" in doc):
-            raise v.error(key, "an mqtt channel needs exactly one of `url` and `url_env`",
-                          "give the broker as url: mqtt://host:1883 (or name the variable holding it)")
+            raise v.error(
+                key,
+                "an mqtt channel needs exactly one of `url` and `url_env`",
+                "give the broker as url: mqtt://host:1883 (or name the variable holding it)",
+            )
         if "url" in doc:
             url = v.string(doc["url"], f"{key}.url")
             if not url.startswith("mqtt://") or "@" in url:
-                raise v.error(f"{key}.url", f"{url!r} is not mqtt://host[:port] without credentials",
-                              "write mqtt://host:1883; credentials go in username and password_env")
+                raise v.error(
+                    f"{key}.url",
+                    f"{url!r} is not mqtt://host[:port] without credentials",
+                    "write mqtt://host:1883; credentials go in username and password_env",
+                )
             kw["url"] = url
         else:
             kw["url_env"] = _env_name(v, doc["url_env"], f"{key}.url_env")
@@ -252,14 +307,23 @@ def _channel(v: _Validator, doc: Any, key: str) -> Channel:
     return Channel(name, kind, events, **kw)
 
 
-def _ids(v: _Validator, doc: dict, name: str, key: str, known: set[str] | tuple[str, ...], what: str,
-         ) -> tuple[str, ...]:
+def _ids(
+    v: _Validator,
+    doc: dict,
+    name: str,
+    key: str,
+    known: set[str] | tuple[str, ...],
+    what: str,
+) -> tuple[str, ...]:
     values = doc.get(name) or []
     values = [values] if isinstance(values, str) else v.sequence(values, f"{key}.{name}")
     for i, x in enumerate(values):
         if x not in known:
-            raise v.error(f"{key}.{name}[{i}]", f"unknown {what} {x!r}",
-                          f"use one of {', '.join(sorted(known))} (or leave `{name}` out for all)")
+            raise v.error(
+                f"{key}.{name}[{i}]",
+                f"unknown {what} {x!r}",
+                f"use one of {', '.join(sorted(known))} (or leave `{name}` out for all)",
+            )
     return tuple(values)
 
 
@@ -282,30 +346,63 @@ def _window(v: _Validator, doc: Any, key: str) -> TimeWindow | None:
     return TimeWindow(days, start, end)
 
 
-def _rule(v: _Validator, doc: Any, key: str, channels: set[str], camera_ids: set[str],
-          zones: dict[str, Zone], default_durations: dict[str, float]) -> Rule:
+def _rule(
+    v: _Validator,
+    doc: Any,
+    key: str,
+    channels: set[str],
+    camera_ids: set[str],
+    zones: dict[str, Zone],
+    default_durations: dict[str, float],
+) -> Rule:
     doc = v.mapping(doc, key)
-    _keys(v, doc, key, {"name", "type", "severity", "channels", "cameras", "zones", "zone_types", "threshold",
-                        "min_duration_seconds", "schedule", "quiet_hours", "cooldown_seconds"})
+    _keys(
+        v,
+        doc,
+        key,
+        {
+            "name",
+            "type",
+            "severity",
+            "channels",
+            "cameras",
+            "zones",
+            "zone_types",
+            "threshold",
+            "min_duration_seconds",
+            "schedule",
+            "quiet_hours",
+            "cooldown_seconds",
+        },
+    )
     name = v.ident(v.required(doc, "name", key), f"{key}.name")
     kind = v.string(v.required(doc, "type", key), f"{key}.type")
     if kind not in RULE_TYPES:
         raise v.error(f"{key}.type", f"unknown rule type {kind!r}", f"use one of {', '.join(RULE_TYPES)}")
     severity = v.string(v.required(doc, "severity", key), f"{key}.severity")
     if severity not in SEVERITIES:
-        raise v.error(f"{key}.severity", f"unknown severity {severity!r}",
-                      f"use one of {', '.join(SEVERITIES)}")
+        raise v.error(
+            f"{key}.severity", f"unknown severity {severity!r}", f"use one of {', '.join(SEVERITIES)}"
+        )
     threshold = doc.get("threshold")
     if threshold is not None:
         threshold = float(v.number(threshold, f"{key}.threshold", low=0))
         if kind == "productivity_drop" and threshold >= 1:
-            raise v.error(f"{key}.threshold", f"{threshold} is not a share below 1",
-                          "give the drop below the trailing median as a share, e.g. 0.2 for 20 %")
+            raise v.error(
+                f"{key}.threshold",
+                f"{threshold} is not a share below 1",
+                "give the drop below the trailing median as a share, e.g. 0.2 for 20 %",
+            )
     duration = doc.get("min_duration_seconds")
-    duration = (default_durations.get(kind, 0.0) if duration is None
-                else float(v.number(duration, f"{key}.min_duration_seconds", low=0)))
+    duration = (
+        default_durations.get(kind, 0.0)
+        if duration is None
+        else float(v.number(duration, f"{key}.min_duration_seconds", low=0))
+    )
     return Rule(
-        name=name, type=kind, severity=severity,
+        name=name,
+        type=kind,
+        severity=severity,
         channels=_ids(v, doc, "channels", key, channels, "channel (declare it under alerts.channels)"),
         cameras=_ids(v, doc, "cameras", key, camera_ids, "camera"),
         zones=_ids(v, doc, "zones", key, set(zones), "zone"),
@@ -316,4 +413,3 @@ def _rule(v: _Validator, doc: Any, key: str, channels: set[str], camera_ids: set
         quiet_hours=_window(v, doc.get("quiet_hours"), f"{key}.quiet_hours"),
         cooldown_seconds=float(v.number(doc.get("cooldown_seconds", 0), f"{key}.cooldown_seconds", low=0)),
     )
-

@@ -31,8 +31,11 @@ SYSTEM_USER = "sightline"  # resolved_by of auto-resolved alerts
 
 def alert_id(rule: str, subject: str, start: datetime) -> str:
     """Deterministic: the same rule, subject and start give the same id on every run and backend."""
-    us = int(start.astimezone(UTC).timestamp() * 1_000_000) if start.tzinfo else int(
-        start.replace(tzinfo=UTC).timestamp() * 1_000_000)
+    us = (
+        int(start.astimezone(UTC).timestamp() * 1_000_000)
+        if start.tzinfo
+        else int(start.replace(tzinfo=UTC).timestamp() * 1_000_000)
+    )
     return hashlib.md5(f"{rule}|{subject}|{us}".encode()).hexdigest()  # noqa: S324 - an id, not security
 
 
@@ -85,8 +88,15 @@ def load_alerts(wh: Warehouse, where: str = "", params: list | None = None) -> l
     return rows
 
 
-def record(wh: Warehouse, site: Site, candidates: list[Candidate], source: str, *,
-           gap: timedelta | None = None, now: datetime | None = None) -> Outcome:
+def record(
+    wh: Warehouse,
+    site: Site,
+    candidates: list[Candidate],
+    source: str,
+    *,
+    gap: timedelta | None = None,
+    now: datetime | None = None,
+) -> Outcome:
     """Raise new alerts and extend matching ones, in one transaction. `gap`: two sightings of a condition
     this close are one alert (default: the site's session gap)."""
     out = Outcome()
@@ -99,8 +109,10 @@ def record(wh: Warehouse, site: Site, candidates: list[Candidate], source: str, 
     rules = sorted({c.rule.name for c in candidates})
     p = "{p}"
     existing = load_alerts(
-        wh, f"WHERE rule_name IN ({', '.join([p] * len(rules))}) AND "
-        f"COALESCE(ended_at, last_seen_at) >= {p}", [*rules, lo - gap - timedelta(seconds=cooldown)])
+        wh,
+        f"WHERE rule_name IN ({', '.join([p] * len(rules))}) AND COALESCE(ended_at, last_seen_at) >= {p}",
+        [*rules, lo - gap - timedelta(seconds=cooldown)],
+    )
     by_subject: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for a in existing:
         by_subject.setdefault((a["rule_name"], a["subject"]), []).append(a)
@@ -108,8 +120,15 @@ def record(wh: Warehouse, site: Site, candidates: list[Candidate], source: str, 
         for c in sorted(candidates, key=lambda c: c.started_at):
             known = by_subject.setdefault((c.rule.name, c.subject), [])
             end = c.ended_at or c.last_seen_at
-            match = next((a for a in known if a["started_at"] <= end + gap
-                          and (a["ended_at"] or a["last_seen_at"]) >= c.started_at - gap), None)
+            match = next(
+                (
+                    a
+                    for a in known
+                    if a["started_at"] <= end + gap
+                    and (a["ended_at"] or a["last_seen_at"]) >= c.started_at - gap
+                ),
+                None,
+            )
             if match is not None:
                 out.matched.append(match["alert_id"])
                 if _extend(wh, match, c, now):
@@ -121,9 +140,13 @@ def record(wh: Warehouse, site: Site, candidates: list[Candidate], source: str, 
             if c.rule.schedule and not c.rule.schedule.contains(c.started_at.astimezone(site.tz)):
                 out.suppressed += 1
                 continue
-            recent = [a for a in known if a["started_at"] <= c.started_at
-                      and (a["ended_at"] or a["last_seen_at"]) + timedelta(seconds=c.rule.cooldown_seconds)
-                      > c.started_at]
+            recent = [
+                a
+                for a in known
+                if a["started_at"] <= c.started_at
+                and (a["ended_at"] or a["last_seen_at"]) + timedelta(seconds=c.rule.cooldown_seconds)
+                > c.started_at
+            ]
             if recent and c.rule.cooldown_seconds > 0:
                 out.suppressed += 1
                 continue
@@ -139,19 +162,39 @@ def record(wh: Warehouse, site: Site, candidates: list[Candidate], source: str, 
 def _insert(wh: Warehouse, site: Site, c: Candidate, source: str, now: datetime) -> dict[str, Any]:
     quiet = bool(c.rule.quiet_hours and c.rule.quiet_hours.contains(c.started_at.astimezone(site.tz)))
     row = {
-        "alert_id": alert_id(c.rule.name, c.subject, c.started_at), "rule_name": c.rule.name,
-        "alert_type": c.rule.type, "severity": c.rule.severity, "subject": c.subject,
-        "camera_id": c.camera_id, "zone_id": c.zone_id, "track_id": c.track_id, "visitor_id": c.visitor_id,
-        "worker_id": c.worker_id, "message": c.message, "started_at": c.started_at,
-        "last_seen_at": max(c.last_seen_at, c.started_at), "ended_at": c.ended_at, "status": "open",
-        "acknowledged_by": None, "acknowledged_at": None, "action_taken": None, "resolved_by": None,
-        "resolved_at": None, "auto_resolved": False, "source": source, "notify": not quiet,
+        "alert_id": alert_id(c.rule.name, c.subject, c.started_at),
+        "rule_name": c.rule.name,
+        "alert_type": c.rule.type,
+        "severity": c.rule.severity,
+        "subject": c.subject,
+        "camera_id": c.camera_id,
+        "zone_id": c.zone_id,
+        "track_id": c.track_id,
+        "visitor_id": c.visitor_id,
+        "worker_id": c.worker_id,
+        "message": c.message,
+        "started_at": c.started_at,
+        "last_seen_at": max(c.last_seen_at, c.started_at),
+        "ended_at": c.ended_at,
+        "status": "open",
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "action_taken": None,
+        "resolved_by": None,
+        "resolved_at": None,
+        "auto_resolved": False,
+        "source": source,
+        "notify": not quiet,
         "metadata": json.dumps({**c.metadata, **({"quiet_hours": True} if quiet else {})}, sort_keys=True),
-        "created_at": now, "updated_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
     cols = list(ALERTS.column_names)
-    wh.query(f"INSERT INTO ops.alerts ({', '.join(cols)}) VALUES ({', '.join(['{p}'] * len(cols))}) "
-             "ON CONFLICT (alert_id) DO NOTHING", [row[k] for k in cols])
+    wh.query(
+        f"INSERT INTO ops.alerts ({', '.join(cols)}) VALUES ({', '.join(['{p}'] * len(cols))}) "
+        "ON CONFLICT (alert_id) DO NOTHING",
+        [row[k] for k in cols],
+    )
     return row
 
 
@@ -167,23 +210,35 @@ def _extend(wh: Warehouse, alert: dict[str, Any], c: Candidate, now: datetime) -
     ended = c.ended_at if c.last_seen_at >= alert["last_seen_at"] else alert["ended_at"]
     metadata = json.dumps({**json.loads(alert["metadata"] or "{}"), **c.metadata}, sort_keys=True)
     new = (last_seen, ended, metadata, visitor_id, worker_id)
-    if new == (alert["last_seen_at"], alert["ended_at"], alert["metadata"], alert.get("visitor_id"),
-               alert.get("worker_id")):
+    if new == (
+        alert["last_seen_at"],
+        alert["ended_at"],
+        alert["metadata"],
+        alert.get("visitor_id"),
+        alert.get("worker_id"),
+    ):
         return False
-    wh.query("UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, visitor_id = {p}, "
-             "worker_id = {p}, updated_at = {p} WHERE alert_id = {p}", [*new, now, alert["alert_id"]])
-    alert.update(last_seen_at=last_seen, ended_at=ended, metadata=metadata, visitor_id=visitor_id,
-                 worker_id=worker_id)
+    wh.query(
+        "UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, visitor_id = {p}, "
+        "worker_id = {p}, updated_at = {p} WHERE alert_id = {p}",
+        [*new, now, alert["alert_id"]],
+    )
+    alert.update(
+        last_seen_at=last_seen, ended_at=ended, metadata=metadata, visitor_id=visitor_id, worker_id=worker_id
+    )
     return True
 
 
 def _auto_resolve(wh: Warehouse, alert: dict[str, Any], now: datetime) -> None:
     """The condition cleared: resolved, keeping who acknowledged it and what they wrote."""
-    wh.query("UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
-             "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
-             [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]])
-    alert.update(status="resolved", auto_resolved=True, resolved_by=SYSTEM_USER,
-                 resolved_at=alert["ended_at"] or now)
+    wh.query(
+        "UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
+        "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
+        [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]],
+    )
+    alert.update(
+        status="resolved", auto_resolved=True, resolved_by=SYSTEM_USER, resolved_at=alert["ended_at"] or now
+    )
 
 
 def resolve_cleared(wh: Warehouse, alerts: list[dict[str, Any]], now: datetime | None = None) -> list[str]:
@@ -196,8 +251,10 @@ def resolve_cleared(wh: Warehouse, alerts: list[dict[str, Any]], now: datetime |
                 continue
             if a["ended_at"] is None:
                 a["ended_at"] = a["last_seen_at"]
-                wh.query("UPDATE ops.alerts SET ended_at = {p} WHERE alert_id = {p}",
-                         [a["ended_at"], a["alert_id"]])
+                wh.query(
+                    "UPDATE ops.alerts SET ended_at = {p} WHERE alert_id = {p}",
+                    [a["ended_at"], a["alert_id"]],
+                )
             _auto_resolve(wh, a, now)
             done.append(a["alert_id"])
     return done
@@ -207,17 +264,22 @@ def get(wh: Warehouse, alert_id_or_prefix: str) -> dict[str, Any]:
     """One alert by id or unique id prefix (at least 6 characters), else a clear error."""
     key = alert_id_or_prefix.strip().lower()
     if len(key) < 6:
-        raise ValueError(f"alert id {alert_id_or_prefix!r} is too short: give at least 6 characters "
-                         "(see `sightline alerts list`)")
+        raise ValueError(
+            f"alert id {alert_id_or_prefix!r} is too short: give at least 6 characters "
+            "(see `sightline alerts list`)"
+        )
     rows = load_alerts(wh, "WHERE alert_id LIKE {p}", [key.replace("%", "").replace("_", "") + "%"])
     if len(rows) != 1:
-        raise ValueError(f"{'no' if not rows else len(rows)} alerts match id {alert_id_or_prefix!r}: "
-                         f"{'check it with `sightline alerts list`' if not rows else 'give more characters'}")
+        raise ValueError(
+            f"{'no' if not rows else len(rows)} alerts match id {alert_id_or_prefix!r}: "
+            f"{'check it with `sightline alerts list`' if not rows else 'give more characters'}"
+        )
     return rows[0]
 
 
-def acknowledge(wh: Warehouse, alert_id_or_prefix: str, by: str, action: str | None = None,
-                now: datetime | None = None) -> dict[str, Any]:
+def acknowledge(
+    wh: Warehouse, alert_id_or_prefix: str, by: str, action: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """open -> acknowledged (by whom, when, what was done). A resolved alert only gets the note."""
     if not by or not by.strip():
         raise ValueError("say who acknowledges: --by NAME")
@@ -225,25 +287,34 @@ def acknowledge(wh: Warehouse, alert_id_or_prefix: str, by: str, action: str | N
     now = now or datetime.now(UTC)
     status = "acknowledged" if a["status"] == "open" else a["status"]
     action_taken = action if action is not None else a["action_taken"]
-    wh.query("UPDATE ops.alerts SET status = {p}, acknowledged_by = COALESCE(acknowledged_by, {p}), "
-             "acknowledged_at = COALESCE(acknowledged_at, {p}), action_taken = {p}, updated_at = {p} "
-             "WHERE alert_id = {p}", [status, by, now, action_taken, now, a["alert_id"]])
+    wh.query(
+        "UPDATE ops.alerts SET status = {p}, acknowledged_by = COALESCE(acknowledged_by, {p}), "
+        "acknowledged_at = COALESCE(acknowledged_at, {p}), action_taken = {p}, updated_at = {p} "
+        "WHERE alert_id = {p}",
+        [status, by, now, action_taken, now, a["alert_id"]],
+    )
     return get(wh, a["alert_id"])
 
 
-def resolve(wh: Warehouse, alert_id_or_prefix: str, by: str, action: str | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
+def resolve(
+    wh: Warehouse, alert_id_or_prefix: str, by: str, action: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """-> resolved by a person (auto_resolved stays false)."""
     if not by or not by.strip():
         raise ValueError("say who resolves: --by NAME")
     a = get(wh, alert_id_or_prefix)
     if a["status"] == "resolved":
-        raise ValueError(f"alert {a['alert_id']} is already resolved (by {a['resolved_by']} at "
-                         f"{a['resolved_at']:%Y-%m-%d %H:%M:%S} UTC)")
+        raise ValueError(
+            f"alert {a['alert_id']} is already resolved (by {a['resolved_by']} at "
+            f"{a['resolved_at']:%Y-%m-%d %H:%M:%S} UTC)"
+        )
     now = now or datetime.now(UTC)
-    wh.query("UPDATE ops.alerts SET status = 'resolved', auto_resolved = FALSE, resolved_by = {p}, "
-             "resolved_at = {p}, action_taken = COALESCE({p}, action_taken), updated_at = {p} "
-             "WHERE alert_id = {p}", [by, now, action, now, a["alert_id"]])
+    wh.query(
+        "UPDATE ops.alerts SET status = 'resolved', auto_resolved = FALSE, resolved_by = {p}, "
+        "resolved_at = {p}, action_taken = COALESCE({p}, action_taken), updated_at = {p} "
+        "WHERE alert_id = {p}",
+        [by, now, action, now, a["alert_id"]],
+    )
     return get(wh, a["alert_id"])
 
 
@@ -257,8 +328,11 @@ def list_alerts(wh: Warehouse, status: str | None = None, since: datetime | None
     if since:
         where.append("started_at >= {p}")
         params.append(utc(since))
-    sql = ("SELECT alert_id, status, severity, alert_type, rule_name, camera_id, zone_id, track_id, message, "
-           "started_at, ended_at, acknowledged_by, action_taken, resolved_by, auto_resolved, source "
-           "FROM ops.alerts" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY started_at, alert_id")
+    sql = (
+        "SELECT alert_id, status, severity, alert_type, rule_name, camera_id, zone_id, track_id, message, "
+        "started_at, ended_at, acknowledged_by, action_taken, resolved_by, auto_resolved, source "
+        "FROM ops.alerts"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY started_at, alert_id"
+    )
     return wh.query(sql, params)

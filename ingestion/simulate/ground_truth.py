@@ -149,5 +149,3 @@ def restatus(sessions: pl.DataFrame, last_seen: dict[str, datetime], gap_seconds
     too_old = (pl.col("status") == "active") & (end - pl.col("exit_time") > timedelta(seconds=gap_seconds))
     status = pl.when(too_old).then(pl.lit("interrupted")).otherwise(pl.col("status"))
     return sessions.with_columns(status=status)
-
-

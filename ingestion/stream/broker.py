@@ -50,8 +50,11 @@ class PrivateMosquitto:
         self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="sightline-mosquitto-")
         # Started as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.
-        saved = {"persistence": "true", "persistence_location": f"{self._dir.name}/",
-                 "user": getpass.getuser()} if persistent else {}
+        saved = (
+            {"persistence": "true", "persistence_location": f"{self._dir.name}/", "user": getpass.getuser()}
+            if persistent
+            else {}
+        )
         self.settings = MOSQUITTO_SETTINGS | saved | settings
         self.process: subprocess.Popen | None = None
 

@@ -71,14 +71,28 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
     # WarehouseNotSetUp: tables dropped or grants revoked while running; wait for the operator instead of
     # turning every message into a dead letter (at start-up it is raised at once, see run()).
-    return (psycopg.OperationalError, psycopg.InterfaceError, duckdb.IOException, duckdb.ConnectionException,
-            ConnectionError, TimeoutError, WarehouseNotSetUp)
+    return (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        duckdb.IOException,
+        duckdb.ConnectionException,
+        ConnectionError,
+        TimeoutError,
+        WarehouseNotSetUp,
+    )
 
 
 class StreamConsumer:
-    def __init__(self, source: MqttSource, lander: StreamLander, policy: BatchPolicy | None = None, *,
-                 stop_when_idle: float | None = None, max_backoff: float = 5.0,
-                 on_commit: Callable[[list[Message], BatchOutcome, float], None] | None = None):
+    def __init__(
+        self,
+        source: MqttSource,
+        lander: StreamLander,
+        policy: BatchPolicy | None = None,
+        *,
+        stop_when_idle: float | None = None,
+        max_backoff: float = 5.0,
+        on_commit: Callable[[list[Message], BatchOutcome, float], None] | None = None,
+    ):
         """`stop_when_idle`: exit after that many seconds without messages (drain a backlog and stop).
         `on_commit(messages, outcome, commit_time)` is called after each commit (benchmarks, metrics)."""
         self.source = source
@@ -119,10 +133,12 @@ class StreamConsumer:
                 if chunk:
                     last_message = now
                     self._add(chunk)
-                if self._batch and (self._batch_rows >= self.policy.rows
-                                    or len(self._batch) >= self.policy.max_messages
-                                    or self._batch_bytes >= self.policy.max_bytes
-                                    or now - self._batch_started >= self.policy.seconds):
+                if self._batch and (
+                    self._batch_rows >= self.policy.rows
+                    or len(self._batch) >= self.policy.max_messages
+                    or self._batch_bytes >= self.policy.max_bytes
+                    or now - self._batch_started >= self.policy.seconds
+                ):
                     self._flush()
                 elif not self._batch and self.stop_when_idle and now - last_message >= self.stop_when_idle:
                     log.info("no messages for %.0f s: stopping", self.stop_when_idle)
@@ -130,8 +146,9 @@ class StreamConsumer:
             # Graceful stop: land and acknowledge what was received up to now (later arrivals stay
             # unacknowledged on the broker for the next run).
             remaining = self.source.queued
-            while remaining > 0 and (chunk := self.source.poll(0, min(remaining, self.policy.max_messages),
-                                                               self.policy.max_bytes)):
+            while remaining > 0 and (
+                chunk := self.source.poll(0, min(remaining, self.policy.max_messages), self.policy.max_bytes)
+            ):
                 remaining -= len(chunk)
                 self._add(chunk)
                 if len(self._batch) >= self.policy.max_messages or self._batch_bytes >= self.policy.max_bytes:
@@ -141,10 +158,17 @@ class StreamConsumer:
         finally:
             self.source.close()
             self.lander.close()
-        log.info("stopped: %d messages, %d rows landed, %d duplicate rows skipped, %d messages rejected "
-                 "(%d isolated from failed batches), %d batches, %d retries", self.stats.messages,
-                 self.stats.landed, self.stats.duplicate_rows, self.stats.rejected, self.stats.isolated,
-                 self.stats.batches, self.stats.retries)
+        log.info(
+            "stopped: %d messages, %d rows landed, %d duplicate rows skipped, %d messages rejected "
+            "(%d isolated from failed batches), %d batches, %d retries",
+            self.stats.messages,
+            self.stats.landed,
+            self.stats.duplicate_rows,
+            self.stats.rejected,
+            self.stats.isolated,
+            self.stats.batches,
+            self.stats.retries,
+        )
         return self.stats
 
     def _add(self, chunk: list[Message]) -> None:
@@ -153,7 +177,7 @@ class StreamConsumer:
         self._batch.extend(chunk)
         self._batch_bytes += sum(len(m.payload) for m in chunk)
         # Row count without parsing twice: every detection of either format carries one of these markers.
-        self._batch_rows += sum(m.payload.count(b"track_id") + m.payload.count(b'|') // 5 for m in chunk)
+        self._batch_rows += sum(m.payload.count(b"track_id") + m.payload.count(b"|") // 5 for m in chunk)
         self.stats.max_held = max(self.stats.max_held, len(self._batch) + self.source.queued)
 
     def _flush(self) -> None:
@@ -167,9 +191,16 @@ class StreamConsumer:
             self.stats.landed += outcome.landed
             self.stats.duplicate_rows += outcome.duplicate_rows
             self.stats.rejected += outcome.rejected_messages
-            log.debug("batch %s: %d messages, %d rows landed, %d duplicates skipped, %d rejected; "
-                      "%d messages in total", outcome.batch_id, outcome.messages, outcome.landed,
-                      outcome.duplicate_rows, outcome.rejected_messages, self.stats.messages)
+            log.debug(
+                "batch %s: %d messages, %d rows landed, %d duplicates skipped, %d rejected; "
+                "%d messages in total",
+                outcome.batch_id,
+                outcome.messages,
+                outcome.landed,
+                outcome.duplicate_rows,
+                outcome.rejected_messages,
+                self.stats.messages,
+            )
         if self.on_commit:
             try:
                 self.on_commit(batch, outcomes[0] if len(outcomes) == 1 else _combined(outcomes), committed)
@@ -182,9 +213,16 @@ class StreamConsumer:
         if now - self._last_progress >= PROGRESS_SECONDS:  # a long-running service: progress in the log
             self._last_progress = now
             s = self.stats
-            log.info("%d messages, %d rows landed (%.0f rows/s), %d duplicate rows skipped, %d rejected, "
-                     "%d retries", s.messages, s.landed, s.landed / max(now - s.started, 1e-9),
-                     s.duplicate_rows, s.rejected, s.retries)
+            log.info(
+                "%d messages, %d rows landed (%.0f rows/s), %d duplicate rows skipped, %d rejected, "
+                "%d retries",
+                s.messages,
+                s.landed,
+                s.landed / max(now - s.started, 1e-9),
+                s.duplicate_rows,
+                s.rejected,
+                s.retries,
+            )
 
     def _land_isolating(self, batch: list[Message]) -> list[BatchOutcome]:
         """Land the batch; if it fails for a reason other than the warehouse being unreachable, land its
@@ -204,14 +242,20 @@ class StreamConsumer:
             error = f"{type(exc).__name__}: {str(exc).strip()}"
             if len(batch) == 1:
                 self.stats.isolated += 1
-                log.error("a message could not be landed (%s): sent to raw.rejected_detections",
-                          error.splitlines()[0][:300])
+                log.error(
+                    "a message could not be landed (%s): sent to raw.rejected_detections",
+                    error.splitlines()[0][:300],
+                )
                 m = batch[0]
                 reason = f"landing failed: {error}"
                 written = self._retrying(lambda: self.lander.dead_letter(m.payload, reason, m.topic), batch)
                 return [BatchOutcome(f"dead-letter:{m.mid}", 1, 0, 0, written, False)]
-            log.warning("a batch of %d messages failed (%s): landing its halves separately to isolate the "
-                        "bad message", len(batch), error.splitlines()[0][:300])
+            log.warning(
+                "a batch of %d messages failed (%s): landing its halves separately to isolate the "
+                "bad message",
+                len(batch),
+                error.splitlines()[0][:300],
+            )
             half = len(batch) // 2
             return self._land_isolating(batch[:half]) + self._land_isolating(batch[half:])
 
@@ -228,16 +272,25 @@ class StreamConsumer:
                 if self._stop.is_set():  # asked to stop: do not wait for the warehouse forever
                     raise WarehouseUnavailable(
                         f"warehouse unavailable while stopping ({exc}); {len(batch) + self.source.queued} "
-                        "messages left unacknowledged on the broker, they will be redelivered") from exc
-                log.warning("warehouse unavailable (%s); holding %d messages unacknowledged, retry in %.1f s",
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                            len(batch) + self.source.queued, backoff)
+                        "messages left unacknowledged on the broker, they will be redelivered"
+                    ) from exc
+                log.warning(
+                    "warehouse unavailable (%s); holding %d messages unacknowledged, retry in %.1f s",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    len(batch) + self.source.queued,
+                    backoff,
+                )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
 
 def _combined(outcomes: list[BatchOutcome]) -> BatchOutcome:
     """The outcomes of a batch landed in parts (isolating a bad message) as one."""
-    return BatchOutcome("+".join(o.batch_id for o in outcomes), sum(o.messages for o in outcomes),
-                        sum(o.landed for o in outcomes), sum(o.duplicate_rows for o in outcomes),
-                        sum(o.rejected_messages for o in outcomes), all(o.replayed_batch for o in outcomes))
+    return BatchOutcome(
+        "+".join(o.batch_id for o in outcomes),
+        sum(o.messages for o in outcomes),
+        sum(o.landed for o in outcomes),
+        sum(o.duplicate_rows for o in outcomes),
+        sum(o.rejected_messages for o in outcomes),
+        all(o.replayed_batch for o in outcomes),
+    )

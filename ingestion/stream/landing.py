@@ -80,9 +80,16 @@ class StreamLander:
     waiting, the file is let go of after every batch. Opening again retries while another process holds
     the lock."""
 
-    def __init__(self, url: str, site: Site, *, source: str = STREAM_SOURCE,
-                 allowed_lateness: timedelta | None = timedelta(seconds=60),
-                 deepstream_defaults: DeepStreamDefaults | None = None, hold_seconds: float = 2.0):
+    def __init__(
+        self,
+        url: str,
+        site: Site,
+        *,
+        source: str = STREAM_SOURCE,
+        allowed_lateness: timedelta | None = timedelta(seconds=60),
+        deepstream_defaults: DeepStreamDefaults | None = None,
+        hold_seconds: float = 2.0,
+    ):
         self.url, self.site, self.source = url, site, source
         self.allowed_lateness = allowed_lateness
         self.deepstream_defaults = deepstream_defaults or DeepStreamDefaults()
@@ -96,7 +103,7 @@ class StreamLander:
         if self.wh is None:
             if self._handed_over:
                 self._handed_over = False
-                path = self.url[len("duckdb:///"):]
+                path = self.url[len("duckdb:///") :]
                 deadline = time.monotonic() + HANDOVER_FRESH_SECONDS
                 while handover_requested(path) and time.monotonic() < deadline:
                     time.sleep(0.02)
@@ -127,7 +134,7 @@ class StreamLander:
         more messages are already waiting; the file is then kept (see the class doc)."""
         if not self.release_between_batches or self.wh is None:
             return
-        path = self.url[len("duckdb:///"):]
+        path = self.url[len("duckdb:///") :]
         if handover_requested(path):
             self._handed_over = True
         elif backlog and time.monotonic() - self._opened_at < self.hold_seconds:
@@ -141,8 +148,12 @@ class StreamLander:
         rejected = Rejected(0, camera, payload_text(payload), storable_text(reason[:MAX_REASON_CHARS]))
         return self._write_dead_letters(self.open(), [rejected])
 
-    def land(self, payloads: Sequence[bytes], topics: Sequence[str] | None = None,
-             sizes: Sequence[int] | None = None) -> BatchOutcome:
+    def land(
+        self,
+        payloads: Sequence[bytes],
+        topics: Sequence[str] | None = None,
+        sizes: Sequence[int] | None = None,
+    ) -> BatchOutcome:
         """Parse and land one micro-batch. `topics`: the topic of each message (its camera must be the
         message's); `sizes`: each payload's size on receipt where the source kept only a stub of it."""
         parsed = parse_messages(payloads, self.site, self.deepstream_defaults, topics=topics, sizes=sizes)
@@ -160,12 +171,16 @@ class StreamLander:
                 rejected[i] = replace(r, payload=payload_text(payloads[i]))
 
         batch_id = batch_id_for(payloads, self.source)
-        result = wh.append_batch(batch_id, rows.drop(MESSAGE_COLUMN), source=self.source,
-                                 allowed_lateness=self.allowed_lateness)
+        result = wh.append_batch(
+            batch_id, rows.drop(MESSAGE_COLUMN), source=self.source, allowed_lateness=self.allowed_lateness
+        )
         written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         if result.rejected:  # our checks mirror the landing layer's; a difference is a bug worth seeing
-            log.error("batch %s: the landing layer rejected %d rows that passed the stream checks",
-                      batch_id, result.rejected)
+            log.error(
+                "batch %s: the landing layer rejected %d rows that passed the stream checks",
+                batch_id,
+                result.rejected,
+            )
         return BatchOutcome(batch_id, len(payloads), result.landed, duplicates, written, result.skipped)
 
     # --- idempotence checks ----------------------------------------------------------------------
@@ -179,14 +194,25 @@ class StreamLander:
             return rows
         first = rows.group_by(key).agg(pl.col(MESSAGE_COLUMN).first().alias("_first"))
         clashes = later.join(first, on=key).group_by(MESSAGE_COLUMN, maintain_order=True).first()
-        for msg, cam, ts, track, other in clashes.select(MESSAGE_COLUMN, "camera_id", "ts", "track_id",
-                                                         "_first").iter_rows():
-            rejected.setdefault(msg, _conflict(msg, cam, f"track_id {track} at {ts.isoformat()} differs from "
-                                               f"message #{other} of the same batch"))
+        for msg, cam, ts, track, other in clashes.select(
+            MESSAGE_COLUMN, "camera_id", "ts", "track_id", "_first"
+        ).iter_rows():
+            rejected.setdefault(
+                msg,
+                _conflict(
+                    msg,
+                    cam,
+                    f"track_id {track} at {ts.isoformat()} differs from message #{other} of the same batch",
+                ),
+            )
         return rows
 
-    def _skip_landed(self, wh: Warehouse, rows: pl.DataFrame, rejected: dict[int, Rejected],
-                     ) -> tuple[pl.DataFrame, int]:
+    def _skip_landed(
+        self,
+        wh: Warehouse,
+        rows: pl.DataFrame,
+        rejected: dict[int, Rejected],
+    ) -> tuple[pl.DataFrame, int]:
         """Drop rows already landed identically; reject messages whose rows clash with landed ones."""
         stored = self._landed_rows(wh, rows)
         if stored.height == 0:
@@ -194,11 +220,15 @@ class StreamLander:
         key = list(DETECTION_KEY)
         joined = rows.join(stored, on=key, how="left", suffix="_stored")
         found = pl.col("frame_idx_stored").is_not_null()
-        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_stored"))
-                                  for c in _VALUE_COLUMNS if c not in key])
+        same = pl.all_horizontal(
+            [pl.col(c).eq_missing(pl.col(f"{c}_stored")) for c in _VALUE_COLUMNS if c not in key]
+        )
         joined = joined.with_columns(_found=found, _same=found & same)
-        clashes = joined.filter(pl.col("_found") & ~pl.col("_same")).group_by(
-            MESSAGE_COLUMN, maintain_order=True).first()
+        clashes = (
+            joined.filter(pl.col("_found") & ~pl.col("_same"))
+            .group_by(MESSAGE_COLUMN, maintain_order=True)
+            .first()
+        )
         for msg, cam, ts, track in clashes.select(MESSAGE_COLUMN, "camera_id", "ts", "track_id").iter_rows():
             detail = f"track_id {track} at {ts.isoformat()} is already landed with different values"
             rejected.setdefault(msg, _conflict(msg, cam, detail))
@@ -216,23 +246,34 @@ class StreamLander:
         # short list of the batch's cameras.
         pg = wh.backend == "postgres"
         cameras = rows["camera_id"].unique().sort()
-        positions = rows["camera_id"].replace_strict(cameras, pl.int_range(1, cameras.len() + 1, eager=True),
-                                                     return_dtype=pl.Int64)
-        params = [cameras.to_list(), _int_array(positions, pg), _int_array(rows["ts"].dt.epoch("us"), pg),
-                  _int_array(rows["track_id"], pg), rows["ts"].min(), rows["ts"].max()]
+        positions = rows["camera_id"].replace_strict(
+            cameras, pl.int_range(1, cameras.len() + 1, eager=True), return_dtype=pl.Int64
+        )
+        params = [
+            cameras.to_list(),
+            _int_array(positions, pg),
+            _int_array(rows["ts"].dt.epoch("us"), pg),
+            _int_array(rows["track_id"], pg),
+            rows["ts"].min(),
+            rows["ts"].max(),
+        ]
         if pg:
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (%s::text[])[u.c] AS camera_id, "
-                   "u.ts_us, u.track_id FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) "
-                   "AS u(c, ts_us, track_id)) k "
-                   "ON d.camera_id = k.camera_id AND d.track_id = k.track_id "
-                   "AND d.ts = 'epoch'::timestamptz + k.ts_us * interval '1 microsecond' "
-                   "WHERE d.ts BETWEEN %s AND %s")
+            sql = (
+                f"SELECT {cols} FROM raw.detections d JOIN (SELECT (%s::text[])[u.c] AS camera_id, "
+                "u.ts_us, u.track_id FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+                "AS u(c, ts_us, track_id)) k "
+                "ON d.camera_id = k.camera_id AND d.track_id = k.track_id "
+                "AND d.ts = 'epoch'::timestamptz + k.ts_us * interval '1 microsecond' "
+                "WHERE d.ts BETWEEN %s AND %s"
+            )
         else:
-            sql = (f"SELECT {cols} FROM raw.detections d JOIN (SELECT (?::VARCHAR[])[u.c] AS camera_id, "
-                   "u.ts_us, u.track_id FROM (SELECT unnest(?::INTEGER[]) AS c, "
-                   "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) u) k "
-                   "ON d.camera_id = k.camera_id AND d.track_id = k.track_id AND epoch_us(d.ts) = k.ts_us "
-                   "WHERE d.ts BETWEEN ? AND ?")
+            sql = (
+                f"SELECT {cols} FROM raw.detections d JOIN (SELECT (?::VARCHAR[])[u.c] AS camera_id, "
+                "u.ts_us, u.track_id FROM (SELECT unnest(?::INTEGER[]) AS c, "
+                "unnest(?::BIGINT[]) AS ts_us, unnest(?::BIGINT[]) AS track_id) u) k "
+                "ON d.camera_id = k.camera_id AND d.track_id = k.track_id AND epoch_us(d.ts) = k.ts_us "
+                "WHERE d.ts BETWEEN ? AND ?"
+            )
         found = wh.query(sql, params)
         if found.height == 0:
             return pl.DataFrame(schema=schema)
@@ -248,9 +289,11 @@ class StreamLander:
             fresh.setdefault(r.payload, r)
         p = "%s" if wh.backend == "postgres" else "?"
         any_of = f"= ANY({p}::text[])" if wh.backend == "postgres" else f"IN (SELECT unnest({p}::VARCHAR[]))"
-        known = wh.query(f"SELECT DISTINCT payload FROM raw.rejected_detections WHERE source = {p} "
-                         f"AND payload {any_of}", [self.source, list(fresh)])
-        for payload in (known["payload"].to_list() if known.height else []):
+        known = wh.query(
+            f"SELECT DISTINCT payload FROM raw.rejected_detections WHERE source = {p} AND payload {any_of}",
+            [self.source, list(fresh)],
+        )
+        for payload in known["payload"].to_list() if known.height else []:
             fresh.pop(payload, None)
         by_camera: dict[str | None, list[Rejected]] = {}
         for r in fresh.values():

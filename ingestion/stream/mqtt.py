@@ -60,14 +60,18 @@ class MqttUrl:
         environment (SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD), never from the URL."""
         parts = urlsplit(url)
         if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError(f"MQTT source must look like mqtt://host:1883/sightline/+/detections, "
-                             f"got {redact_url(url)!r}")
+            raise ValueError(
+                f"MQTT source must look like mqtt://host:1883/sightline/+/detections, got {redact_url(url)!r}"
+            )
         if parts.username or parts.password:
-            raise ValueError("put MQTT credentials in SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD, "
-                             "not in the URL")
+            raise ValueError(
+                "put MQTT credentials in SIGHTLINE_MQTT_USERNAME / SIGHTLINE_MQTT_PASSWORD, not in the URL"
+            )
         topic = unquote(parts.path.lstrip("/"))
         if not topic:
-            raise ValueError(f"MQTT source {redact_url(url)!r} names no topic; e.g. mqtt://{parts.netloc}/sightline/+/detections")
+            raise ValueError(
+                f"MQTT source {redact_url(url)!r} names no topic; e.g. mqtt://{parts.netloc}/sightline/+/detections"
+            )
         return cls(parts.hostname, parts.port or 1883, topic)
 
 
@@ -95,12 +99,22 @@ def default_client_id(url: MqttUrl) -> str:
 class MqttSource:
     """Receives into a bounded in-memory queue; `poll` hands messages over, `ack` confirms committed ones."""
 
-    def __init__(self, url: str, *, client_id: str | None = None, receive_maximum: int = 2000,
-                 session_expiry_seconds: int = 86_400, keepalive: int = 30,
-                 max_queued_bytes: int = 64 << 20, max_message_bytes: int = 262_144):
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str | None = None,
+        receive_maximum: int = 2000,
+        session_expiry_seconds: int = 86_400,
+        keepalive: int = 30,
+        max_queued_bytes: int = 64 << 20,
+        max_message_bytes: int = 262_144,
+    ):
         if max_queued_bytes < max_message_bytes:
-            raise ValueError(f"the receive window ({max_queued_bytes} bytes) must hold at least one message "
-                             f"of the largest accepted size ({max_message_bytes} bytes)")
+            raise ValueError(
+                f"the receive window ({max_queued_bytes} bytes) must hold at least one message "
+                f"of the largest accepted size ({max_message_bytes} bytes)"
+            )
         self.url = MqttUrl.parse(url)
         self.client_id = client_id or default_client_id(self.url)
         self.receive_maximum = receive_maximum
@@ -120,8 +134,9 @@ class MqttSource:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
         username = os.environ.get("SIGHTLINE_MQTT_USERNAME")
         if username:
             client.username_pw_set(username, os.environ.get("SIGHTLINE_MQTT_PASSWORD"))
@@ -139,8 +154,9 @@ class MqttSource:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_seconds
         props.ReceiveMaximum = self.receive_maximum
-        self._client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive,
-                                   clean_start=False, properties=props)
+        self._client.connect_async(
+            self.url.host, self.url.port, keepalive=self.keepalive, clean_start=False, properties=props
+        )
         self._client.loop_start()
         deadline = time.monotonic() + timeout
         while not self._connected.wait(0.2):
@@ -149,10 +165,17 @@ class MqttSource:
                 raise ConnectionError(self._fatal)
             if time.monotonic() > deadline:
                 self.close()
-                raise ConnectionError(f"no MQTT broker answered at {self.url.host}:{self.url.port} within "
-                                      f"{timeout:.0f} s; start it or fix --source")
-        log.info("subscribed to %s on %s:%d as %s (QoS 1, persistent session)", self.url.topic, self.url.host,
-                 self.url.port, self.client_id)
+                raise ConnectionError(
+                    f"no MQTT broker answered at {self.url.host}:{self.url.port} within "
+                    f"{timeout:.0f} s; start it or fix --source"
+                )
+        log.info(
+            "subscribed to %s on %s:%d as %s (QoS 1, persistent session)",
+            self.url.topic,
+            self.url.host,
+            self.url.port,
+            self.client_id,
+        )
 
     def close(self) -> None:
         """Disconnect cleanly; the session (and every unacknowledged message) stays on the broker."""
@@ -183,14 +206,17 @@ class MqttSource:
             self._generation += 1  # everything received so far will be redelivered, not acked
         self._connected.clear()
         if reason_code != 0:
-            log.warning("MQTT connection lost (%s); reconnecting, unacknowledged messages get redelivered",
-                        reason_code)
+            log.warning(
+                "MQTT connection lost (%s); reconnecting, unacknowledged messages get redelivered",
+                reason_code,
+            )
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if msg.qos == 0 and not self._warned_qos0:
             self._warned_qos0 = True
-            log.warning("received a QoS 0 message on %s: publish with QoS 1 for at-least-once delivery",
-                        msg.topic)
+            log.warning(
+                "received a QoS 0 message on %s: publish with QoS 1 for at-least-once delivery", msg.topic
+            )
         payload, size = msg.payload, len(msg.payload)
         if size > self.max_message_bytes:  # keep a stub, not the payload: it is dead-lettered unparsed
             payload = oversized_stub(payload)

@@ -74,24 +74,104 @@ MAX_FRAME_IDX = 2**53  # float64 (how numbers are decoded and checked) holds int
 OVERSIZED_KEPT_BYTES = 1024  # of a payload over the size limit, kept in its dead letter
 
 # Numbers arrive as float64 so that 7.5 is caught as "not an integer" instead of being truncated to 7.
-_DETECTION_STRUCT = pa.struct([
-    ("track_id", pa.float64()), ("class_id", pa.float64()), ("confidence", pa.float64()),
-    ("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()), ("h", pa.float64()),
-    ("motion_score", pa.float64()), ("zone_id", pa.string()), ("worker_id", pa.string()),
-])
+_DETECTION_STRUCT = pa.struct(
+    [
+        ("track_id", pa.float64()),
+        ("class_id", pa.float64()),
+        ("confidence", pa.float64()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("w", pa.float64()),
+        ("h", pa.float64()),
+        ("motion_score", pa.float64()),
+        ("zone_id", pa.string()),
+        ("worker_id", pa.string()),
+    ]
+)
 _REQUIRED = ("track_id", "class_id", "confidence", "x", "y", "w", "h", "motion_score")
 
 # COCO class names (as YOLO and DeepStream's COCO models label them) plus DeepStream's generic labels.
 COCO_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
-    "scissors", "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 LABEL_TO_CLASS = {name: i for i, name in enumerate(COCO_NAMES)} | {"vehicle": 2, "roadsign": 11}
 
@@ -177,15 +257,25 @@ class _Context:
         c = pl.col
         return parsed.select(
             ts=c("ts").dt.epoch("us"),
-            problem=pl.when(c("problem").is_not_null()).then(c("problem"))
-            .when(c("ts") < low).then(pl.format(
-                f"{{}} is older than stream.max_lateness_days ({cfg.max_lateness_days:g}) allows: before "
-                f"{low:%Y-%m-%dT%H:%M:%SZ}; land old data with `sightline ingest detections`",
-                c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")))
-            .when(c("ts") > high).then(pl.format(
-                f"{{}} is in the future: after now + stream.max_future_seconds ({cfg.max_future_seconds:g}) "
-                f"= {high:%Y-%m-%dT%H:%M:%SZ}; check the camera's clock",
-                c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"))),
+            problem=pl.when(c("problem").is_not_null())
+            .then(c("problem"))
+            .when(c("ts") < low)
+            .then(
+                pl.format(
+                    f"{{}} is older than stream.max_lateness_days ({cfg.max_lateness_days:g}) allows: before "
+                    f"{low:%Y-%m-%dT%H:%M:%SZ}; land old data with `sightline ingest detections`",
+                    c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
+                )
+            )
+            .when(c("ts") > high)
+            .then(
+                pl.format(
+                    "{} is in the future: after now + "
+                    f"stream.max_future_seconds ({cfg.max_future_seconds:g}) "
+                    f"= {high:%Y-%m-%dT%H:%M:%SZ}; check the camera's clock",
+                    c("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
+                )
+            ),
         )
 
     def topic_problem(self, i: int, camera: str) -> str | None:
@@ -194,14 +284,22 @@ class _Context:
         expected = topic_camera(self.topics[i])
         if expected == camera:
             return None
-        return (f"camera {camera!r} differs from the camera of topic {self.topics[i]!r} ({expected!r}): a "
-                "client may publish only its own camera's detections (<prefix>/<camera_id>/detections)")
+        return (
+            f"camera {camera!r} differs from the camera of topic {self.topics[i]!r} ({expected!r}): a "
+            "client may publish only its own camera's detections (<prefix>/<camera_id>/detections)"
+        )
 
 
-def parse_messages(payloads: Sequence[bytes], site: Site,
-                   deepstream_defaults: DeepStreamDefaults | None = None, *, fast: bool = True,
-                   topics: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
-                   now: datetime | None = None) -> ParsedMessages:
+def parse_messages(
+    payloads: Sequence[bytes],
+    site: Site,
+    deepstream_defaults: DeepStreamDefaults | None = None,
+    *,
+    fast: bool = True,
+    topics: Sequence[str] | None = None,
+    sizes: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> ParsedMessages:
     """Parse and validate a micro-batch of raw message payloads (see the module doc for the formats).
 
     `topics`: the topic each message came on (its camera must match the message's). `sizes`: the size
@@ -225,8 +323,10 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
             if size == len(payload):
                 kept[i] = oversized_stub(payload)
             camera = topic_camera(topics[i]) if topics is not None else None
-            reasons[i] = (camera if camera in ctx.known else None,
-                          f"payload of {size} bytes exceeds stream.max_message_bytes ({limit}); not parsed")
+            reasons[i] = (
+                camera if camera in ctx.known else None,
+                f"payload of {size} bytes exceeds stream.max_message_bytes ({limit}); not parsed",
+            )
     candidates = [i for i in range(len(payloads)) if i not in reasons]
     strict = candidates
     if fast:
@@ -253,9 +353,12 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
             deepstream.append((i, doc))
         else:
             keys = sorted(doc)[:10] if isinstance(doc, dict) else type(doc).__name__
-            reasons[i] = (None, f"unrecognised payload {keys}: expected our JSON with keys "
-                                f"{list(SIGHTLINE_KEYS)} or DeepStream minimal with keys "
-                                f"{list(DEEPSTREAM_KEYS)}")
+            reasons[i] = (
+                None,
+                f"unrecognised payload {keys}: expected our JSON with keys "
+                f"{list(SIGHTLINE_KEYS)} or DeepStream minimal with keys "
+                f"{list(DEEPSTREAM_KEYS)}",
+            )
 
     if ours:
         frames.append(_sightline_rows(ours, ctx, reasons))
@@ -266,12 +369,15 @@ def parse_messages(payloads: Sequence[bytes], site: Site,
     rows = _reject_invalid_rows(rows, reasons, site)
     rows = rows.filter(~pl.col("_msg").is_in(list(reasons)))
     detections = _assign_zones(rows, site).select(MESSAGE_COLUMN, *DETECTION_SCHEMA.names())
-    rejected = [Rejected(i, cam, payload_text(kept[i]), storable_text(reason[:MAX_REASON_CHARS]))
-                for i, (cam, reason) in sorted(reasons.items())]
+    rejected = [
+        Rejected(i, cam, payload_text(kept[i]), storable_text(reason[:MAX_REASON_CHARS]))
+        for i, (cam, reason) in sorted(reasons.items())
+    ]
     return ParsedMessages(detections, rejected, len(payloads) - len(reasons))
 
 
 # --- our JSON, whole batch at once ---------------------------------------------------------------
+
 
 class _Detection(msgspec.Struct, gc=False):
     """A detection the fast path vouches for: every number present and a number (ints are taken as floats,
@@ -319,8 +425,11 @@ def _decode_frame(payload: bytes) -> _Frame | None:
         return None
 
 
-def _fast_sightline_rows(payloads: Sequence[bytes], indices: list[int], ctx: _Context,
-                         ) -> tuple[pl.DataFrame, list[int]]:
+def _fast_sightline_rows(
+    payloads: Sequence[bytes],
+    indices: list[int],
+    ctx: _Context,
+) -> tuple[pl.DataFrame, list[int]]:
     """Decode the batch's messages of our format with msgspec and build the detection columns without a
     Python loop over detections. Messages that do not decode as complete, acceptable frames (camera,
     topic, time window) are returned as indices for the strict path, which finds the reason."""
@@ -343,21 +452,30 @@ def _fast_sightline_rows(payloads: Sequence[bytes], indices: list[int], ctx: _Co
     if not frames:
         return _empty_rows(), strict
     det_lists = list(map(attrgetter("detections"), frames))
-    m = _Messages(msg_idx=msg_idx, cams=cams.filter(ok).to_list(), ts_us=times["ts"].filter(ok).to_list(),
-                  frames=frame_idx.filter(ok).cast(pl.Int64).to_list(), counts=list(map(len, det_lists)))
+    m = _Messages(
+        msg_idx=msg_idx,
+        cams=cams.filter(ok).to_list(),
+        ts_us=times["ts"].filter(ok).to_list(),
+        frames=frame_idx.filter(ok).cast(pl.Int64).to_list(),
+        counts=list(map(len, det_lists)),
+    )
     dets = list(chain.from_iterable(det_lists))
     n = len(dets)
-    numbers = np.fromiter(chain.from_iterable(map(_NUMBERS, dets)), dtype=np.float64,
-                          count=n * len(_REQUIRED)).reshape(n, len(_REQUIRED))
+    numbers = np.fromiter(
+        chain.from_iterable(map(_NUMBERS, dets)), dtype=np.float64, count=n * len(_REQUIRED)
+    ).reshape(n, len(_REQUIRED))
     zones, workers = zip(*map(_STRINGS, dets), strict=True) if n else ((), ())
     columns = {name: numbers[:, k] for k, name in enumerate(_REQUIRED)}
     rows = pl.DataFrame(columns).with_columns(
-        zone_id=pl.Series(zones, dtype=pl.String), worker_id=pl.Series(workers, dtype=pl.String),
-        **m.per_item_columns())
+        zone_id=pl.Series(zones, dtype=pl.String),
+        worker_id=pl.Series(workers, dtype=pl.String),
+        **m.per_item_columns(),
+    )
     return rows, strict
 
 
 # --- message-level fields (per message) ---------------------------------------------------------
+
 
 def _frame_index(value: object) -> int:
     if isinstance(value, str) and value.isdigit() and len(value) < 20:  # nvmsgconv: int member or string
@@ -368,8 +486,14 @@ def _frame_index(value: object) -> int:
     return value
 
 
-def _message_fields(camera: object, ts: tuple[int | None, str | None], frame: object, ctx: _Context, i: int,
-                    names: tuple[str, str, str]) -> tuple[str, int, int] | tuple[str | None, str]:
+def _message_fields(
+    camera: object,
+    ts: tuple[int | None, str | None],
+    frame: object,
+    ctx: _Context,
+    i: int,
+    names: tuple[str, str, str],
+) -> tuple[str, int, int] | tuple[str | None, str]:
     """Validated (camera_id, ts_us, frame_idx), or (camera_id-or-None, reason). `ts` is already parsed."""
     cam_key, ts_key, frame_key = names
     if not isinstance(camera, str):
@@ -405,8 +529,10 @@ class _Messages:
         starts = np.cumsum(counts) - counts  # each message's first item
 
         def repeated(values: list, dtype: pl.DataType) -> pl.Series:
-            return pl.Series(np.repeat(np.asarray(values, dtype=object if dtype == pl.String else np.int64),
-                                       counts), dtype=dtype)
+            return pl.Series(
+                np.repeat(np.asarray(values, dtype=object if dtype == pl.String else np.int64), counts),
+                dtype=dtype,
+            )
 
         return {
             "_msg": repeated(self.msg_idx, pl.Int64),
@@ -417,9 +543,13 @@ class _Messages:
         }
 
 
-def _gather_messages(messages: list[tuple[int, dict]], ctx: _Context,
-                     reasons: dict[int, tuple[str | None, str]], keys: tuple[str, str, str],
-                     items_of: Callable[[dict], tuple[list | None, str | None]]) -> _Messages:
+def _gather_messages(
+    messages: list[tuple[int, dict]],
+    ctx: _Context,
+    reasons: dict[int, tuple[str | None, str]],
+    keys: tuple[str, str, str],
+    items_of: Callable[[dict], tuple[list | None, str | None]],
+) -> _Messages:
     """Check each message's camera, timestamp and frame (under `keys`) and its item list; the bad ones go
     to `reasons`, the rest are gathered. The timestamps of all messages are parsed at once."""
     out = _Messages()
@@ -428,8 +558,9 @@ def _gather_messages(messages: list[tuple[int, dict]], ctx: _Context,
     texts = [v if isinstance(v, str) and _is_text(v) else None for v in raw_ts]
     times = ctx.times(pl.Series(texts, dtype=pl.String))
     parsed: list[tuple[int | None, str | None]] = []
-    for v, text, ts, problem in zip(raw_ts, texts, times["ts"].to_list(), times["problem"].to_list(),
-                                    strict=True):
+    for v, text, ts, problem in zip(
+        raw_ts, texts, times["ts"].to_list(), times["problem"].to_list(), strict=True
+    ):
         if text is not None:
             parsed.append((ts, None) if problem is None else (None, problem))
         elif isinstance(v, str):
@@ -461,8 +592,9 @@ def _sightline_items(doc: dict) -> tuple[list | None, str | None]:
     return d, None
 
 
-def _sightline_rows(messages: list[tuple[int, dict]], ctx: _Context,
-                    reasons: dict[int, tuple[str | None, str]]) -> pl.DataFrame:
+def _sightline_rows(
+    messages: list[tuple[int, dict]], ctx: _Context, reasons: dict[int, tuple[str | None, str]]
+) -> pl.DataFrame:
     m = _gather_messages(messages, ctx, reasons, ("camera_id", "ts", "frame_idx"), _sightline_items)
     if not m.msg_idx:
         return _empty_rows()
@@ -470,8 +602,13 @@ def _sightline_rows(messages: list[tuple[int, dict]], ctx: _Context,
     return pl.from_arrow(table).with_columns(**m.per_item_columns())
 
 
-def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: list[str],
-                      reasons: dict[int, tuple[str | None, str]]) -> pa.Table:
+def _detections_table(
+    dets: list,
+    counts: list[int],
+    msg_idx: list[int],
+    cams: list[str],
+    reasons: dict[int, tuple[str | None, str]],
+) -> pa.Table:
     """Detections of all messages as one Arrow struct array (type-checked in C++). If any detection has the
     wrong shape, fall back to converting message by message to find the culprits (the error path only)."""
     try:
@@ -480,7 +617,7 @@ def _detections_table(dets: list, counts: list[int], msg_idx: list[int], cams: l
         pass
     parts, start = [], 0
     for i, cam, n in zip(msg_idx, cams, counts, strict=True):
-        chunk = dets[start:start + n]
+        chunk = dets[start : start + n]
         start += n
         try:
             parts.append(pa.array(chunk, type=_DETECTION_STRUCT))
@@ -517,9 +654,12 @@ def _deepstream_items(doc: dict) -> tuple[list | None, str | None]:
     return objs, None
 
 
-def _deepstream_rows(messages: list[tuple[int, dict]], ctx: _Context,
-                     reasons: dict[int, tuple[str | None, str]], defaults: DeepStreamDefaults,
-                     ) -> pl.DataFrame:
+def _deepstream_rows(
+    messages: list[tuple[int, dict]],
+    ctx: _Context,
+    reasons: dict[int, tuple[str | None, str]],
+    defaults: DeepStreamDefaults,
+) -> pl.DataFrame:
     m = _gather_messages(messages, ctx, reasons, ("sensorId", "@timestamp", "id"), _deepstream_items)
     if not m.msg_idx:
         return _empty_rows()
@@ -532,16 +672,21 @@ def _deepstream_rows(messages: list[tuple[int, dict]], ctx: _Context,
 
     left, top, right, bottom = num(1), num(2), num(3), num(4)
     label = pl.col("p").list.get(5, null_on_oob=True).str.strip_chars().str.to_lowercase()
-    confidence = pl.when(pl.col("attrs")).then(
-        pl.col("p").list.last().str.strip_chars().cast(pl.Float64, strict=False)
-    ).otherwise(pl.lit(defaults.confidence))
+    confidence = (
+        pl.when(pl.col("attrs"))
+        .then(pl.col("p").list.last().str.strip_chars().cast(pl.Float64, strict=False))
+        .otherwise(pl.lit(defaults.confidence))
+    )
     return (
         pl.DataFrame({"p": parts, "attrs": has_attrs, "n": n_parts})
         .select(
             track_id=num(0),
             class_id=label.replace_strict(LABEL_TO_CLASS, default=None, return_dtype=pl.Float64),
             confidence=confidence,
-            x=left, y=top, w=right - left, h=bottom - top,
+            x=left,
+            y=top,
+            w=right - left,
+            h=bottom - top,
             motion_score=pl.lit(defaults.motion_score, dtype=pl.Float64),
             zone_id=pl.lit(None, dtype=pl.String),  # assigned from the site's zones
             worker_id=pl.lit(None, dtype=pl.String),
@@ -555,10 +700,23 @@ def _deepstream_rows(messages: list[tuple[int, dict]], ctx: _Context,
 # --- row-level validation (vectorised) -------------------------------------------------------------
 
 _ROW_COLUMNS = {
-    "_msg": pl.Int64, "_det": pl.Int64, "camera_id": pl.String, "ts": pl.Int64, "frame_idx": pl.Int64,
-    "track_id": pl.Float64, "class_id": pl.Float64, "confidence": pl.Float64, "x": pl.Float64,
-    "y": pl.Float64, "w": pl.Float64, "h": pl.Float64, "motion_score": pl.Float64, "zone_id": pl.String,
-    "worker_id": pl.String, "_short": pl.Boolean, "_label": pl.String,
+    "_msg": pl.Int64,
+    "_det": pl.Int64,
+    "camera_id": pl.String,
+    "ts": pl.Int64,
+    "frame_idx": pl.Int64,
+    "track_id": pl.Float64,
+    "class_id": pl.Float64,
+    "confidence": pl.Float64,
+    "x": pl.Float64,
+    "y": pl.Float64,
+    "w": pl.Float64,
+    "h": pl.Float64,
+    "motion_score": pl.Float64,
+    "zone_id": pl.String,
+    "worker_id": pl.String,
+    "_short": pl.Boolean,
+    "_label": pl.String,
 }
 
 
@@ -572,8 +730,11 @@ def _conform(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(missing).select([pl.col(n).cast(t) for n, t in _ROW_COLUMNS.items()])
 
 
-def _reject_invalid_rows(rows: pl.DataFrame, reasons: dict[int, tuple[str | None, str]], site: Site,
-                         ) -> pl.DataFrame:
+def _reject_invalid_rows(
+    rows: pl.DataFrame,
+    reasons: dict[int, tuple[str | None, str]],
+    site: Site,
+) -> pl.DataFrame:
     """Check every rule per row at once; the first broken rule of a message's first bad row is its reason."""
     c = pl.col
     max_int = float(2**53)
@@ -585,8 +746,10 @@ def _reject_invalid_rows(rows: pl.DataFrame, reasons: dict[int, tuple[str | None
 
     rules: list[tuple[pl.Expr, pl.Expr]] = [
         (c("_short"), pl.lit("object must be 'trackingId|left|top|right|bottom|label[|#|...|confidence]'")),
-        (c("_label").is_not_null() & c("class_id").is_null(),
-         pl.format("unknown label '{}' (expected a COCO class name)", c("_label"))),
+        (
+            c("_label").is_not_null() & c("class_id").is_null(),
+            pl.format("unknown label '{}' (expected a COCO class name)", c("_label")),
+        ),
     ]
     for name in _REQUIRED:
         rules.append((c(name).is_null(), pl.lit(f"{name} is missing or not a number")))
@@ -596,16 +759,25 @@ def _reject_invalid_rows(rows: pl.DataFrame, reasons: dict[int, tuple[str | None
         (~c("confidence").is_between(0, 1), pl.format("confidence {} outside [0, 1]", c("confidence"))),
         (~c("motion_score").is_between(0, 1), pl.format("motion_score {} outside [0, 1]", c("motion_score"))),
         (~(c("x").is_finite() & c("y").is_finite()), pl.lit("x, y must be finite")),
-        (~(c("w").is_finite() & (c("w") > 0) & c("h").is_finite() & (c("h") > 0)),
-         pl.format("bbox size w={}, h={} must be > 0", c("w"), c("h"))),
+        (
+            ~(c("w").is_finite() & (c("w") > 0) & c("h").is_finite() & (c("h") > 0)),
+            pl.format("bbox size w={}, h={} must be > 0", c("w"), c("h")),
+        ),
         (~c("confidence").is_finite() | (c("x").abs() > 3.0e38), pl.lit("value out of range")),
-        (c("zone_id").is_not_null() & ~pl.concat_str("camera_id", "zone_id", separator="/").is_in(zone_keys),
-         pl.format("zone_id '{}' is not a zone of camera {}", c("zone_id"), c("camera_id"))),
-        (c("worker_id").str.len_chars() > MAX_STRING_CHARS,
-         pl.lit(f"worker_id longer than {MAX_STRING_CHARS} characters")),
+        (
+            c("zone_id").is_not_null()
+            & ~pl.concat_str("camera_id", "zone_id", separator="/").is_in(zone_keys),
+            pl.format("zone_id '{}' is not a zone of camera {}", c("zone_id"), c("camera_id")),
+        ),
+        (
+            c("worker_id").str.len_chars() > MAX_STRING_CHARS,
+            pl.lit(f"worker_id longer than {MAX_STRING_CHARS} characters"),
+        ),
         (c("worker_id").str.contains("\x00", literal=True), pl.lit("worker_id contains a NUL character")),
-        (pl.len().over("_msg", "track_id") > 1,
-         pl.format("track_id {} appears twice in one frame", c("track_id"))),
+        (
+            pl.len().over("_msg", "track_id") > 1,
+            pl.format("track_id {} appears twice in one frame", c("track_id")),
+        ),
     ]
     reason = pl.coalesce([pl.when(cond.fill_null(False)).then(text) for cond, text in rules])
     bad = (
@@ -652,4 +824,3 @@ def _assign_zones(rows: pl.DataFrame, site: Site) -> pl.DataFrame:
         assigned[sel] = np.where(zones == None, "", zones)  # noqa: E711 - elementwise comparison
     filled = pl.Series(assigned.astype(str), dtype=pl.String).replace("", None)
     return rows.with_columns(zone_id=pl.when(missing).then(filled).otherwise(pl.col("zone_id")))
-

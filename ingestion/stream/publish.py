@@ -13,9 +13,11 @@ class Publisher:
     """Publishes (topic, payload) pairs with QoS 1 and can wait until the broker has acknowledged them all."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, client_id: str | None = None):
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"sightline-pub-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"sightline-pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)  # 0 = unlimited: never drop on the client side
         self.client.connect(host, port)

@@ -68,8 +68,17 @@ def open_source(source: str, site: Site, *, fps: float, stop: threading.Event) -
     return _UntilStopped(VideoFileSource(path, start, target_fps=fps), stop)
 
 
-def stream_video(source: str, camera_id: str, warehouse_url: str, site: Site, *, detector: str = "motion",
-                 weights: str | None = None, fps: float = 5.0, batch_seconds: float = 10.0) -> int:
+def stream_video(
+    source: str,
+    camera_id: str,
+    warehouse_url: str,
+    site: Site,
+    *,
+    detector: str = "motion",
+    weights: str | None = None,
+    fps: float = 5.0,
+    batch_seconds: float = 10.0,
+) -> int:
     """Run until the source ends or SIGTERM/SIGINT; returns the process exit code (0)."""
     from ingestion.detectors import make_detector
 
@@ -79,8 +88,16 @@ def stream_video(source: str, camera_id: str, warehouse_url: str, site: Site, *,
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(source, camera_id, warehouse_url, site, fps=fps, chunk_seconds=chunk_seconds, stop=stop,
-                    detector=make_detector(detector, fps=fps, weights=weights))
+        return _run(
+            source,
+            camera_id,
+            warehouse_url,
+            site,
+            fps=fps,
+            chunk_seconds=chunk_seconds,
+            stop=stop,
+            detector=make_detector(detector, fps=fps, weights=weights),
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -97,6 +114,7 @@ class _PerCall:
         def call(*args, **kwargs):
             with connect(self.url, self.site) as wh:
                 return getattr(wh, name)(*args, **kwargs)
+
         return call
 
     def __enter__(self) -> _PerCall:
@@ -106,24 +124,50 @@ class _PerCall:
         pass
 
 
-def _run(source: str, camera_id: str, warehouse_url: str, site: Site, *, detector, fps: float,
-         chunk_seconds: int, stop: threading.Event) -> int:
+def _run(
+    source: str,
+    camera_id: str,
+    warehouse_url: str,
+    site: Site,
+    *,
+    detector,
+    fps: float,
+    chunk_seconds: int,
+    stop: threading.Event,
+) -> int:
     with connect(warehouse_url, site) as wh:
         wh.require_setup()
     embedded_file = warehouse_url.startswith("duckdb:///") and warehouse_url != "duckdb:///:memory:"
-    with (_PerCall(warehouse_url, site) if embedded_file else connect(warehouse_url, site)) as wh:
+    with _PerCall(warehouse_url, site) if embedded_file else connect(warehouse_url, site) as wh:
         pipeline = VideoPipeline(
-            wh, site, camera_id, detector, fps=fps,
-            batch_seconds=chunk_seconds, source_name=LIVE_SOURCE,
-            on_batch=lambda r: log.info("batch %s: %d rows landed%s", r.batch_id, r.landed,
-                                        " (already landed before)" if r.skipped else ""))
+            wh,
+            site,
+            camera_id,
+            detector,
+            fps=fps,
+            batch_seconds=chunk_seconds,
+            source_name=LIVE_SOURCE,
+            on_batch=lambda r: log.info(
+                "batch %s: %d rows landed%s",
+                r.batch_id,
+                r.landed,
+                " (already landed before)" if r.skipped else "",
+            ),
+        )
         try:
             report = pipeline.run(open_source(source, site, fps=fps, stop=stop))
         except StoppedBeforeEnd:
-            log.info("stopped before the end of %s: committed chunks are kept, run it again to land the rest",
-                     source)
+            log.info(
+                "stopped before the end of %s: committed chunks are kept, run it again to land the rest",
+                source,
+            )
             return 0
-    log.info("stopped: %d frames processed, %d detections, %d rows landed in %d batches (%d skipped)",
-             report.frames_processed, report.detections, report.landed, report.batches_landed,
-             report.batches_skipped)
+    log.info(
+        "stopped: %d frames processed, %d detections, %d rows landed in %d batches (%d skipped)",
+        report.frames_processed,
+        report.detections,
+        report.landed,
+        report.batches_landed,
+        report.batches_skipped,
+    )
     return 0

@@ -290,17 +290,26 @@ ALERTS = Table(
     (
         Column("alert_id", "text", comment="md5 of rule | subject | start epoch microseconds: deterministic"),
         Column("rule_name", "text", comment="the site.yaml alerts rule that raised it"),
-        Column("alert_type", "text", comment="idle | restricted_zone_entry | zone_overflow | zone_empty | "
-               "after_hours_presence | camera_down | productivity_drop"),
+        Column(
+            "alert_type",
+            "text",
+            comment="idle | restricted_zone_entry | zone_overflow | zone_empty | "
+            "after_hours_presence | camera_down | productivity_drop",
+        ),
         Column("severity", "text", comment="info | warning | error | critical"),
         Column("subject", "text", comment="what it is about: camera, zone and track/visitor/worker/index"),
         Column("camera_id", "text", True, "null for site-level alerts (productivity_drop)"),
         Column("zone_id", "text", True, "zone concerned (ref.zones), when there is one"),
         Column("track_id", "bigint", True, "tracker id of the person concerned, when there is one"),
-        Column("visitor_id", "text", True, "the person concerned as analytics.sessions.visitor_id (with "
-               "camera_id: the track fragments linked by analytics.track_links); set by the day's batch "
-               "evaluation, so a live alert has it once the marts of its day are built, null until then "
-               "and for alerts about no person"),
+        Column(
+            "visitor_id",
+            "text",
+            True,
+            "the person concerned as analytics.sessions.visitor_id (with "
+            "camera_id: the track fragments linked by analytics.track_links); set by the day's batch "
+            "evaluation, so a live alert has it once the marts of its day are built, null until then "
+            "and for alerts about no person",
+        ),
         Column("worker_id", "text", True, "worker identity from upstream, when known"),
         Column("message", "text", comment="one readable sentence"),
         Column("started_at", "timestamptz", comment="when the condition started (UTC)"),
@@ -365,7 +374,7 @@ def active_alerts_view_sql(backend: str) -> list[str]:
     """The BI view over ops.alerts: open and acknowledged alerts with camera and zone names, local times.
 
     Created by setup as the owner, so BI reads it with the owner's rights without any right on `ops`."""
-    local = ("timezone(s.timezone, {c})" if backend == "duckdb" else "{c} AT TIME ZONE s.timezone")
+    local = "timezone(s.timezone, {c})" if backend == "duckdb" else "{c} AT TIME ZONE s.timezone"
     return [
         f"DROP VIEW IF EXISTS {ACTIVE_ALERTS_VIEW}",
         f"""CREATE VIEW {ACTIVE_ALERTS_VIEW} AS
@@ -381,18 +390,40 @@ WHERE a.status IN ('open', 'acknowledged')""",
         f"COMMENT ON VIEW {ACTIVE_ALERTS_VIEW} IS 'Alerts someone should act on (open or acknowledged), "
         "with camera and zone names; started_local is site-local time. Acknowledge or resolve with "
         "`sightline alerts ack|resolve`.'",
-        *(f"COMMENT ON COLUMN {ACTIVE_ALERTS_VIEW}.{name} IS '{_quote(text)}'"
-          for name, text in _ACTIVE_ALERTS_COLUMNS.items()),
+        *(
+            f"COMMENT ON COLUMN {ACTIVE_ALERTS_VIEW}.{name} IS '{_quote(text)}'"
+            for name, text in _ACTIVE_ALERTS_COLUMNS.items()
+        ),
     ]
-
 
 
 # Column comments of the view: the table's, and the names and local time it adds.
 _ACTIVE_ALERTS_COLUMNS = {
-    **{c.name: c.comment for c in ALERTS.columns if c.name in (
-        "alert_id", "rule_name", "alert_type", "severity", "status", "camera_id", "zone_id", "track_id",
-        "visitor_id", "worker_id", "message", "started_at", "last_seen_at", "ended_at", "acknowledged_by",
-        "acknowledged_at", "action_taken", "source")},
+    **{
+        c.name: c.comment
+        for c in ALERTS.columns
+        if c.name
+        in (
+            "alert_id",
+            "rule_name",
+            "alert_type",
+            "severity",
+            "status",
+            "camera_id",
+            "zone_id",
+            "track_id",
+            "visitor_id",
+            "worker_id",
+            "message",
+            "started_at",
+            "last_seen_at",
+            "ended_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "action_taken",
+            "source",
+        )
+    },
     "camera_name": "camera name (ref.cameras)",
     "zone_name": "zone name (ref.zones)",
     "started_local": "started_at in the site's time zone (wall clock)",

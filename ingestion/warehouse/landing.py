@@ -209,7 +209,10 @@ class SqlWarehouse(Warehouse):
             orient="row",
         )
         for table, frame in (
-            (ddl.CAMERAS, cameras), (ddl.ZONES, zones), (ddl.SITE, site_row), (ddl.WORKERS, workers)
+            (ddl.CAMERAS, cameras),
+            (ddl.ZONES, zones),
+            (ddl.SITE, site_row),
+            (ddl.WORKERS, workers),
         ):
             self._execute(f"DELETE FROM {table.qualified}")
             if frame.height:

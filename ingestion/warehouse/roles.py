@@ -73,13 +73,17 @@ def _bi_reads_writer_views(conn: psycopg.Connection, writer: str, bi: str) -> No
     """Views the writer creates in `analytics` from now on are readable by BI (default privileges are per
     creating role), and so are those it created before."""
     w, b, a = sql.Identifier(writer), sql.Identifier(bi), sql.Identifier(ddl.BI_SCHEMA)
-    conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}")
-                 .format(w, a, b))
+    conn.execute(
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+            w, a, b
+        )
+    )
     conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(a, b))
 
 
-def grant_writer(url: str, role: str = WRITER_ROLE, password: str | None = None, *,
-                 bi_role: str = BI_ROLE) -> None:
+def grant_writer(
+    url: str, role: str = WRITER_ROLE, password: str | None = None, *, bi_role: str = BI_ROLE
+) -> None:
     """Create/refresh the writer role on the database of `url` (see the module docstring)."""
     r = sql.Identifier(role)
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
@@ -93,11 +97,17 @@ def grant_writer(url: str, role: str = WRITER_ROLE, password: str | None = None,
             conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r))
             conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(s, r))
             for kind, privileges in (("TABLES", WRITER_TABLE_PRIVILEGES), ("SEQUENCES", "USAGE, SELECT")):
-                conn.execute(sql.SQL("GRANT {} ON ALL {} IN SCHEMA {} TO {}").format(
-                    sql.SQL(privileges), sql.SQL(kind), s, r))
+                conn.execute(
+                    sql.SQL("GRANT {} ON ALL {} IN SCHEMA {} TO {}").format(
+                        sql.SQL(privileges), sql.SQL(kind), s, r
+                    )
+                )
                 # Tables a later `sightline db setup` (run by this same owner) adds get the same rights.
-                conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON {} TO {}").format(
-                    s, sql.SQL(privileges), sql.SQL(kind), r))
+                conn.execute(
+                    sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON {} TO {}").format(
+                        s, sql.SQL(privileges), sql.SQL(kind), r
+                    )
+                )
         for function in ddl.OWNER_FUNCTIONS:
             conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), r))
         for schema in ddl.SQLMESH_SCHEMAS:
@@ -121,12 +131,16 @@ def _hand_over_sqlmesh_objects(conn: psycopg.Connection, role: str) -> None:
     ).fetchall()
     kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
     for schema, name, kind in rows:
-        conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(
-            sql.SQL(kinds[kind]), sql.Identifier(schema, name), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("ALTER {} {} OWNER TO {}").format(
+                sql.SQL(kinds[kind]), sql.Identifier(schema, name), sql.Identifier(role)
+            )
+        )
 
 
-def grant_bi(url: str, role: str = BI_ROLE, password: str | None = None, *,
-             writer_role: str = WRITER_ROLE) -> None:
+def grant_bi(
+    url: str, role: str = BI_ROLE, password: str | None = None, *, writer_role: str = WRITER_ROLE
+) -> None:
     """Create/refresh the read-only BI role on the database of `url`: USAGE on `analytics` and SELECT on
     its views, now and future (created by this owner or by the writer); nothing on any other schema."""
     r = sql.Identifier(role)
@@ -144,11 +158,13 @@ def grant_bi(url: str, role: str = BI_ROLE, password: str | None = None, *,
             conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, r))
             conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(s, r))
             conn.execute(
-                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON TABLES FROM {}").format(s, r))
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON TABLES FROM {}").format(s, r)
+            )
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(a, r))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(a, r))
         conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(a, r))
         conn.execute(
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(a, r))
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(a, r)
+        )
         if _role_exists(conn, writer_role):
             _bi_reads_writer_views(conn, writer_role, role)

@@ -86,8 +86,10 @@ def _cast(actual: pl.DataType, expected: pl.DataType, name: str, what: str) -> p
                 "(or the camera's local zone, then convert to UTC)"
             )
         else:
-            fix = (f"parse it into pl.Datetime('us', 'UTC'), "
-                   f"e.g. pl.col({name!r}).str.to_datetime(time_zone='UTC')")
+            fix = (
+                f"parse it into pl.Datetime('us', 'UTC'), "
+                f"e.g. pl.col({name!r}).str.to_datetime(time_zone='UTC')"
+            )
         raise BatchSchemaError(
             f"{what}: column {name!r} has type {actual}, expected {expected} (timezone-aware UTC). Fix: {fix}"
         )

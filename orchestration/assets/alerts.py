@@ -2,7 +2,6 @@
 sensor delivers pending notifications, so runs and ticks show what was raised, sent and what failed.
 The work is ingestion.alerts (the same code as `sightline alerts evaluate` and `sightline alerts deliver`)."""
 
-
 import dagster as dg
 
 from orchestration.assets.ingestion import WAREHOUSE_POOL
@@ -37,10 +36,13 @@ def build_alerts_asset(
             for day in days_of_range(context.partition_key_range.start, context.partition_key_range.end):
                 r = evaluate_day(wh, s, day)
                 o = r.outcome
-                for k, n in (("anomalies", r.anomalies), ("raised", len(o.raised)),
-                             ("already_known", len(o.matched)),
-                             ("auto_resolved", len(o.auto_resolved) + len(r.cleared)),
-                             ("suppressed", o.suppressed)):
+                for k, n in (
+                    ("anomalies", r.anomalies),
+                    ("raised", len(o.raised)),
+                    ("already_known", len(o.matched)),
+                    ("auto_resolved", len(o.auto_resolved) + len(r.cleared)),
+                    ("suppressed", o.suppressed),
+                ):
                     totals[k] += n
         return dg.MaterializeResult(metadata=totals)
 
@@ -74,14 +76,25 @@ def build_delivery_sensor(running: bool = True) -> dg.SensorDefinition:
             raise
         for alert_id, channel, event, error in report.failed:
             context.log.warning("alert %s -> %s (%s) failed: %s", alert_id[:10], channel, event, error)
-        text = (f"{len(report.sent)} sent, {len(report.failed)} failed, {len(report.gave_up)} given up"
-                + (f"; not configured: {', '.join(sorted(report.not_configured))}" if report.not_configured
-                   else ""))
+        text = f"{len(report.sent)} sent, {len(report.failed)} failed, {len(report.gave_up)} given up" + (
+            f"; not configured: {', '.join(sorted(report.not_configured))}" if report.not_configured else ""
+        )
         if not (report.sent or report.failed or report.gave_up):
             return dg.SkipReason(f"nothing to deliver ({text})")
         context.log.info(text)
-        return dg.SensorResult(asset_events=[dg.AssetObservation(ALERTS_KEY, metadata={
-            "sent": len(report.sent), "failed": len(report.failed), "gave_up": len(report.gave_up),
-            "summary": text})], skip_reason=None)
+        return dg.SensorResult(
+            asset_events=[
+                dg.AssetObservation(
+                    ALERTS_KEY,
+                    metadata={
+                        "sent": len(report.sent),
+                        "failed": len(report.failed),
+                        "gave_up": len(report.gave_up),
+                        "summary": text,
+                    },
+                )
+            ],
+            skip_reason=None,
+        )
 
     return deliver_alerts

@@ -17,9 +17,13 @@ name. Live alerts are raised by `sightline stream`; `evaluate` turns a built day
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("alerts", help="list, acknowledge, resolve, evaluate and deliver alerts",
-                              description=__doc__, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "alerts",
+        help="list, acknowledge, resolve, evaluate and deliver alerts",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
 
     def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -30,8 +34,9 @@ def register(subparsers) -> None:
 
     q = cmd("list", "list alerts (oldest first)")
     q.add_argument("--status", choices=["open", "acknowledged", "resolved"])
-    q.add_argument("--since", type=_iso,
-                   help="only alerts started at or after this ISO time (UTC if no offset)")
+    q.add_argument(
+        "--since", type=_iso, help="only alerts started at or after this ISO time (UTC if no offset)"
+    )
     q.add_argument("--format", choices=["table", "json"], default="table")
     q.set_defaults(func=run_list)
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
@@ -44,8 +49,12 @@ def register(subparsers) -> None:
     q.add_argument("--date", required=True, type=date.fromisoformat, help="site-local day, YYYY-MM-DD")
     q.set_defaults(func=run_evaluate)
     q = cmd("deliver", "send every pending notification once (retries wait for their backoff)")
-    q.add_argument("--wait", type=float, default=0.0,
-                   help="keep delivering up to this many seconds while retries are pending (0: one pass)")
+    q.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="keep delivering up to this many seconds while retries are pending (0: one pass)",
+    )
     q.set_defaults(func=run_deliver)
     q = cmd("test-channel", "send a test notification to one channel (recorded nowhere)")
     q.add_argument("name")
@@ -59,7 +68,8 @@ def _iso(text: str) -> datetime:
         ts = datetime.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"not an ISO time: {text!r} (e.g. 2025-01-15T08:00:00+07:00)") from exc
+            f"not an ISO time: {text!r} (e.g. 2025-01-15T08:00:00+07:00)"
+        ) from exc
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
@@ -89,8 +99,10 @@ def run_list(args: argparse.Namespace) -> int:
     for r in frame.to_dicts():
         started = r["started_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         who = r["acknowledged_by"] and f" ack:{r['acknowledged_by']}" or ""
-        print(f"{r['alert_id'][:10]}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<22} {started}  "
-              f"{r['message']}{who}")
+        print(
+            f"{r['alert_id'][:10]}  {r['status']:<12} {r['severity']:<8} {r['alert_type']:<22} {started}  "
+            f"{r['message']}{who}"
+        )
     print(f"{frame.height} alerts (times {site.timezone})")
     return 0
 
@@ -122,9 +134,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with wh:
         result = evaluate_day(wh, site, args.date)
     o = result.outcome
-    print(f"{args.date}: {result.anomalies} anomalies -> {len(o.raised)} alerts raised, {len(o.matched)} "
-          f"already known, {len(o.auto_resolved) + len(result.cleared)} auto-resolved, {o.suppressed} "
-          "suppressed (schedule or cooldown)")
+    print(
+        f"{args.date}: {result.anomalies} anomalies -> {len(o.raised)} alerts raised, {len(o.matched)} "
+        f"already known, {len(o.auto_resolved) + len(result.cleared)} auto-resolved, {o.suppressed} "
+        "suppressed (schedule or cooldown)"
+    )
     return 0
 
 
@@ -139,17 +153,22 @@ def run_deliver(args: argparse.Namespace) -> int:
     with wh:
         while True:
             report = deliver_pending(wh, site)
-            sent, failed, gave_up = sent + len(report.sent), failed + len(report.failed), gave_up + len(
-                report.gave_up)
+            sent, failed, gave_up = (
+                sent + len(report.sent),
+                failed + len(report.failed),
+                gave_up + len(report.gave_up),
+            )
             for alert_id, channel, event, error in report.failed:
                 print(f"failed: {alert_id[:10]} -> {channel} ({event}): {error}", file=sys.stderr)
             if not report.pending or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
     skipped = sorted(report.not_configured)
-    print(f"{sent} sent, {failed} failed tries, {gave_up} given up"
-          + (f"; not configured (environment variable unset): {', '.join(skipped)}" if skipped else "")
-          + ("; more pending (retry backoff or rate limit)" if report.pending else ""))
+    print(
+        f"{sent} sent, {failed} failed tries, {gave_up} given up"
+        + (f"; not configured (environment variable unset): {', '.join(skipped)}" if skipped else "")
+        + ("; more pending (retry backoff or rate limit)" if report.pending else "")
+    )
     return 1 if gave_up else 0
 
 
@@ -164,13 +183,28 @@ def run_test_channel(args: argparse.Namespace) -> int:
     channel = config_of(site).channel(args.name)
     now = datetime.now(UTC)
     cam = site.cameras[0]
-    alert = {"alert_id": "test-" + now.strftime("%Y%m%d%H%M%S"), "rule_name": "test-channel",
-             "alert_type": "test", "severity": "info", "status": "open", "camera_id": cam.id, "zone_id": None,
-             "track_id": None, "visitor_id": None, "worker_id": None,
-             "message": f"Test notification from Sightline ({site.name}) to channel {channel.name}",
-             "started_at": now, "ended_at": None, "acknowledged_by": None, "acknowledged_at": None,
-             "action_taken": None, "resolved_by": None, "resolved_at": None, "auto_resolved": False,
-             "source": "test"}
+    alert = {
+        "alert_id": "test-" + now.strftime("%Y%m%d%H%M%S"),
+        "rule_name": "test-channel",
+        "alert_type": "test",
+        "severity": "info",
+        "status": "open",
+        "camera_id": cam.id,
+        "zone_id": None,
+        "track_id": None,
+        "visitor_id": None,
+        "worker_id": None,
+        "message": f"Test notification from Sightline ({site.name}) to channel {channel.name}",
+        "started_at": now,
+        "ended_at": None,
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "action_taken": None,
+        "resolved_by": None,
+        "resolved_at": None,
+        "auto_resolved": False,
+        "source": "test",
+    }
     result = send(channel, alert, "new", site)
     if result.ok:
         print(f"channel {channel.name} ({channel.type}): delivered (code {result.code})")

@@ -39,8 +39,11 @@ def register(subparsers) -> None:
     )
     add_warehouse_option(writer)
     writer.add_argument("--role", default="sightline_writer", help="role name (default sightline_writer)")
-    writer.add_argument("--bi-role", default="sightline_bi",
-                        help="BI role that may read the views the writer builds, if it exists (sightline_bi)")
+    writer.add_argument(
+        "--bi-role",
+        default="sightline_bi",
+        help="BI role that may read the views the writer builds, if it exists (sightline_bi)",
+    )
     writer.set_defaults(func=run_grant_writer)
 
     grant = sub.add_parser(
@@ -53,8 +56,11 @@ def register(subparsers) -> None:
     )
     add_warehouse_option(grant)
     grant.add_argument("--role", default="sightline_bi", help="role name (default sightline_bi)")
-    grant.add_argument("--writer-role", default="sightline_writer",
-                       help="writer role whose future views BI may read, if it exists (sightline_writer)")
+    grant.add_argument(
+        "--writer-role",
+        default="sightline_writer",
+        help="writer role whose future views BI may read, if it exists (sightline_writer)",
+    )
     grant.set_defaults(func=run_grant_bi)
 
 
@@ -91,8 +97,10 @@ def run_grant_writer(args: argparse.Namespace) -> int:
     password = os.environ.get(WRITER_PASSWORD_ENV)
     grant_writer(url, args.role, password, bi_role=args.bi_role)
     login = f"LOGIN, password from ${WRITER_PASSWORD_ENV}" if password else "NOLOGIN"
-    print(f"role {args.role} ({login}): rows of raw and ref, builds marts in SQLMesh's schemas; "
-          "owns no schema or raw table, cannot create schemas")
+    print(
+        f"role {args.role} ({login}): rows of raw and ref, builds marts in SQLMesh's schemas; "
+        "owns no schema or raw table, cannot create schemas"
+    )
     return 0
 
 
@@ -112,7 +120,8 @@ def run_grant_bi(args: argparse.Namespace) -> int:
     password = os.environ.get(BI_PASSWORD_ENV)
     grant_bi(url, args.role, password, writer_role=args.writer_role)
     login = f"LOGIN, password from ${BI_PASSWORD_ENV}" if password else "NOLOGIN"
-    print(f"role {args.role} ({login}): SELECT on analytics (now and future views), "
-          "no access to raw, ref, staging or SQLMesh's schemas")
+    print(
+        f"role {args.role} ({login}): SELECT on analytics (now and future views), "
+        "no access to raw, ref, staging or SQLMesh's schemas"
+    )
     return 0
-

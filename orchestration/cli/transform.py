@@ -10,14 +10,21 @@ from orchestration.cli.options import add_site_option, add_warehouse_option
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "transform", help="build sessions, index records, metrics and daily stats (SQLMesh) for a day range",
+        "transform",
+        help="build sessions, index records, metrics and daily stats (SQLMesh) for a day range",
         description="Build every analytics mart for site-local days [--start, --end). "
-                    "Missing days are built; "
-                    "--restate rebuilds the range even where it was built (other days are not touched).")
-    parser.add_argument("--start", type=date.fromisoformat, required=True,
-                        help="first site-local day, YYYY-MM-DD")
-    parser.add_argument("--end", type=date.fromisoformat, default=None,
-                        help="day after the last one (exclusive), YYYY-MM-DD; default: the day after --start")
+        "Missing days are built; "
+        "--restate rebuilds the range even where it was built (other days are not touched).",
+    )
+    parser.add_argument(
+        "--start", type=date.fromisoformat, required=True, help="first site-local day, YYYY-MM-DD"
+    )
+    parser.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=None,
+        help="day after the last one (exclusive), YYYY-MM-DD; default: the day after --start",
+    )
     add_warehouse_option(parser)
     add_site_option(parser)
     parser.add_argument("--restate", action="store_true", help="rebuild the range even if it was built")

@@ -52,7 +52,8 @@ def utc_trunc(evaluator, unit: exp.Expr, ts: exp.Expr) -> exp.Expr:
     return exp.maybe_parse(
         f"CAST(DATE_TRUNC('{unit.name}', {ts.sql('duckdb')} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
         " AS TIMESTAMPTZ)",
-        dialect="duckdb")
+        dialect="duckdb",
+    )
 
 
 @macro()
@@ -73,8 +74,9 @@ def _local_days(evaluator, pad_days: int) -> list:
 def _table(columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> exp.Expr:
     """A typed inline table: SELECT ... UNION ALL SELECT ..., or an empty typed one."""
     first = "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in columns) + " WHERE 1 = 0"
-    parts = [first] + ["SELECT " + ", ".join(f"{v} AS {n}" for v, (n, _) in zip(row, columns, strict=True))
-                        for row in rows]
+    parts = [first] + [
+        "SELECT " + ", ".join(f"{v} AS {n}" for v, (n, _) in zip(row, columns, strict=True)) for row in rows
+    ]
     return exp.maybe_parse("(" + " UNION ALL ".join(parts) + ")", dialect="duckdb")
 
 
@@ -129,11 +131,24 @@ def periods(evaluator) -> exp.Expr:
     hour = hour if hour >= start else hour + dt.timedelta(hours=1)
     while hour < end:
         local = hour.astimezone(tz).date()
-        rows.append(("'hour'", f"CAST('{local.isoformat()}' AS DATE)", _ts_literal(hour),
-                     _ts_literal(hour + dt.timedelta(hours=1))))
+        rows.append(
+            (
+                "'hour'",
+                f"CAST('{local.isoformat()}' AS DATE)",
+                _ts_literal(hour),
+                _ts_literal(hour + dt.timedelta(hours=1)),
+            )
+        )
         hour += dt.timedelta(hours=1)
-    return _table([("grain", "VARCHAR"), ("local_date", "DATE"), ("period_start", "TIMESTAMPTZ"),
-                   ("period_end", "TIMESTAMPTZ")], rows)
+    return _table(
+        [
+            ("grain", "VARCHAR"),
+            ("local_date", "DATE"),
+            ("period_start", "TIMESTAMPTZ"),
+            ("period_end", "TIMESTAMPTZ"),
+        ],
+        rows,
+    )
 
 
 def _local_ts(evaluator, ts: exp.Expr) -> str:
@@ -164,8 +179,12 @@ def schedule_summary(evaluator) -> exp.Expr:
             runs[-1].append(d)
         else:
             runs.append([d])
-    day_text = ", ".join(_DAY_NAMES[r[0]] if len(r) == 1 else f"{_DAY_NAMES[r[0]]}-{_DAY_NAMES[r[-1]]}"
-                         for r in runs) or "no workdays"
+    day_text = (
+        ", ".join(
+            _DAY_NAMES[r[0]] if len(r) == 1 else f"{_DAY_NAMES[r[0]]}-{_DAY_NAMES[r[-1]]}" for r in runs
+        )
+        or "no workdays"
+    )
     hours = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in evaluator.var("working_minutes") or [])
     text = f"{day_text} {hours} ({evaluator.var('timezone')})".replace("'", "''")
     return exp.maybe_parse(f"'{text}'", dialect="duckdb")
@@ -207,8 +226,9 @@ def us_to_seconds(evaluator, us: exp.Expr) -> exp.Expr:
 @macro()
 def seconds_between(evaluator, start: exp.Expr, end: exp.Expr) -> exp.Expr:
     """end - start in DOUBLE seconds, computed in microseconds (exact on both engines)."""
-    return exp.maybe_parse(f"CAST({_epoch_us(end)} - {_epoch_us(start)} AS DOUBLE) / 1000000",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"CAST({_epoch_us(end)} - {_epoch_us(start)} AS DOUBLE) / 1000000", dialect="duckdb"
+    )
 
 
 def _health_window_us(evaluator) -> str:
@@ -218,23 +238,26 @@ def _health_window_us(evaluator) -> str:
 @macro()
 def health_window(evaluator, ts: exp.Expr) -> exp.Expr:
     """Number of the raw.camera_health window (health_window_seconds long, from the epoch) holding ts."""
-    return exp.maybe_parse(f"CAST(FLOOR({_epoch_us(ts)} / {_health_window_us(evaluator)}) AS BIGINT)",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"CAST(FLOOR({_epoch_us(ts)} / {_health_window_us(evaluator)}) AS BIGINT)", dialect="duckdb"
+    )
 
 
 @macro()
 def first_health_window(evaluator, ts: exp.Expr) -> exp.Expr:
     """Number of the first health window starting at or after ts."""
-    return exp.maybe_parse(f"CAST(CEIL({_epoch_us(ts)} / {_health_window_us(evaluator)}) AS BIGINT)",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"CAST(CEIL({_epoch_us(ts)} / {_health_window_us(evaluator)}) AS BIGINT)", dialect="duckdb"
+    )
 
 
 @macro()
 def health_window_start(evaluator, window_no: exp.Expr) -> exp.Expr:
     """The UTC instant health window `window_no` starts."""
-    seconds = _literal(evaluator.var('health_window_seconds'))
-    return exp.maybe_parse(f"CAST(TO_TIMESTAMP({window_no.sql('duckdb')} * {seconds}) AS TIMESTAMPTZ)",
-                           dialect="duckdb")
+    seconds = _literal(evaluator.var("health_window_seconds"))
+    return exp.maybe_parse(
+        f"CAST(TO_TIMESTAMP({window_no.sql('duckdb')} * {seconds}) AS TIMESTAMPTZ)", dialect="duckdb"
+    )
 
 
 @macro()
@@ -242,8 +265,9 @@ def uptime(evaluator, windows_up: exp.Expr, start: exp.Expr, end: exp.Expr) -> e
     """Share of the health windows of [start, end) in which the camera delivered frames (`windows_up`
     windows, null as 0), at most 1."""
     windows = f"(CAST({_epoch_us(end)} - {_epoch_us(start)} AS DOUBLE) / {_health_window_us(evaluator)})"
-    return exp.maybe_parse(f"LEAST(CAST(COALESCE({windows_up.sql('duckdb')}, 0) AS DOUBLE) / {windows}, 1.0)",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"LEAST(CAST(COALESCE({windows_up.sql('duckdb')}, 0) AS DOUBLE) / {windows}, 1.0)", dialect="duckdb"
+    )
 
 
 @macro()
@@ -260,7 +284,8 @@ def may_overlap_batch(evaluator, entry_time: exp.Expr) -> exp.Expr:
     return exp.maybe_parse(
         f"{ts} < {_ts_literal(end)} AND {ts} >= {_ts_literal(start)} - INTERVAL '1 day'"
         f" - INTERVAL '1 hour' * {_literal(evaluator.var('session_lookahead_hours'))}",
-        dialect="duckdb")
+        dialect="duckdb",
+    )
 
 
 # ------------------------------------------------------------------------------------ names and JSON
@@ -269,8 +294,9 @@ def may_overlap_batch(evaluator, entry_time: exp.Expr) -> exp.Expr:
 @macro()
 def zone_name(evaluator, zone_id: exp.Expr) -> exp.Expr:
     """The zone's name from ref.zones (a scalar subquery: only readers of the column pay for it)."""
-    return exp.maybe_parse(f"(SELECT z.name FROM ref.zones AS z WHERE z.zone_id = {zone_id.sql('duckdb')})",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"(SELECT z.name FROM ref.zones AS z WHERE z.zone_id = {zone_id.sql('duckdb')})", dialect="duckdb"
+    )
 
 
 @macro()
@@ -283,8 +309,9 @@ def camera_name(evaluator, camera_id: exp.Expr) -> exp.Expr:
 @macro()
 def json_num(evaluator, value: exp.Expr) -> exp.Expr:
     """A number as JSON text with three decimals (exact decimal rounding, the same text on both engines)."""
-    return exp.maybe_parse(f"CAST(ROUND(CAST({value.sql('duckdb')} AS DECIMAL(18, 6)), 3) AS VARCHAR)",
-                           dialect="duckdb")
+    return exp.maybe_parse(
+        f"CAST(ROUND(CAST({value.sql('duckdb')} AS DECIMAL(18, 6)), 3) AS VARCHAR)", dialect="duckdb"
+    )
 
 
 @macro()
@@ -333,17 +360,18 @@ def at_work(evaluator, zone_type: exp.Expr) -> exp.Expr:
     return exp.maybe_parse(f"COALESCE({zone_type.sql('duckdb')} IN ({values}), FALSE)", dialect="duckdb")
 
 
-
-
 # ---------------------------------------------------------------- per-scope measures (zone | camera)
 # The hour and day grains of the two scopes share their SQL through these macros: zone_hourly and
 # camera_hourly (@hourly_measures), daily_zone_stats and daily_camera_stats (@day_sums_of_hours), and all
 # four count people the same way (@people_present).
 
 _SCOPES = {  # scope -> (key column, the scope's rows: its columns in the marts, camera_id among them)
-    "zone": ("zone_id", "SELECT z.zone_id, z.name AS zone_name, z.zone_type, z.camera_id, "
-                        "c.name AS camera_name FROM ref.zones AS z "
-                        "LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id"),
+    "zone": (
+        "zone_id",
+        "SELECT z.zone_id, z.name AS zone_name, z.zone_type, z.camera_id, "
+        "c.name AS camera_name FROM ref.zones AS z "
+        "LEFT JOIN ref.cameras AS c ON c.camera_id = z.camera_id",
+    ),
     "camera": ("camera_id", "SELECT c.camera_id, c.name AS camera_name FROM ref.cameras AS c"),
 }
 
@@ -364,13 +392,17 @@ def _expand(evaluator, sql: str) -> exp.Expr:
     macros inside what a macro returns): @periods(), @batch_start(), @batch_end(), @session_lookahead_hours
     and @health_window_seconds as they are, and <<epoch_us:X>> / <<local_ts:X>> for @epoch_us(X) /
     @local_ts(X)."""
+
     def call(m: re.Match) -> str:
         fn = {"epoch_us": epoch_us, "local_ts": local_ts}[m.group(1)]
         return fn(evaluator, exp.maybe_parse(m.group(2), dialect="duckdb")).sql("duckdb")
 
     sql = re.sub(r"<<(epoch_us|local_ts):(.+?)>>", call, sql)
-    for name, value in (("@periods()", periods(evaluator)), ("@batch_start()", batch_start(evaluator)),
-                        ("@batch_end()", batch_end(evaluator))):
+    for name, value in (
+        ("@periods()", periods(evaluator)),
+        ("@batch_start()", batch_start(evaluator)),
+        ("@batch_end()", batch_end(evaluator)),
+    ):
         sql = sql.replace(name, value.sql("duckdb"))
     sql = sql.replace("@session_lookahead_hours", str(evaluator.var("session_lookahead_hours")))
     sql = sql.replace("@health_window_seconds", str(evaluator.var("health_window_seconds")))
@@ -387,7 +419,7 @@ def _people_present_sql(grain: str, key: str) -> str:
     """(period_start, <key>, unique_visitors): distinct people with a visit overlapping each period of
     `grain` starting inside the batch (visits entered up to a day and the lookahead before it count)."""
     return f"""(
-  SELECT p.period_start, s.{key}, COUNT(DISTINCT {PERSON_SQL.format(s='s')}) AS unique_visitors
+  SELECT p.period_start, s.{key}, COUNT(DISTINCT {PERSON_SQL.format(s="s")}) AS unique_visitors
   FROM @periods() AS p
   JOIN analytics.sessions AS s ON s.entry_time < p.period_end AND s.exit_time > p.period_start
   WHERE p.grain = '{grain}'
@@ -416,7 +448,9 @@ def hourly_measures(evaluator, scope: exp.Expr) -> exp.Expr:
     analytics.zone_presence, sessions by entry hour, people present, camera uptime). The body of
     analytics.zone_hourly and analytics.camera_hourly, whose column comments describe the measures."""
     name, key, rows = _scope(scope)
-    return _expand(evaluator, f"""(
+    return _expand(
+        evaluator,
+        f"""(
 WITH hours AS (
   SELECT local_date, period_start AS hour_start, period_end AS hour_end
   FROM @periods() AS p WHERE grain = 'hour'
@@ -447,7 +481,7 @@ WITH hours AS (
   JOIN analytics.sessions AS s ON s.entry_time >= h.hour_start AND s.entry_time < h.hour_end
   WHERE s.entry_time >= @batch_start() AND s.entry_time < @batch_end()
   GROUP BY h.hour_start, s.{key}
-), people AS {_people_present_sql('hour', key)}, health AS (
+), people AS {_people_present_sql("hour", key)}, health AS (
   SELECT
     h.hour_start, ch.camera_id,
     COUNT(DISTINCT CASE WHEN ch.frames_read > 0
@@ -490,7 +524,8 @@ LEFT JOIN presence AS pr ON pr.hour_start = h.hour_start AND pr.{key} = k.{key}
 LEFT JOIN session_stats AS ss ON ss.hour_start = h.hour_start AND ss.{key} = k.{key}
 LEFT JOIN people AS pp ON pp.period_start = h.hour_start AND pp.{key} = k.{key}
 LEFT JOIN health AS hl ON hl.hour_start = h.hour_start AND hl.camera_id = k.camera_id
-)""")
+)""",
+    )
 
 
 @macro()
@@ -500,7 +535,9 @@ def day_sums_of_hours(evaluator, hourly: exp.Expr, key: exp.Expr) -> exp.Expr:
     hour rows of `hourly` (analytics.zone_hourly or analytics.camera_hourly, keyed by `key`). A day grain
     is the sum of its hours: every hour of every zone and camera has a row."""
     table, k = hourly.sql("duckdb"), key.name
-    return _expand(evaluator, f"""(
+    return _expand(
+        evaluator,
+        f"""(
   SELECT
     d.local_date, d.period_start, d.period_end, hr.{k},
     SUM(hr.scheduled_seconds) AS scheduled_seconds,
@@ -511,4 +548,5 @@ def day_sums_of_hours(evaluator, hourly: exp.Expr, key: exp.Expr) -> exp.Expr:
   JOIN {table} AS hr ON hr.hour_start >= d.period_start AND hr.hour_start < d.period_end
   WHERE d.grain = 'day' AND hr.hour_start >= @batch_start() AND hr.hour_start < @batch_end()
   GROUP BY d.local_date, d.period_start, d.period_end, hr.{k}
-)""")
+)""",
+    )

@@ -17,4 +17,5 @@ def landed_detections(evaluator) -> exp.Expr:
     return exp.maybe_parse(
         "(SELECT * FROM raw.detections"
         " QUALIFY ROW_NUMBER() OVER (PARTITION BY camera_id, ts, track_id ORDER BY batch_id DESC) = 1)",
-        dialect="duckdb")
+        dialect="duckdb",
+    )

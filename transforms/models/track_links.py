@@ -19,16 +19,34 @@ from ingestion.linking import TRACK_LINKS_COLUMNS, LinkParams, track_ends_sql, t
 
 @model(
     "analytics.track_links",
-    kind=dict(name=ModelKindName.INCREMENTAL_BY_TIME_RANGE, time_column="first_seen", batch_size=24,
-              lookback=24),
+    kind=dict(
+        name=ModelKindName.INCREMENTAL_BY_TIME_RANGE, time_column="first_seen", batch_size=24, lookback=24
+    ),
     depends_on=["staging.stg_detections", "ref.cameras"],
     grain=["camera_id", "track_id", "first_seen"],
     columns={**TRACK_LINKS_COLUMNS, "camera_name": "text"},
     audits=[
-        ("unique_combination_of_columns",
-         {"columns": [exp.column(c) for c in ("camera_id", "track_id", "first_seen")]}),
-        ("not_null", {"columns": [exp.column(c) for c in ("camera_id", "track_id", "visitor_id", "first_seen",
-                                                         "last_seen", "track_index", "local_date")]}),
+        (
+            "unique_combination_of_columns",
+            {"columns": [exp.column(c) for c in ("camera_id", "track_id", "first_seen")]},
+        ),
+        (
+            "not_null",
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in (
+                        "camera_id",
+                        "track_id",
+                        "visitor_id",
+                        "first_seen",
+                        "last_seen",
+                        "track_index",
+                        "local_date",
+                    )
+                ]
+            },
+        ),
         "track_links_chain_consistent",
     ],
     description=(
@@ -52,7 +70,7 @@ from ingestion.linking import TRACK_LINKS_COLUMNS, LinkParams, track_ends_sql, t
         "last_seen": "last sample of the track (UTC)",
         "link_gap_seconds": "seconds between the previous track's last sample and this track's first",
         "link_cost": "cost of the link: distance in box heights + 0.1 x gap / link_max_gap_seconds "
-                     "+ 0.1 x (size ratio - 1)",
+        "+ 0.1 x (size ratio - 1)",
         "local_date": "site-local day of first_seen",
     },
 )
@@ -60,8 +78,11 @@ def execute(context: ExecutionContext, start: dt.datetime, end: dt.datetime, **k
     utc = dt.UTC
     start = start.replace(tzinfo=utc)
     end = end.replace(tzinfo=utc) + dt.timedelta(microseconds=1)  # SQLMesh passes an inclusive end
-    params = LinkParams(float(context.var("link_max_gap_seconds")), float(context.var("link_max_distance")),
-                        float(context.var("link_max_size_ratio")))
+    params = LinkParams(
+        float(context.var("link_max_gap_seconds")),
+        float(context.var("link_max_distance")),
+        float(context.var("link_max_size_ratio")),
+    )
     # Tracks first seen up to the lookahead before the batch decide its chains; samples run a little past
     # its end so a track's true last sample is known.
     lo = start - dt.timedelta(hours=float(context.var("session_lookahead_hours")))
@@ -73,7 +94,9 @@ def execute(context: ExecutionContext, start: dt.datetime, end: dt.datetime, **k
     sql = track_ends_sql(context.resolve_table("staging.stg_detections"), lit(lo), lit(hi))
     sums = pl.from_pandas(context.fetchdf(sql))
     links = track_links_rows(sums, start, end, params, context.var("timezone"))
-    names = pl.from_pandas(context.fetchdf(
-        f"SELECT camera_id, name AS camera_name FROM {context.resolve_table('ref.cameras')}"))
-    return links.join(names.cast({"camera_id": pl.String, "camera_name": pl.String}), on="camera_id",
-                      how="left").to_pandas()
+    names = pl.from_pandas(
+        context.fetchdf(f"SELECT camera_id, name AS camera_name FROM {context.resolve_table('ref.cameras')}")
+    )
+    return links.join(
+        names.cast({"camera_id": pl.String, "camera_name": pl.String}), on="camera_id", how="left"
+    ).to_pandas()
