@@ -153,7 +153,7 @@ def test_productivity_drop_against_the_trailing_median(tmp_path):
             "ts TIMESTAMPTZ, ts_end TIMESTAMPTZ, camera_id VARCHAR, zone_id VARCHAR, track_id BIGINT, "
             "session_id VARCHAR, description VARCHAR, metadata JSON)"
         )
-        wh.query("CREATE TABLE analytics.sessions (session_id VARCHAR, worker_id VARCHAR)")
+        wh.query("CREATE TABLE analytics.sessions (session_id VARCHAR, worker_id VARCHAR, visitor_id BIGINT)")
         scores = {1: (0.70, 0.69), 2: (0.70, 0.60), 3: (0.70, 0.40)}  # block: (history, the day)
         for d in [*history, day]:
             for block, (usual, today) in scores.items():
