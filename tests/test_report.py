@@ -22,6 +22,9 @@ from orchestration.report import (
     write_report,
 )
 
+# Module fixtures build the marts on both backends (PostgreSQL included): the whole-pipeline tier.
+pytestmark = [pytest.mark.pipeline, pytest.mark.postgres]
+
 BACKENDS = ("duckdb", "postgres")
 
 

@@ -22,6 +22,9 @@ from ingestion.rollups import period_end, period_start
 from ingestion.transform import build_marts
 from ingestion.warehouse import connect
 
+# Module fixtures build the marts on both backends (PostgreSQL included): the whole-pipeline tier.
+pytestmark = [pytest.mark.pipeline, pytest.mark.postgres]
+
 BACKENDS = ("duckdb", "postgres")
 
 
