@@ -27,6 +27,14 @@ def iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
+def appearance_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Similarity matrix (len(a), len(b)), 0..1, of colour-peak rows (`MotionDetector.looks`): the
+    intersection of the rows normalised to sum 1 (0 where a row is all zero)."""
+    a = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-9)
+    b = b / np.maximum(b.sum(axis=1, keepdims=True), 1e-9)
+    return np.minimum(a[:, None, :], b[None, :, :]).sum(axis=2)
+
+
 class BlobTracker:
     """Tracks of detection boxes (xyxy) frame by frame. `update` returns the confirmed tracks seen in this
     frame as (track ids, index of their detection); ids are handed out 1, 2, ... at confirmation."""
@@ -44,6 +52,8 @@ class BlobTracker:
         max_extrapolate_seconds: float = 2.0,
         moved_share: float = 0.5,
         still_speed: float = 0.04,
+        appearance_rate: float = 0.2,
+        reid_similarity: float = 0.6,
     ):
         """`lost_seconds`: how long an unseen track waits to be picked up again (occlusion, merged with a
         neighbour); `min_hits`: detections (in consecutive frames) before a track is reported, so one-frame
@@ -52,7 +62,11 @@ class BlobTracker:
         `gate_growth_per_second` per second lost up to `max_gate`; a lost track's position is
         extrapolated from its velocity for at most `max_extrapolate_seconds`; `moved_share`: distance
         from where a track started, in its heights, after which it counts as having moved (see `moved`);
-        `still_speed`: speed (its heights per frame) under which a track counts as still."""
+        `still_speed`: speed (its heights per frame) under which a track counts as still;
+        `appearance_rate`: weight of each new sighting in a track's colours (exponential moving average of
+        the detections' colour peaks, when `update` is given them); `reid_similarity`: colour similarity
+        (`appearance_similarity`) at which a track about to be confirmed takes the id of a lost one (see
+        `_reidentify`; 1 or more: never)."""
         self.fps = fps
         self.lost_frames = max(1, round(lost_seconds * fps))
         self.min_hits = min_hits
@@ -63,6 +77,8 @@ class BlobTracker:
         self.max_extrapolate = max(1, round(max_extrapolate_seconds * fps))
         self.moved_share = moved_share
         self.still_speed = still_speed
+        self.appearance_rate = appearance_rate
+        self.reid_similarity = reid_similarity
         self.reset()
 
     def reset(self) -> None:
@@ -76,10 +92,45 @@ class BlobTracker:
         self.moved = np.empty(0, bool)  # has been at least `moved_share` of its height from its origin
         self.reported_moved = np.empty(0, bool)  # `moved` of the tracks the last update returned
         self.reported_still = np.empty(0, bool)  # of those: moved before, and (almost) still now
+        self.look: np.ndarray | None = None  # (n, bins) colour peaks, moving average (None: no looks yet)
         self._next_id = 1
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _learn_look(self, tracks: np.ndarray, look: np.ndarray) -> None:
+        """Moving average of the tracks' colour peaks; a sighting without a clear colour teaches nothing,
+        and a track without a colour yet takes the first one it is seen with."""
+        shown = look.sum(axis=1) > 0
+        known = self.look[tracks].sum(axis=1) > 0
+        rate = np.where(known, self.appearance_rate, 1.0)[:, None]
+        t = tracks[shown]
+        self.look[t] = (1 - rate[shown]) * self.look[t] + rate[shown] * look[shown]
+
+    def _reidentify(self, promote: np.ndarray) -> np.ndarray:
+        """Tracks about to be confirmed that show the colours of a lost confirmed track (similarity >=
+        `reid_similarity`, within `max_gate` of its heights) take its id: the person it lost while merged
+        with a neighbour, not a new one. Returns the lost tracks whose id was handed on (to be dropped)."""
+        revived = np.zeros(len(self), bool)
+        if self.look is None or not promote.any():
+            return revived
+        lost = np.flatnonzero((self.ids > 0) & (self.misses > 0) & (self.look.sum(axis=1) > 0))
+        new = np.flatnonzero(promote & (self.look.sum(axis=1) > 0))
+        if len(lost) == 0 or len(new) == 0:
+            return revived
+        similar = appearance_similarity(self.look[new], self.look[lost])
+        c_new = (self.box[new, :2] + self.box[new, 2:]) / 2
+        c_lost = (self.box[lost, :2] + self.box[lost, 2:]) / 2
+        height = np.maximum(self.box[lost, 3] - self.box[lost, 1], 1.0)[None, :]
+        dist = np.hypot(*(c_new[:, None, :] - c_lost[None, :, :]).transpose(2, 0, 1)) / height
+        cost = np.where((similar >= self.reid_similarity) & (dist <= self.max_gate), 1 - similar, _INFEASIBLE)
+        rows, cols = linear_sum_assignment(cost)
+        ok = cost[rows, cols] < _INFEASIBLE
+        self.ids[new[rows[ok]]] = self.ids[lost[cols[ok]]]
+        self.origin[new[rows[ok]]] = self.origin[lost[cols[ok]]]
+        self.moved[new[rows[ok]]] |= self.moved[lost[cols[ok]]]
+        revived[lost[cols[ok]]] = True
+        return revived
 
     def _predicted(self) -> np.ndarray:
         steps = np.minimum(self.misses + 1, self.max_extrapolate)[:, None]
@@ -105,10 +156,19 @@ class BlobTracker:
         cost = (1 - iou) + dist + 0.5 * size + 0.01 * self.misses[:, None] + 0.2 * (self.ids == 0)[:, None]
         return np.where((iou > 0.1) | (dist < gate), cost, _INFEASIBLE)
 
-    def update(self, xyxy: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(
+        self, xyxy: np.ndarray, conf: np.ndarray, look: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`look`: optional (len(xyxy), bins) colour peaks of the detections (`MotionDetector.looks`; an
+        all-zero row where a detection shows no clear colour)."""
         det = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
         conf = np.asarray(conf, dtype=np.float64)
         n_tracks = len(self)
+        if look is not None:
+            look = np.asarray(look, dtype=np.float32)
+            look = look.reshape(len(det), look.shape[-1] if look.ndim == 2 else 0)
+            if self.look is None:
+                self.look = np.zeros((n_tracks, look.shape[1]), np.float32)
         matched_t = np.empty(0, np.int64)
         matched_d = np.empty(0, np.int64)
         if n_tracks and len(det):
@@ -129,15 +189,19 @@ class BlobTracker:
             height = np.maximum(det[matched_d, 3] - det[matched_d, 1], 1.0)
             away = np.hypot(*(new_c - self.origin[matched_t]).T) / height
             self.moved[matched_t] |= away >= self.moved_share
+            if look is not None:
+                self._learn_look(matched_t, look[matched_d])
         seen = np.zeros(n_tracks, bool)
         seen[matched_t] = True
         self.misses[seen] = 0
         self.misses[~seen] += 1
         # Tentative tracks: confirmed after min_hits, dropped at their first miss.
         promote = seen & (self.ids == 0) & (self.hits >= self.min_hits)
+        revived = self._reidentify(promote) if self.reid_similarity < 1 else np.zeros(n_tracks, bool)
+        promote &= self.ids == 0
         self.ids[promote] = self._next_id + np.arange(promote.sum())
         self._next_id += int(promote.sum())
-        keep = np.where(self.ids == 0, seen, self.misses <= self.lost_frames)
+        keep = np.where(self.ids == 0, seen, self.misses <= self.lost_frames) & ~revived
 
         # Unmatched confident detections start tentative tracks.
         new = np.ones(len(det), bool)
@@ -153,6 +217,9 @@ class BlobTracker:
         self.ids = np.concatenate([self.ids[keep], np.zeros(int(new.sum()), np.int64)])
         self.origin = np.concatenate([self.origin[keep], (det[new, :2] + det[new, 2:]) / 2])
         self.moved = np.concatenate([self.moved[keep], np.zeros(int(new.sum()), bool)])
+        if self.look is not None:
+            fresh_look = look[new] if look is not None else np.zeros((int(new.sum()), self.look.shape[1]))
+            self.look = np.concatenate([self.look[keep], fresh_look]).astype(np.float32)
         if self.min_hits <= 1 and new.any():  # confirmed at once
             fresh = np.flatnonzero(self.ids == 0)[-int(new.sum()) :]
             self.ids[fresh] = self._next_id + np.arange(len(fresh))

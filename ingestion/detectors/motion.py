@@ -17,6 +17,52 @@ from ingestion.detectors import Tracks
 from ingestion.detectors.blob_tracker import BlobTracker, iou_xyxy
 from ingestion.detectors.foreground import box_foreground_share, mask_scale
 
+COLOUR_LEVELS = 8  # levels per BGR channel of the colour histograms (8^3 = 512 bins)
+
+
+def colour_bins(image: np.ndarray, levels: int = COLOUR_LEVELS) -> np.ndarray:
+    """Colour bin (0 .. levels^3 - 1) of every pixel of a BGR image: each channel cut into `levels` equal
+    steps. Coarse on purpose: a shirt's colour stays in its bin through compression noise and shading."""
+    q = (image.astype(np.uint16) * levels) >> 8
+    return ((q[..., 0] * levels + q[..., 1]) * levels + q[..., 2]).astype(np.int32)
+
+
+def box_pixels(xyxy: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pixel of each box (xyxy, clipped to an image of `shape`), without a loop over boxes: (box
+    index, row, column) of each, concatenated box after box."""
+    h, w = shape
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    x0 = np.clip(np.floor(xyxy[:, 0]), 0, w).astype(np.int64)
+    y0 = np.clip(np.floor(xyxy[:, 1]), 0, h).astype(np.int64)
+    bw = np.clip(np.ceil(xyxy[:, 2]), 0, w).astype(np.int64) - x0
+    bh = np.clip(np.ceil(xyxy[:, 3]), 0, h).astype(np.int64) - y0
+    bw, bh = np.maximum(bw, 0), np.maximum(bh, 0)
+    area = bw * bh
+    box = np.repeat(np.arange(len(xyxy)), area)
+    k = np.arange(int(area.sum())) - np.repeat(np.cumsum(area) - area, area)
+    return box, y0[box] + k // np.maximum(bw[box], 1), x0[box] + k % np.maximum(bw[box], 1)
+
+
+def colour_histograms(bins: np.ndarray, mask: np.ndarray, xyxy: np.ndarray, n_bins: int) -> np.ndarray:
+    """Normalised colour histogram (len(xyxy), n_bins) of the foreground pixels (mask > 0) inside each
+    box (xyxy, the mask's pixels; `bins` from `colour_bins` of the frame at the mask's size). A box with
+    no foreground gets an all-zero row."""
+    box, row, col = box_pixels(xyxy, mask.shape[:2])
+    fg = mask[row, col] > 0
+    counts = np.bincount(box[fg] * n_bins + bins[row[fg], col[fg]], minlength=len(xyxy) * n_bins)
+    counts = counts.reshape(len(xyxy), n_bins).astype(np.float32)
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+
+
+def colour_peaks(histograms: np.ndarray, floor: float = 0.04, min_mass: float = 0.02) -> np.ndarray:
+    """The dominant colours of each histogram row: the share above `floor` of each bin, normalised to sum
+    1; an all-zero row where less than `min_mass` stands above the floor (no colour dominates: a box of
+    scattered moving details, or too few pixels). Clothes are a few dominant colours; what moves over
+    them (hands, tools, noise) spreads thinly over many bins, which the floor removes."""
+    peaks = np.maximum(histograms - floor, 0.0)
+    mass = peaks.sum(axis=1, keepdims=True)
+    return np.where(mass >= min_mass, peaks / np.maximum(mass, 1e-9), 0.0).astype(np.float32)
+
 
 class MotionDetector:
     name = "motion"
@@ -33,6 +79,7 @@ class MotionDetector:
         split_by_tracks: bool = True,
         split_at: float = 1.3,
         lost_seconds: float = 15.0,
+        appearance: bool = True,
         **tracker_options,
     ):
         """`min_area_share`: smallest blob kept, as a share of the frame area (drops speckle and leaves);
@@ -47,6 +94,7 @@ class MotionDetector:
         `split_at`: a blob this many typical sizes wide (or tall) or more is cut along that axis (1.6
         instead of 1.3 keeps people nearer the camera whole: MOTA 1% -> 53% on the 4-camera bench scene,
         but 1.70x instead of 1.52x the true sessions, so the default stays);
+        `appearance`: give the tracker each blob's dominant colours (`looks`);
         `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
@@ -56,6 +104,7 @@ class MotionDetector:
         self.split_merged = split_merged
         self.split_by_tracks = split_by_tracks
         self.split_at = split_at
+        self.appearance = appearance
         self._tracker = BlobTracker(fps, lost_seconds=lost_seconds, **tracker_options)
         self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reset()
@@ -66,6 +115,7 @@ class MotionDetector:
         self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
         self._typical: tuple[float, float] | None = None
         self._frames = 0
+        self._whole = np.empty(0, bool)  # which boxes of the last `blobs` are whole blobs
 
     MIN_PART_FILL = 0.4  # foreground share a track's box needs to be kept inside a merged blob
     SIZE_HISTORY = 2000  # blobs remembered for the typical person size
@@ -178,13 +228,28 @@ class MotionDetector:
         bw, bh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
         xyxy = np.stack([x, y, x + bw, y + bh], axis=1)
         fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(bw * bh, 1)
+        blobs = xyxy
         if self.split_merged:
             if tracked is not None and self.split_by_tracks:
                 xyxy, fill, by_tracks = self._split_by_tracks(xyxy, fill, mask, tracked)
                 rest, rest_fill = self._split(xyxy[~by_tracks], fill[~by_tracks], mask)
-                return np.concatenate([xyxy[by_tracks], rest]), np.concatenate([fill[by_tracks], rest_fill])
-            xyxy, fill = self._split(xyxy, fill, mask)
+                xyxy = np.concatenate([xyxy[by_tracks], rest])
+                fill = np.concatenate([fill[by_tracks], rest_fill])
+            else:
+                xyxy, fill = self._split(xyxy, fill, mask)
+        # Boxes that are a whole blob (not a part of a cut one): one person as far as the mask tells.
+        self._whole = (xyxy[:, None, :] == blobs[None, :, :]).all(axis=2).any(axis=1)
         return xyxy, fill
+
+    @staticmethod
+    def looks(frame: np.ndarray, foreground: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """Dominant colours (`colour_peaks`, one row per box) of the foreground pixels inside each box
+        (xyxy in the mask's pixels; the frame is taken to the mask's size). The mask before morphology:
+        closing fills the floor between people, which would make the floor everyone's colour."""
+        if frame.shape[:2] != foreground.shape[:2]:
+            size = (foreground.shape[1], foreground.shape[0])
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return colour_peaks(colour_histograms(colour_bins(frame), foreground, xyxy, COLOUR_LEVELS**3))
 
     def freeze_boxes(self, tracks: Tracks) -> np.ndarray:
         """Boxes of the tracks of the last update (`tracks`) whose background should stop learning: those
@@ -196,10 +261,14 @@ class MotionDetector:
     def update(self, frame: np.ndarray, foreground: np.ndarray) -> Tracks:
         scale = mask_scale(foreground, frame)  # the mask may be smaller than the frame
         xyxy, fill = self.blobs(foreground, self._tracker.recent_boxes() * scale)
+        look = None
+        if self.appearance:
+            # Only a whole blob shows a person's colours: a part of a cut one holds the neighbour's too.
+            look = np.where(self._whole[:, None], self.looks(frame, foreground, xyxy), 0.0)
         xyxy = xyxy / scale
         # A solid blob is a confident detection; a thin sliver (a shadow edge, a swinging cable) is not.
         conf = np.clip(fill, 0.0, 1.0)
-        ids, idx = self._tracker.update(xyxy, conf)
+        ids, idx = self._tracker.update(xyxy, conf, look)
         self._still = self._tracker.reported_still
         if len(ids) == 0:
             return Tracks.empty()
