@@ -176,3 +176,76 @@ def test_detectors_import_nothing_from_the_video_pipeline():
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("ingestion.video")]
     assert len(list(package.glob("*.py"))) >= 5
     assert offenders == []
+
+
+def _look(bin_: int, n_bins: int = 512) -> np.ndarray:
+    """Colour peaks of a detection showing one dominant colour."""
+    look = np.zeros(n_bins, np.float32)
+    look[bin_] = 1.0
+    return look
+
+
+@pytest.mark.parametrize("reid", [True, False])
+def test_blob_tracker_gives_a_lost_person_their_id_back_by_colour(reid):
+    """Two people in different colours (A red at x=100, B blue at x=400, 100 px tall) are lost for 2 s (merged
+    with a neighbour, occluded) and reappear 1.8 and 1.2 heights from where they were, beyond the distance
+    gate: by colour each takes back their own id (no new track, no swap). Without colours (the tracker before
+    issue 10's re-identification, `reid_similarity=1`) both come back as new ids, each a new session."""
+    from ingestion.detectors.blob_tracker import BlobTracker
+
+    tracker = BlobTracker(5.0, reid_similarity=0.6 if reid else 1.0)
+    red, blue = _look(10), _look(300)
+    a, b = np.array([80.0, 100, 120, 200]), np.array([380.0, 100, 420, 200])
+    for _ in range(10):
+        ids, _ = tracker.update(np.stack([a, b]), np.ones(2), np.stack([red, blue]))
+    assert ids.tolist() == [1, 2]
+    for _ in range(10):  # 2 s unseen
+        tracker.update(np.empty((0, 4)), np.empty(0), np.empty((0, 512)))
+    # Blue reappears where red was heading (x=280), red further right (x=220); both past the 1.1-height gate.
+    blue_back, red_back = b + [-120, 0, -120, 0], a + [180, 0, 180, 0]
+    seen = []
+    for _ in range(6):
+        ids, idx = tracker.update(np.stack([blue_back, red_back]), np.ones(2), np.stack([blue, red]))
+        seen.append(dict(zip(idx.tolist(), ids.tolist(), strict=True)))
+    assert seen[-1] and len(seen[-1]) == 2
+    if reid:
+        assert seen[-1] == {0: 2, 1: 1}  # blue is B again, red is A again
+        assert all(s == {0: 2, 1: 1} for s in seen if s)
+    else:
+        assert set(seen[-1].values()) == {3, 4}  # two new tracks: what re-identification removes
+
+
+def test_blob_tracker_does_not_hand_a_lost_id_to_someone_in_other_colours():
+    from ingestion.detectors.blob_tracker import BlobTracker
+
+    tracker = BlobTracker(5.0)
+    a = np.array([80.0, 100, 120, 200])
+    for _ in range(10):
+        tracker.update(a[None], np.ones(1), _look(10)[None])
+    for _ in range(10):
+        tracker.update(np.empty((0, 4)), np.empty(0), np.empty((0, 512)))
+    for _ in range(6):
+        ids, _ = tracker.update((a + [180, 0, 180, 0])[None], np.ones(1), _look(300)[None])
+    assert ids.tolist() == [2]  # a different person: a new id, A stays lost
+
+
+def test_motion_detector_looks_find_a_figures_colour_under_moving_details():
+    """`MotionDetector.looks`: a figure in one colour with a third of its pixels flickering in random colours
+    (working hands) shows its body colour as the dominant one; the floor around it (not foreground) and
+    the scattered details do not count."""
+    from ingestion.detectors.motion import COLOUR_LEVELS, colour_bins
+
+    rng = np.random.default_rng(7)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    body = np.array([40, 60, 200], np.uint8)
+    frame[20:100, 50:80] = body
+    hands = rng.random((80, 30)) < 0.35
+    frame[20:100, 50:80][hands] = rng.integers(0, 256, size=(int(hands.sum()), 3), dtype=np.uint8)
+    foreground = np.zeros((120, 160), np.uint8)
+    foreground[20:100, 50:80] = 255
+    # The box is wider than the figure: floor pixels inside it are background in the mask.
+    look = MotionDetector.looks(frame, foreground, np.array([[40.0, 10, 90, 110], [0, 0, 30, 30]]))
+    body_bin = int(colour_bins(body[None, None])[0, 0])
+    assert look.shape == (2, COLOUR_LEVELS**3)
+    assert look[0].argmax() == body_bin and look[0, body_bin] > 0.9
+    assert not look[1].any()  # no foreground: no colour
