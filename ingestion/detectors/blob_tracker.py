@@ -7,6 +7,13 @@ its size has IoU ~0 with the prediction and ByteTrack starts a new track, which 
 session. Here a detection may also match a track whose box it barely overlaps if its centre is close
 relative to the person's height, and a track lost while merged with a neighbour is picked up again when
 they separate, with a gate that widens the longer it was lost.
+
+Appearance (issue 10): given the detections' dominant colours (`MotionDetector.looks`), each track keeps
+a moving average of them, and a track about to be confirmed that shows a lost track's colours, within
+`max_gate` of it, takes that track's id (`_reidentify`) instead of a new one. Colour is used for nothing
+else: as a term or a gate in the association cost, to cut merged blobs by colour, or to drop a second
+track of the same colours beside a live one, it was measured and made the session count worse on the
+rendered bench scenes (bench/README.md, "Appearance").
 """
 
 from __future__ import annotations

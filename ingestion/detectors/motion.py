@@ -4,6 +4,11 @@ tracked with `BlobTracker` (IoU + centre distance, one-to-one).
 It sees what differs from the learnt background. The pipeline freezes that background inside the live
 tracks' boxes (`ForegroundModel.apply(freeze=...)`), so a person who stops moving stays a blob, and stays
 tracked, until they leave.
+
+Each whole blob (not a part of a cut one) also gets its dominant colours (`looks`: a coarse colour
+histogram of its foreground pixels, minus a floor that removes the thinly spread colours of moving
+details), which the tracker uses to re-identify a person whose track it lost (`BlobTracker`).
+Vectorised: one colour-bin image per frame and one `np.bincount` over all boxes' pixels (`box_pixels`).
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ class MotionDetector:
         `split_at`: a blob this many typical sizes wide (or tall) or more is cut along that axis (1.6
         instead of 1.3 keeps people nearer the camera whole: MOTA 1% -> 53% on the 4-camera bench scene,
         but 1.70x instead of 1.52x the true sessions, so the default stays);
-        `appearance`: give the tracker each blob's dominant colours (`looks`);
+        `appearance`: give the tracker each whole blob's dominant colours (`looks`), with which it
+        re-identifies people it lost (`BlobTracker._reidentify`);
         `lost_seconds` and `tracker_options`: see `BlobTracker`."""
         self.fps = fps
         self.min_area_share = min_area_share
