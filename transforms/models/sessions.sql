@@ -64,15 +64,19 @@ WITH links AS NOT MATERIALIZED (
   LEFT JOIN links AS l
     ON s.camera_id = l.camera_id AND s.track_id = l.track_id
   WHERE s.ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
-), track_samples AS NOT MATERIALIZED (
-  /* Every sample of the visitors that matter: the batch and session_gap_seconds before it (enough to know
-     whether a visit really starts in it), and the later samples of the open visitors. */
+), batch_samples AS (
+  /* The batch and session_gap_seconds before it (enough to know whether a visit really starts in it). */
   SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
          s.is_active, s.worker_id
   FROM staging.stg_detections AS s
   LEFT JOIN links AS l
     ON s.camera_id = l.camera_id AND s.track_id = l.track_id
   WHERE s.ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
+), track_samples AS NOT MATERIALIZED (
+  /* Every sample of the visitors that matter: the batch, and the later samples of the open visitors.
+     Not materialized: PostgreSQL would copy the day's samples for the two readers below; reading them
+     twice costs less. */
+  SELECT camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id FROM batch_samples
   UNION ALL
   SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
          s.is_active, s.worker_id
