@@ -95,8 +95,9 @@ os.environ.setdefault(
 os.environ.setdefault("MAX_FORK_WORKERS", "1")
 
 # Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
-# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture:
-# collection already loads the SQLMesh project (modules parametrized over ingestion.transform.MART_MODELS).
+# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture, so
+# nothing that loads the SQLMesh project early can miss it. Test modules read ingestion.transform.MART_MODELS
+# and TIME_COLUMNS inside tests, never at import: loading the project costs seconds of collection otherwise.
 OUTPUT_ENV = ("SIGHTLINE_SQLMESH_CACHE_DIR", "SIGHTLINE_GX_DOCS_DIR", "SIGHTLINE_PLOTS_DIR")
 _OUTPUTS = tempfile.mkdtemp(prefix="sightline-test-outputs-")
 for _var in OUTPUT_ENV:
