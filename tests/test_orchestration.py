@@ -193,23 +193,6 @@ def test_translator_maps_tables_dependencies_and_repeated_audits():
     assert {d.asset_key for d in spec.deps} == {visitors, dg.AssetKey("raw_detections")}
 
 
-def test_dagster_loads_the_code_location_with_no_arguments(tmp_path):
-    """`dagster dev` from the repository root finds orchestration.definitions through pyproject.toml
-    (run with the embedded home, as `make ui` does)."""
-    from orchestration.embedded import ensure_home
-
-    env = {**os.environ, "DAGSTER_HOME": str(ensure_home(tmp_path / "home"))}
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-
-
 # ------------------------------------------------------------------------------------- materialisation
 
 

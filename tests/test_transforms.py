@@ -17,7 +17,6 @@ import polars as pl
 import psycopg
 import psycopg.types.json
 import pytest
-from conftest import create_database, drop_database
 
 from ingestion import transform
 from ingestion.simulate import simulate
@@ -55,21 +54,10 @@ def read(url: str, sql: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def clean(site, tmp_path_factory):
-    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL."""
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=1.0, noise="none", seed=11)
-    duck = f"duckdb:///{tmp_path_factory.mktemp('clean') / 'warehouse.duckdb'}"
-    pg = create_database()
-    try:
-        land(duck, site, sim)
-        land(pg, site, sim)
-        built = {
-            "duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
-            "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site),
-        }
-        yield sim, duck, pg, built
-    finally:
-        drop_database(pg)
+def clean(clean_day_marts):
+    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL (conftest.py: built once
+    per session, shared with test_column_types)."""
+    return clean_day_marts
 
 
 def test_every_mart_is_built_and_audited(clean):
