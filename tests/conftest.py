@@ -66,6 +66,11 @@ TEST_MARKERS = {
         "test_definitions_validate_from_a_fresh_clone": ("pipeline",),
         "test_dg_check_defs_from_a_fresh_clone": ("pipeline",),
     },
+    # Rendered video through `sightline ingest video`, then the marts built.
+    "test_video_stationary": {
+        "test_worker_standing_still_for_ten_minutes": ("pipeline",),
+        "test_still_worker_across_segment_cuts": ("pipeline",),
+    },
     # SQLMesh builds of a simulated day (the PostgreSQL variants are marked `postgres` by their fixtures).
     "test_linking": {
         "test_sessions_are_visits_of_visitors": ("pipeline",),
