@@ -17,10 +17,10 @@ import polars as pl
 import psycopg
 import psycopg.types.json
 import pytest
-from conftest import create_database, drop_database
 
+from ingestion import transform
 from ingestion.simulate import simulate
-from ingestion.transform import MART_MODELS, build_marts, duckdb_path
+from ingestion.transform import build_marts, duckdb_path
 from ingestion.warehouse import connect
 from ingestion.warehouse.ddl import ACTIVE_ALERTS_VIEW
 
@@ -54,21 +54,10 @@ def read(url: str, sql: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def clean(site, tmp_path_factory):
-    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL."""
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=1.0, noise="none", seed=11)
-    duck = f"duckdb:///{tmp_path_factory.mktemp('clean') / 'warehouse.duckdb'}"
-    pg = create_database()
-    try:
-        land(duck, site, sim)
-        land(pg, site, sim)
-        built = {
-            "duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
-            "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site),
-        }
-        yield sim, duck, pg, built
-    finally:
-        drop_database(pg)
+def clean(clean_day_marts):
+    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL (conftest.py: built once
+    per session, shared with test_column_types)."""
+    return clean_day_marts
 
 
 def test_every_mart_is_built_and_audited(clean):
@@ -164,20 +153,31 @@ def _same(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("model", [m for m in MART_MODELS if m != "staging.stg_detections"])
-def test_duckdb_and_postgres_give_the_same_rows(clean, model):
+def test_duckdb_and_postgres_give_the_same_rows(clean):
+    """Every model of the project, compared row by row; one test looping over the models (not parametrized
+    over them: that would load the SQLMesh project at collection, for every test run). Reports every model
+    that differs, not only the first."""
     _, duck, pg, _ = clean
-    frames = {name: read(url, f"SELECT * FROM {model}") for name, url in (("duckdb", duck), ("postgres", pg))}
-    assert frames["duckdb"].columns == frames["postgres"].columns
-    rows = {
-        name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
-        for name, f in frames.items()
-    }
-    assert len(rows["duckdb"]) == len(rows["postgres"]) > 0
-    columns = frames["duckdb"].columns
-    for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
-        diffs = [(c, x, y) for c, x, y in zip(columns, a, b, strict=True) if not _same(x, y)]
-        assert not diffs, diffs
+    problems = {}
+    for model in [m for m in transform.MART_MODELS if m != "staging.stg_detections"]:
+        frames = {n: read(url, f"SELECT * FROM {model}") for n, url in (("duckdb", duck), ("postgres", pg))}
+        if frames["duckdb"].columns != frames["postgres"].columns:
+            problems[model] = ("columns", frames["duckdb"].columns, frames["postgres"].columns)
+            continue
+        rows = {
+            name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
+            for name, f in frames.items()
+        }
+        if not len(rows["duckdb"]) == len(rows["postgres"]) > 0:
+            problems[model] = ("row counts", len(rows["duckdb"]), len(rows["postgres"]))
+            continue
+        columns = frames["duckdb"].columns
+        for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
+            diffs = [(c, x, y) for c, x, y in zip(columns, a, b, strict=True) if not _same(x, y)]
+            if diffs:
+                problems[model] = ("first differing row", diffs)
+                break
+    assert problems == {}
 
 
 def test_bi_sees_a_comment_on_every_table_and_column(clean):
@@ -200,9 +200,9 @@ def test_bi_sees_a_comment_on_every_table_and_column(clean):
     views = read(pg, "SELECT table_name FROM information_schema.views WHERE table_schema = 'analytics'")
     # every analytics model is a view BI reads; the detection-level staging view is not among them. Besides
     # them, `sightline db setup`'s view over ops.alerts (issue 16).
-    marts = {m for m in MART_MODELS if m.startswith("analytics.")}
+    marts = {m for m in transform.MART_MODELS if m.startswith("analytics.")}
     assert {f"analytics.{v}" for v in views["table_name"]} == marts | {ACTIVE_ALERTS_VIEW}
-    assert "staging.stg_detections" in MART_MODELS
+    assert "staging.stg_detections" in transform.MART_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +367,7 @@ def test_bi_role_reads_the_marts_through_the_views_only(clean):
     try:
         user_url = pg.replace("postgresql://postgres@", f"postgresql://{role}:{password}@")
         with psycopg.connect(user_url, autocommit=True) as conn:
-            for model in MART_MODELS:
+            for model in transform.MART_MODELS:
                 if model.startswith("analytics."):
                     conn.execute(f"SELECT * FROM {model} LIMIT 1").fetchall()
             physical = conn.execute(
