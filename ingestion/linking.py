@@ -54,9 +54,6 @@ TRACK_ENDS_SCHEMA = pl.Schema(
 )
 END_WINDOW_SECONDS = 1.0  # how much of a track's start and end summarises where it is and where it heads
 MAX_SPEED_HEIGHTS = 2.0  # |velocity| is capped at this many box heights per second (a running person)
-# How far a tail's foot points stray from a straight line (detector jitter and a standing person's sway), in
-# box heights: sets the velocity's standard error (`tail_velocity`). bench/README.md, "Session accuracy".
-TAIL_NOISE_HEIGHTS = 0.25
 _NO_EDGE = 1e9
 
 
@@ -66,6 +63,10 @@ class LinkParams:
     max_distance: float = 0.7  # in box heights, at a gap of 0...
     max_size_ratio: float = 1.5
     distance_growth: float = 0.1  # ...plus this many box heights times sqrt(gap seconds)
+    # How far a tail's foot points stray from a straight line (detector jitter, a standing person's sway), in
+    # box heights: sets the tail velocity's standard error (`tail_velocity`; 0 takes the slope at face
+    # value). Both from bench/accuracy.py (bench/README.md, "Session accuracy").
+    tail_noise: float = 0.25
 
 
 # Exact integer sums per track (µs, centipixels) from which the summaries are computed in Python: integer
@@ -205,11 +206,11 @@ def track_ends(detections: pl.DataFrame, window: float = END_WINDOW_SECONDS) -> 
     return track_ends_from_sums(sums)
 
 
-def tail_velocity(ends: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def tail_velocity(ends: pl.DataFrame, tail_noise: float) -> tuple[np.ndarray, np.ndarray]:
     """The velocity (px/s) each track's end is extrapolated with: the least-squares slope of its tail,
     shrunk by how well the tail fixes it, then capped at a running person's speed.
 
-    The slope's standard error is TAIL_NOISE_HEIGHTS box heights / sqrt(tail_spread) per axis; the slope
+    The slope's standard error is `tail_noise` box heights / sqrt(tail_spread) per axis; the slope
     is multiplied by |v|² / (|v|² + se²), so a velocity well above its error (a walk) is kept and one
     within it (the sway of a person standing still, a track of two samples) fades to zero."""
     h = ends["tail_h"].to_numpy()
@@ -217,7 +218,7 @@ def tail_velocity(ends: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     vy = np.nan_to_num(ends["tail_vy"].to_numpy(), nan=0.0)
     spread = np.nan_to_num(ends["tail_spread"].to_numpy(), nan=0.0)
     speed2 = vx * vx + vy * vy
-    error2 = np.where(spread > 0, (TAIL_NOISE_HEIGHTS * h) ** 2 / np.maximum(spread, 1e-12), np.inf)
+    error2 = np.where(spread > 0, (tail_noise * h) ** 2 / np.maximum(spread, 1e-12), np.inf)
     shrink = np.divide(speed2, speed2 + error2, out=np.zeros_like(speed2), where=speed2 > 0)
     speed = np.sqrt(speed2) * shrink
     cap = MAX_SPEED_HEIGHTS * h
@@ -250,7 +251,7 @@ def _candidates(ends: pl.DataFrame, p: LinkParams) -> tuple[np.ndarray, np.ndarr
         n: ends[n].to_numpy()
         for n in ("head_t", "head_x", "head_y", "head_h", "tail_t", "tail_x", "tail_y", "tail_h")
     }
-    vx, vy = tail_velocity(ends)
+    vx, vy = tail_velocity(ends, p.tail_noise)
     dt = col["head_t"][b] - col["tail_t"][a]
     px = col["tail_x"][a] + vx[a] * dt
     py = col["tail_y"][a] + vy[a] * dt
