@@ -239,10 +239,14 @@ def test_realistic_noise_sessions_stay_close_to_ground_truth(noisy, site):
     both = mine.join(truth, on="zone_id", how="full", coalesce=True).fill_null(0)
     assert both.height >= 6
     for row in both.iter_rows(named=True):
-        # 10% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
+        # 12% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
         # tracker's fragmentation (MOT17-09: ~5 id changes per person-minute); linking brings the count
-        # from ~25x to within 10% per zone, not yet to the 5% target (bench/README.md, "Session accuracy").
-        assert abs(row["n"] - row["n_t"]) <= max(0.10 * row["n_t"], 1), row
+        # from ~25x to within 12% per zone, not yet to the 5% target. What is left is mostly under-counting:
+        # 3-5 s walk-throughs whose zone crossing fell in a dropout are seen for under min_session_seconds
+        # and dropped (measured here: Z01 65 for 73, Z06 42 for 47, all zones 299 for 326). Before the
+        # linker shrank the tail velocity (bench/README.md, "Session accuracy"), chain breaks splitting
+        # long visits made up for them and the counts were within 10% by that cancellation.
+        assert abs(row["n"] - row["n_t"]) <= max(0.12 * row["n_t"], 1), row
     total, total_t = both["dwell"].sum(), both["dwell_t"].sum()
     assert abs(total - total_t) <= 0.02 * total_t
 
@@ -326,16 +330,16 @@ def test_people_counts_equal_the_truth_when_identities_are_known(clean, scope, g
 # How far above the truth the marts' people counts may run (sum over the zones or cameras and hours or the
 # day; relative), anonymous MOT17-like tracks. The marts count visitors exactly (the test above); visitors
 # are track fragments joined by analytics.track_links, which does not rejoin every fragment of MOT17's
-# fragmentation: a chain breaks about every 100 fragments (a person who stops or starts walking during a
-# 2-4 s dropout reappears further than link_max_distance from where the last second's velocity put them),
-# so a person present all morning is several visitors. Measured: zone-hour +73%, camera-hour +114%,
-# zone-day +179%, camera-day +290%; by track (before): +174%, +365%, +398%, +910%. bench/README.md,
-# "People counts".
+# fragmentation: a chain breaks about every 240 fragments (mostly a person who starts walking during a 2-4 s
+# dropout and reappears beyond the reach), so a person present all morning is several visitors. Measured:
+# zone-hour +44%, camera-hour +65%, zone-day +116%, camera-day +166% (+73%, +114%, +179%, +290% with the
+# last second's velocity taken at face value and a fixed reach); by track: +162%, +345%, +375%, +862%.
+# bench/README.md, "People counts".
 PEOPLE_TOLERANCE = {
-    ("zone_id", "hour"): 0.9,
-    ("camera_id", "hour"): 1.3,
-    ("zone_id", "day"): 2.0,
-    ("camera_id", "day"): 3.2,
+    ("zone_id", "hour"): 0.6,
+    ("camera_id", "hour"): 0.85,
+    ("zone_id", "day"): 1.4,
+    ("camera_id", "day"): 2.0,
 }
 
 
