@@ -32,10 +32,11 @@ lock: | $(BIN)/python
 demo: $(VENV)/.installed-base
 	$(BIN)/sightline demo
 
+# --durations: CI's log names the slowest tests, so the suite's time (about 15 min is the budget) is watched.
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # The tier that needs no server: no PostgreSQL, no Mosquitto, no whole pipeline (markers in pyproject.toml,
 # applied in tests/conftest.py). Under SIGHTLINE_TEST_NO_SERVERS=1 a test that reaches for a server without

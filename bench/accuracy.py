@@ -15,7 +15,8 @@ sessions of the ground truth built the same way:
    The fragmentation statistics of the tracker (quality.accuracy.fragmentation_stats) are printed too:
    they are the MOT17_FRAGMENTATION constants of the simulator's `realistic` preset.
 2. The simulator, `realistic` noise (those statistics), 4 cameras, a few hours, against the simulator's
-   own ground truth sessions: before and after linking.
+   own ground truth sessions: before and after linking. The links are printed too, checked against the
+   simulator's worker ids (`link_quality`: wrong links, chain breaks, visitors carrying a person).
 3. Rendered video: `video_rows()` (the vision pipeline's rows; see there).
 
 Usage: .venv/bin/python bench/accuracy.py [--hours 3] [--quick]
@@ -166,6 +167,44 @@ def mot17_rows(tmp: Path, **link: float) -> tuple[list[Row], dict[str, float]]:
 # ------------------------------------------------------------------ 2. simulator
 
 
+def link_quality(detections: pl.DataFrame, links: pl.DataFrame, max_gap_seconds: float) -> dict[str, int]:
+    """How the links of analytics.track_links (camera_id, track_id, visitor_id, previous_track_id) join the
+    simulator's people (each track is the worker_id most of its boxes carry; false positives carry none):
+    links made, links joining two different people, consecutive fragments of one person at most
+    `max_gap_seconds` apart left in different visitors (breaks), and visitors carrying a person."""
+    key = ["camera_id", "track_id"]
+    tracks = (
+        detections.group_by(key)
+        .agg(
+            pl.col("worker_id").drop_nulls().mode().first().alias("person"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+        )
+        .join(links.select(*key, "visitor_id", "previous_track_id"), on=key, how="left")
+        .with_columns(pl.col("visitor_id").fill_null(pl.col("track_id")))
+    )
+    joined = tracks.filter(pl.col("previous_track_id").is_not_null()).join(
+        tracks.select(
+            "camera_id", pl.col("track_id").alias("previous_track_id"), pl.col("person").alias("p0")
+        ),
+        on=["camera_id", "previous_track_id"],
+    )
+    people = tracks.filter(pl.col("person").is_not_null()).sort("camera_id", "person", "first")
+    after = people.with_columns(
+        (pl.col("first").shift(-1).over("camera_id", "person") - pl.col("last"))
+        .dt.total_microseconds()
+        .alias("gap"),
+        pl.col("visitor_id").shift(-1).over("camera_id", "person").alias("next_visitor"),
+    ).filter(pl.col("gap").is_between(1, max_gap_seconds * 1e6))
+    return {
+        "links": joined.height,
+        "wrong links": joined.filter(pl.col("person") != pl.col("p0")).height,
+        "breaks": after.filter(pl.col("visitor_id") != pl.col("next_visitor")).height,
+        "visitors with a person": people.select("camera_id", "visitor_id").unique().height,
+        "people (workers)": people.select("camera_id", "person").unique().height,
+    }
+
+
 def simulator_rows(tmp: Path, hours: float) -> list[Row]:
     base = load_site(REPO / "site.yaml")
     window = (time(8), (datetime.combine(SIM_DAY, time(8)) + timedelta(hours=hours)).time())
@@ -180,13 +219,17 @@ def simulator_rows(tmp: Path, hours: float) -> list[Row]:
         with connect(url, site) as wh:
             wh.setup()
             wh.append_batch("sim", sim.detections, source="simulator")
-        rows.append(
-            Row(
-                "simulator realistic",
-                mode,
-                compare(zone_totals(build(site, url, (SIM_DAY, SIM_DAY + timedelta(days=1)))), truth),
-            )
-        )
+        sessions = build(site, url, (SIM_DAY, SIM_DAY + timedelta(days=1)))
+        rows.append(Row("simulator realistic", mode, compare(zone_totals(sessions), truth)))
+        if mode == "after linking":
+            with connect(url, site) as wh:
+                links = wh.query(
+                    "SELECT camera_id, track_id, visitor_id, previous_track_id FROM analytics.track_links"
+                )
+            quality = link_quality(sim.detections, links, site.thresholds.link_max_gap_seconds)
+            print("Simulator links (analytics.track_links against the simulator's worker ids):")
+            for k, v in quality.items():
+                print(f"  {k:26s} {v:10d}")
     return rows
 
 

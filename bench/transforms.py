@@ -93,6 +93,22 @@ def read_count(url: str, sql: str, params: list) -> int:
         return conn.execute(sql, params).fetchone()[0]
 
 
+def simulated_day(cameras: int, fps: float, seed: int = 1, progress: bool = True):
+    """The cloned site with `cameras` cameras and one simulated day (DAY) of it."""
+    site = cloned_site(load_site(), cameras)
+    return site, simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=seed, progress=progress)
+
+
+def day_sessions(url: str, site: Site) -> int:
+    """Sessions the marts built for DAY (by entry time in the site's day)."""
+    start, end = site.day_window(DAY)
+    return read_count(
+        url,
+        "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s AND entry_time < %s",
+        [start, end],
+    )
+
+
 def floor_seconds(url: str, site: Site, session_settings: bool = False) -> tuple[float, int]:
     """Seconds of the floor query and its session count. `session_settings`: on PostgreSQL, the session
     settings SQLMesh's connections get (work_mem, jit), so floor and marts run under the same settings."""
@@ -160,18 +176,11 @@ def model_seconds(url: str, site: Site, start: date, end: date) -> tuple[float, 
 
 def one_day(cameras: int, fps: float, workdir: Path) -> dict:
     """The DuckDB day: landed, the floor, then the SQLMesh run."""
-    site = cloned_site(load_site(), cameras)
-    sim = simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=1, progress=True)
+    site, sim = simulated_day(cameras, fps)
     url = f"duckdb:///{workdir / f'bench_{cameras}.duckdb'}"
     rows = land(url, site, sim)
     floor, floor_n = floor_seconds(url, site)
     run, total = model_seconds(url, site, DAY, DAY + timedelta(days=1))
-    start, end = site.day_window(DAY)
-    sessions = read_count(
-        url,
-        "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s AND entry_time < %s",
-        [start, end],
-    )
     return {
         "engine": "duckdb",
         "cameras": cameras,
@@ -180,7 +189,7 @@ def one_day(cameras: int, fps: float, workdir: Path) -> dict:
         "floor_sessions": floor_n,
         "run": run,
         "total": total,
-        "sessions": sessions,
+        "sessions": day_sessions(url, site),
     }
 
 
@@ -188,8 +197,7 @@ def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
     """The PostgreSQL day: landed once into a template database, then `rounds` rounds on fresh copies of
     it (CREATE DATABASE ... TEMPLATE: every run is the first build of the day), floor and SQLMesh run
     alternating which goes first. Medians over the rounds; ratios are taken within a round."""
-    site = cloned_site(load_site(), cameras)
-    sim = simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=1, progress=True)
+    site, sim = simulated_day(cameras, fps)
     base = ADMIN_URL.rsplit("/", 1)[0]
     template, copy = "sightline_bench_transforms_tpl", "sightline_bench_transforms"
 
@@ -217,12 +225,7 @@ def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
             runs.append(run)
             totals.append(total)
             ratios.append(run / floor)
-            start, end = site.day_window(DAY)
-            sessions = read_count(
-                url,
-                "SELECT COUNT(*) FROM analytics.sessions WHERE entry_time >= %s AND entry_time < %s",
-                [start, end],
-            )
+            sessions = day_sessions(url, site)
         return {
             "engine": "postgres",
             "cameras": cameras,
@@ -244,8 +247,7 @@ def postgres_rounds(cameras: int, fps: float, rounds: int) -> dict:
 
 def history(days_list: list[int], cameras: int, fps: float, workdir: Path) -> list[dict]:
     """For each history length H: days 1..H built, then the time of building day H+1."""
-    site = cloned_site(load_site(), cameras)
-    sim = simulate(site, start=DAY, days=1, fps=fps, noise="realistic", seed=2)
+    site, sim = simulated_day(cameras, fps, seed=2, progress=False)
     out = []
     for h in days_list:
         url = f"duckdb:///{workdir / f'history_{h}.duckdb'}"

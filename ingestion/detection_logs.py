@@ -346,9 +346,7 @@ def with_zones(detections: pl.DataFrame, site: Site) -> pl.DataFrame:
     for (cam,), part in detections.group_by("camera_id", maintain_order=True):
         zones = site.zones_for(cam) if cam in site.camera_ids else ()
         if zones and part.height:
-            computed = assign_zones(
-                zones, part["x"].to_numpy(), part["y"].to_numpy(), part["w"].to_numpy(), part["h"].to_numpy()
-            )
+            computed = assign_zones(zones, part.select("x", "y", "w", "h").to_numpy())
             part = part.with_columns(
                 pl.col("zone_id").fill_null(pl.Series(computed.tolist(), dtype=pl.String))
             )

@@ -6,8 +6,12 @@ Track B continues track A (same camera) when
 
 - B starts after A ends, within `max_gap_seconds` (0 < gap <= max_gap),
 - B's first position is near where A was heading: A's last position extrapolated by A's last velocity
-  over the gap, the distance measured in A's box heights (<= `max_distance`), positions being the bbox
-  bottom-centre (where the person stands), and
+  over the gap, the distance measured in A's box heights, positions being the bbox bottom-centre (where
+  the person stands). The velocity is the least-squares slope of A's last second shrunk by how well
+  those samples fix it (`tail_velocity`: a walk keeps most of it, a standing person's sway or a
+  two-sample track's jitter fades to zero, so a person who stopped is looked for where they stopped),
+  and the distance allowed grows with the gap like the uncertainty of where an unseen person is:
+  <= `max_distance` + `distance_growth` x sqrt(gap seconds), and
 - the boxes are of a similar size (height ratio <= `max_size_ratio`).
 
 Among the candidate pairs the links are one-to-one and of least total cost (Hungarian assignment per
@@ -45,6 +49,7 @@ TRACK_ENDS_SCHEMA = pl.Schema(
         "tail_h": pl.Float64,
         "tail_vx": pl.Float64,  # least-squares velocity over the last `window` seconds (null: one sample)
         "tail_vy": pl.Float64,
+        "tail_spread": pl.Float64,  # Σ(t - mean t)² of those samples (s²): how well they fix the velocity
     }
 )
 END_WINDOW_SECONDS = 1.0  # how much of a track's start and end summarises where it is and where it heads
@@ -55,8 +60,13 @@ _NO_EDGE = 1e9
 @dataclass(frozen=True)
 class LinkParams:
     max_gap_seconds: float = 6.0
-    max_distance: float = 0.7  # in box heights
+    max_distance: float = 0.7  # in box heights, at a gap of 0...
     max_size_ratio: float = 1.5
+    distance_growth: float = 0.1  # ...plus this many box heights times sqrt(gap seconds)
+    # How far a tail's foot points stray from a straight line (detector jitter, a standing person's sway), in
+    # box heights: sets the tail velocity's standard error (`tail_velocity`; 0 takes the slope at face
+    # value). Both from bench/accuracy.py (bench/README.md, "Session accuracy").
+    tail_noise: float = 0.25
 
 
 # Exact integer sums per track (µs, centipixels) from which the summaries are computed in Python: integer
@@ -144,6 +154,9 @@ def track_ends_from_sums(sums: pl.DataFrame) -> pl.DataFrame:
         (pl.col("tail_h") / n_t / 100).alias("tail_h"),
         slope("x").alias("tail_vx"),
         slope("y").alias("tail_vy"),
+        ((pl.col("tail_uu").cast(pl.Float64) - pl.col("tail_u").cast(pl.Float64) ** 2 / n_t) / 1e12).alias(
+            "tail_spread"
+        ),
     ).cast(TRACK_ENDS_SCHEMA)
 
 
@@ -193,6 +206,26 @@ def track_ends(detections: pl.DataFrame, window: float = END_WINDOW_SECONDS) -> 
     return track_ends_from_sums(sums)
 
 
+def tail_velocity(ends: pl.DataFrame, tail_noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """The velocity (px/s) each track's end is extrapolated with: the least-squares slope of its tail,
+    shrunk by how well the tail fixes it, then capped at a running person's speed.
+
+    The slope's standard error is `tail_noise` box heights / sqrt(tail_spread) per axis; the slope
+    is multiplied by |v|² / (|v|² + se²), so a velocity well above its error (a walk) is kept and one
+    within it (the sway of a person standing still, a track of two samples) fades to zero."""
+    h = ends["tail_h"].to_numpy()
+    vx = np.nan_to_num(ends["tail_vx"].to_numpy(), nan=0.0)
+    vy = np.nan_to_num(ends["tail_vy"].to_numpy(), nan=0.0)
+    spread = np.nan_to_num(ends["tail_spread"].to_numpy(), nan=0.0)
+    speed2 = vx * vx + vy * vy
+    error2 = np.where(spread > 0, (tail_noise * h) ** 2 / np.maximum(spread, 1e-12), np.inf)
+    shrink = np.divide(speed2, speed2 + error2, out=np.zeros_like(speed2), where=speed2 > 0)
+    speed = np.sqrt(speed2) * shrink
+    cap = MAX_SPEED_HEIGHTS * h
+    scale = shrink * np.where(speed > cap, cap / np.maximum(speed, 1e-12), 1.0)
+    return vx * scale, vy * scale
+
+
 def _candidates(ends: pl.DataFrame, p: LinkParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, gap, cost) of every admissible pair; a and b are row numbers of `ends`."""
     codes = ends["camera_id"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
@@ -218,20 +251,15 @@ def _candidates(ends: pl.DataFrame, p: LinkParams) -> tuple[np.ndarray, np.ndarr
         n: ends[n].to_numpy()
         for n in ("head_t", "head_x", "head_y", "head_h", "tail_t", "tail_x", "tail_y", "tail_h")
     }
-    vx = np.nan_to_num(ends["tail_vx"].to_numpy(), nan=0.0)
-    vy = np.nan_to_num(ends["tail_vy"].to_numpy(), nan=0.0)
-    # A noisy last second can claim any speed: cap it at a running person's.
-    speed = np.hypot(vx, vy)
-    cap = MAX_SPEED_HEIGHTS * col["tail_h"]
-    scale = np.where(speed > cap, cap / np.maximum(speed, 1e-12), 1.0)
-    vx, vy = vx * scale, vy * scale
+    vx, vy = tail_velocity(ends, p.tail_noise)
     dt = col["head_t"][b] - col["tail_t"][a]
     px = col["tail_x"][a] + vx[a] * dt
     py = col["tail_y"][a] + vy[a] * dt
     dist = np.hypot(col["head_x"][b] - px, col["head_y"][b] - py) / col["tail_h"][a]
     ratio = np.maximum(col["tail_h"][a], col["head_h"][b]) / np.minimum(col["tail_h"][a], col["head_h"][b])
     gap = first[b] - last[a]
-    ok = (gap > 0) & (gap <= p.max_gap_seconds) & (dist <= p.max_distance) & (ratio <= p.max_size_ratio)
+    reach = p.max_distance + p.distance_growth * np.sqrt(np.maximum(gap, 0.0))
+    ok = (gap > 0) & (gap <= p.max_gap_seconds) & (dist <= reach) & (ratio <= p.max_size_ratio)
     # Cost: distance in box heights, then (a little) the gap and the size change, so ties break sensibly.
     cost = dist + 0.1 * gap / max(p.max_gap_seconds, 1e-9) + 0.1 * (ratio - 1)
     return a[ok], b[ok], gap[ok], cost[ok]

@@ -117,7 +117,8 @@ class Thresholds:
     # Visitors (track linking, DESIGN.md "Visitors"). Defaults from bench/accuracy.py: MOT17-09's tracker
     # leaves gaps of p90 3.9 s inside one person (6 s covers them); fragments of one person restart within
     # 0.58 box heights of the extrapolated position in 99% of the simulator's true links while the wrong
-    # candidates sit at a median 1.6, and on MOT17-09 0.7 beats 1.0 and 0.5 (bench/README.md).
+    # candidates sit at a median 1.6, and on MOT17-09 0.7 beats 1.0 and 0.5 (bench/README.md). The reach
+    # grows by 0.1 box heights x sqrt(gap seconds) beyond link_max_distance (ingestion.linking.LinkParams).
     # link_max_gap_seconds 0 turns linking off.
     link_max_gap_seconds: float = 6
     link_max_distance: float = 0.7

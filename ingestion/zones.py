@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ingestion.detectors import Tracks, bottom_center
 from ingestion.site import Zone
 
 
@@ -23,12 +24,13 @@ def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: Sequence[tuple[fl
     return inside
 
 
-def assign_zones(
-    zones: Sequence[Zone], x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray
-) -> np.ndarray:
-    """Zone id (or None) per bbox given as top-left x, y and size w, h; overlaps go to the first zone."""
-    px = np.asarray(x, dtype=np.float64) + np.asarray(w, dtype=np.float64) / 2.0
-    py = np.asarray(y, dtype=np.float64) + np.asarray(h, dtype=np.float64)
+def assign_zones(zones: Sequence[Zone], boxes: Tracks | np.ndarray) -> np.ndarray:
+    """Zone id (or None) per box, by its bottom-centre (`Tracks.anchor`); overlaps go to the first zone.
+
+    `boxes`: Tracks (the video pipeline), or an (N, 4) array of top-left x, y, width, height (rows that
+    are not Tracks: the simulator, stream payloads, detection logs)."""
+    anchor = boxes.anchor if isinstance(boxes, Tracks) else bottom_center(boxes)
+    px, py = anchor[:, 0], anchor[:, 1]
     out = np.full(px.shape, None, dtype=object)
     unassigned = np.ones(px.shape, dtype=bool)
     for zone in zones:

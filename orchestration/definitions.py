@@ -14,7 +14,7 @@ import dagster as dg
 
 from ingestion.site import load_site
 from ingestion.warehouse import DEFAULT_WAREHOUSE_URL, resolve_url
-from orchestration.assets.alerts import build_alerts_asset, build_delivery_sensor
+from orchestration.assets.alerts import build_alerts_asset
 from orchestration.assets.ingestion import build_raw_assets, site_reference
 from orchestration.assets.marts import build_mart_assets
 from orchestration.assets.quality import build_quality_report
@@ -31,7 +31,7 @@ from orchestration.resources import (
     env_or,
 )
 from orchestration.schedules import build_schedules, marts_freshness_policy
-from orchestration.sensors import SENSORS
+from orchestration.sensors import SENSORS, deliver_alerts_sensor
 from orchestration.sqlmesh_models import load_mart_models
 from orchestration.translator import SightlineTranslator
 
@@ -81,7 +81,7 @@ def build_definitions(
         path=env_or("SIGHTLINE_SOURCE_PATH", None),
         segments_dir=env_or("SIGHTLINE_SEGMENTS_DIR", DEFAULT_SEGMENTS_DIR),
     )
-    delivery = build_delivery_sensor(running=not resolve_url(warehouse_url).startswith("duckdb"))
+    delivery = deliver_alerts_sensor(embedded=resolve_url(warehouse_url).startswith("duckdb"))
     return dg.Definitions(
         assets=[site_reference, raw_assets, mart_assets, report, alerts, daily_report],
         asset_checks=checks,

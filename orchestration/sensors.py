@@ -7,22 +7,29 @@
 - rebuild_late_days: the stream marks days that received late data in raw.days_to_rebuild; rebuild them.
 - new_recorded_segments: new video files under the detection source's `segments_dir` ($SIGHTLINE_SEGMENTS_DIR)
   launch the ingestion of their camera-day (through the DetectionSourceResource in `segments` mode).
+- deliver_alerts: sends pending alert notifications (`deliver_alerts_sensor`: its default status depends on
+  the warehouse).
 
 Sensors are module-level and take what they read as resources (site, warehouse, detection_source); the
 marts step's asset and the blocking raw checks come from the code location they are evaluated in
-(`context.repository_def`), so they follow the SightlineTranslator the definitions were built with.
+(`context.repository_def`), as does the alerts asset deliver_alerts observes, so they follow the
+SightlineTranslator the definitions were built with.
 The warehouse sensors read the warehouse; in embedded mode a running step may hold DuckDB's single-writer
 lock, in which case the sensor skips this tick and tries again on the next.
 """
 
 import json
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 
 from ingestion.site import Site
+from ingestion.warehouse import Warehouse
+from orchestration.assets.alerts import ALERTS_STEP
 from orchestration.assets.marts import MARTS_STEP
 from orchestration.checks import raw_blocking_failures
 from orchestration.jobs import INGESTION_JOB, MARTS_JOB
@@ -34,6 +41,8 @@ from orchestration.resources import (
     WarehouseResource,
 )
 from orchestration.translator import RAW_DETECTIONS
+
+T = TypeVar("T")
 
 LOOKBACK_DAYS = 7  # days the stream sensor looks back over
 SEGMENT_SETTLE_SECONDS = 30  # a segment file untouched this long is finished being written
@@ -71,21 +80,39 @@ def _warehouse_busy(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "being used" in text
 
 
+def _with_warehouse(warehouse: WarehouseResource, work: Callable[[Warehouse], T]) -> T | dg.SkipReason:
+    """`work(wh)` on a connection of its own; a SkipReason instead when a running step holds the embedded
+    DuckDB file (the next tick tries again)."""
+    try:
+        with warehouse.connect() as wh:
+            return work(wh)
+    except Exception as exc:
+        if _warehouse_busy(exc):
+            return dg.SkipReason(f"warehouse busy ({exc}); trying again next tick")
+        raise
+
+
+def _step_key(repository_def: dg.RepositoryDefinition | None, step: str, sensor: str) -> dg.AssetKey:
+    """An asset of the step (the op) named `step` in the code location the sensor is evaluated in, so the
+    key follows the SightlineTranslator the definitions were built with; for a multi-asset step (the
+    marts, built all together) its first key."""
+    if repository_def is None:
+        raise dg.DagsterInvariantViolationError(f"{sensor} needs its code location's repository")
+    step_def = next(d for d in repository_def.assets_defs_by_key.values() if d.node_def.name == step)
+    return sorted(step_def.keys)[0]
+
+
 def _marts_step(repository_def: dg.RepositoryDefinition | None) -> tuple[dg.AssetKey, list[dg.AssetCheckKey]]:
     """One asset of the marts step (its materialisations say when a day's marts were built: the step
     builds them all together), and the blocking checks on raw_detections that gate it."""
-    if repository_def is None:
-        raise dg.DagsterInvariantViolationError(
-            "marts_when_day_complete needs its code location's repository"
-        )
+    marts_key = _step_key(repository_def, MARTS_STEP, "marts_when_day_complete")
     graph = repository_def.asset_graph
-    marts = next(d for d in repository_def.assets_defs_by_key.values() if d.node_def.name == MARTS_STEP)
     blocking = [
         k
         for k in sorted(graph.asset_check_keys, key=str)
         if k.asset_key == RAW_DETECTIONS and graph.get_check_spec(k).blocking
     ]
-    return sorted(marts.keys)[0], blocking
+    return marts_key, blocking
 
 
 @dg.sensor(
@@ -129,13 +156,11 @@ def marts_when_stream_passes_day(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, site: SiteResource
 ):
     s = site.load()
-    try:
-        with warehouse.connect() as wh:
-            marks = wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
-    except Exception as exc:
-        if _warehouse_busy(exc):
-            return dg.SkipReason(f"warehouse busy ({exc}); trying again next tick")
-        raise
+    marks = _with_warehouse(
+        warehouse, lambda wh: wh.query("SELECT camera_id, max_event_ts FROM raw.camera_watermarks")
+    )
+    if isinstance(marks, dg.SkipReason):
+        return marks
     passed = dict(zip(marks["camera_id"].to_list(), marks["max_event_ts"].to_list(), strict=True))
     if set(s.camera_ids) - set(passed):
         return dg.SkipReason(f"no watermark yet for {sorted(set(s.camera_ids) - set(passed))}")
@@ -161,17 +186,16 @@ def marts_when_stream_passes_day(
     description="Rebuilds the marts of days that received late data (raw.days_to_rebuild).",
 )
 def rebuild_late_days(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    try:
-        with warehouse.connect() as wh:
-            marked = wh.query(
-                "SELECT day, max(marked_at) AS marked_at FROM raw.days_to_rebuild "
-                "WHERE day >= {p} GROUP BY day ORDER BY day",
-                [_first_day()],
-            )
-    except Exception as exc:
-        if _warehouse_busy(exc):
-            return dg.SkipReason(f"warehouse busy ({exc}); trying again next tick")
-        raise
+    marked = _with_warehouse(
+        warehouse,
+        lambda wh: wh.query(
+            "SELECT day, max(marked_at) AS marked_at FROM raw.days_to_rebuild "
+            "WHERE day >= {p} GROUP BY day ORDER BY day",
+            [_first_day()],
+        ),
+    )
+    if isinstance(marked, dg.SkipReason):
+        return marked
     if marked.is_empty():
         return dg.SkipReason("no day is marked for rebuild")
     # The run key carries the newest mark: a day marked again after its rebuild is rebuilt again.
@@ -236,6 +260,56 @@ def new_recorded_segments(
         )
         for (camera, day), mtime in sorted(changed.items())
     ]
+
+
+def deliver_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, site: SiteResource):
+    """Sends pending alert notifications; the tick observes the alerts asset with what was sent."""
+    from ingestion.alerts.deliver import deliver_pending
+
+    s = site.load()
+    if not (s.alerts and s.alerts.channels):
+        return dg.SkipReason("no alert channels in the site config")
+    alerts_key = _step_key(context.repository_def, ALERTS_STEP, "deliver_alerts")
+    report = _with_warehouse(warehouse, lambda wh: deliver_pending(wh, s))
+    if isinstance(report, dg.SkipReason):
+        return report
+    for alert_id, channel, event, error in report.failed:
+        context.log.warning("alert %s -> %s (%s) failed: %s", alert_id[:10], channel, event, error)
+    text = f"{len(report.sent)} sent, {len(report.failed)} failed, {len(report.gave_up)} given up" + (
+        f"; not configured: {', '.join(sorted(report.not_configured))}" if report.not_configured else ""
+    )
+    if not (report.sent or report.failed or report.gave_up):
+        return dg.SkipReason(f"nothing to deliver ({text})")
+    context.log.info(text)
+    return dg.SensorResult(
+        asset_events=[
+            dg.AssetObservation(
+                alerts_key,
+                metadata={
+                    "sent": len(report.sent),
+                    "failed": len(report.failed),
+                    "gave_up": len(report.gave_up),
+                    "summary": text,
+                },
+            )
+        ],
+        skip_reason=None,
+    )
+
+
+def deliver_alerts_sensor(embedded: bool) -> dg.SensorDefinition:
+    """The `deliver_alerts` sensor: running by default, but stopped on the embedded DuckDB file
+    (`embedded`), which one process at a time may open, so that its ticks never hold the file while a run
+    needs it (`sightline alerts deliver` sends there). Dagster fixes a sensor's default status when it is
+    defined, and no setting decides it later (dagster-io/dagster#11152), so this is the one sensor
+    built with the code location: the decorator applied to the module-level `deliver_alerts`."""
+    return dg.sensor(
+        name="deliver_alerts",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.STOPPED if embedded else dg.DefaultSensorStatus.RUNNING,
+        description="Sends pending alert notifications (webhook, e-mail, MQTT), each alert once per channel; "
+        "failed tries are retried with backoff. Same code as `sightline alerts deliver`.",
+    )(deliver_alerts)
 
 
 def _days(first: date, last: date) -> list[date]:

@@ -61,7 +61,22 @@ TEST_MARKERS = {
     "test_stream_video": {"test_video_stream_stops_cleanly": ("pipeline",)},
     "test_detectors": {"test_yolo_rows_land_through_the_video_pipeline": ("pipeline",)},
     "test_simulator_cli": {"test_simulate_command_lands_the_simulated_days": ("pipeline",)},
-    "test_orchestration": {"test_dagster_loads_the_code_location_with_no_arguments": ("pipeline",)},
+    # `dagster definitions validate` / `dg check defs` in a fresh clone: CLI processes loading the code.
+    "test_dagster_home": {
+        "test_definitions_validate_from_a_fresh_clone": ("pipeline",),
+        "test_dg_check_defs_from_a_fresh_clone": ("pipeline",),
+    },
+    # Rendered video through `sightline ingest video`, then the marts built.
+    "test_video_stationary": {
+        "test_worker_standing_still_for_ten_minutes": ("pipeline",),
+        "test_still_worker_across_segment_cuts": ("pipeline",),
+    },
+    # SQLMesh builds of a simulated day (the PostgreSQL variants are marked `postgres` by their fixtures).
+    "test_linking": {
+        "test_sessions_are_visits_of_visitors": ("pipeline",),
+        "test_linking_off_gives_one_session_per_fragment": ("pipeline",),
+        "test_restating_a_day_without_tracks_clears_its_links": ("pipeline",),
+    },
     "test_warehouse": {"test_grant_bi_role_reads_analytics_only": ("postgres",)},
     "test_hostile_input": {"test_video_stream_on_duckdb": ("pipeline",)},
     "test_celery_scaleout": {"test_two_celery_workers": ("pipeline",)},  # RabbitMQ and Celery workers
@@ -95,8 +110,9 @@ os.environ.setdefault(
 os.environ.setdefault("MAX_FORK_WORKERS", "1")
 
 # Where code writes by default relative to the working directory (the checkout, under pytest): tests write to
-# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture:
-# collection already loads the SQLMesh project (modules parametrized over ingestion.transform.MART_MODELS).
+# a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture, so
+# nothing that loads the SQLMesh project early can miss it. Test modules read ingestion.transform.MART_MODELS
+# and TIME_COLUMNS inside tests, never at import: loading the project costs seconds of collection otherwise.
 OUTPUT_ENV = ("SIGHTLINE_SQLMESH_CACHE_DIR", "SIGHTLINE_GX_DOCS_DIR", "SIGHTLINE_PLOTS_DIR")
 _OUTPUTS = tempfile.mkdtemp(prefix="sightline-test-outputs-")
 for _var in OUTPUT_ENV:
@@ -292,3 +308,28 @@ def workforce(tmp_path_factory: pytest.TempPathFactory):
 
     for pg in fresh_database("sightline_wf"):
         yield make_workforce(tmp_path_factory.mktemp("workforce"), pg)
+
+
+@pytest.fixture(scope="session")
+def clean_day_marts(site: Site, tmp_path_factory: pytest.TempPathFactory):
+    """CAM01's whole day 2025-01-15, no noise, 1 fps (seed 11), landed and built on DuckDB and on
+    PostgreSQL, once per session for the modules that only read it (test_transforms, test_column_types).
+    Yields (simulation, duckdb url, postgresql url, {backend: TransformResult})."""
+    from datetime import date
+
+    from ingestion.simulate import simulate
+    from ingestion.transform import build_marts
+    from ingestion.warehouse import connect
+
+    day = date(2025, 1, 15)
+    sim = simulate(site, start=day, days=1, cameras=["CAM01"], fps=1.0, noise="none", seed=11)
+    duck = f"duckdb:///{tmp_path_factory.mktemp('clean') / 'warehouse.duckdb'}"
+    for pg in fresh_database():
+        built = {}
+        for backend, url in (("duckdb", duck), ("postgres", pg)):
+            with connect(url, site) as wh:
+                wh.setup()
+                for camera_id, d, detections, health in sim.camera_days():
+                    wh.replace_partition(camera_id, d, detections, source="simulator", camera_health=health)
+            built[backend] = build_marts(url, day, date(2025, 1, 16), site=site)
+        yield sim, duck, pg, built

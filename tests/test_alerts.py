@@ -9,9 +9,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 
+import numpy as np
 import polars as pl
 import pytest
-from alerts_support import Receiver, person, site_with_alerts, webhook_alerts
+import yaml
+from alerts_support import REPO_ROOT, Receiver, person, site_with_alerts, webhook_alerts
 from conftest import create_database, drop_database
 
 from ingestion.alerts import store
@@ -156,6 +158,43 @@ def test_live_rules_raise_clear_suppress_and_both_backends_agree(tmp_path, recei
         assert ids == sorted(a["alert_id"] for a in results[backend] if a["notify"]), backend
         assert len(ids) == 4
         assert all(r.body["text"].startswith("[") and r.body["event"] == "new" for r in requests)
+
+
+def test_live_idle_at_exactly_the_idle_threshold_is_moving(tmp_path):
+    """A motion score exactly at idle_motion_score is moving, as in the marts (is_active: score >= the
+    threshold); the next float32 below it is idle. 0.25 is exact in float32 (motion_score is REAL), so the
+    landed score compares exactly: track 1 (at 0.25 for 20 s) raises nothing and counts as active, track 2
+    (just below) raises and counts as idle."""
+    doc = yaml.safe_load((REPO_ROOT / "site.yaml").read_text())
+    rule = {
+        "name": "idle",
+        "type": "idle",
+        "zones": ["Z01"],
+        "severity": "warning",
+        "min_duration_seconds": 10,
+    }
+    _, site = site_with_alerts(
+        tmp_path,
+        webhook_alerts(ENV, [rule]),
+        thresholds=doc["thresholds"] | {"idle_motion_score": 0.25},
+    )
+    below = float(np.nextafter(np.float32(0.25), np.float32(0)))  # 0.24999998509883881
+    rows = pl.concat(
+        [person("CAM01", 1, "Z01", s(0), 20, motion=0.25), person("CAM01", 2, "Z01", s(0), 20, motion=below)]
+    ).sort("ts", "track_id")
+    with connect(f"duckdb:///{tmp_path / 'w.duckdb'}", site) as wh:
+        wh.require_setup()
+        wh.append_batch("b1", rows.drop("batch_id"), source="stream")
+        raised = LiveAlerts(site).evaluate(wh).raised
+        alerts = store.load_alerts(wh)
+    assert [(a["subject"], a["started_at"], a["alert_id"]) for a in alerts] == [
+        ("CAM01/Z01/track 2", s(0), raised[0])
+    ]
+    assert json.loads(alerts[0]["metadata"])["motion_below"] == 0.25
+    # Occupancy (published on MQTT channels) counts the same way: of the two people in Z01, one is active.
+    occupancy = LiveAlerts(site)._occupancy("CAM01", rows, s(20))  # noqa: SLF001 - the counting alone
+    z01 = occupancy.filter(pl.col("zone_id") == "Z01")
+    assert (z01["present"].item(), z01["active"].item()) == (2, 1)
 
 
 def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from ingestion.alerts.batch import evaluate_day
 from ingestion.warehouse import connect
 from ingestion.warehouse.roles import grant_bi, grant_writer
 from orchestration.cli import main
+from orchestration.translator import SightlineTranslator
 
 ENV = "SIGHTLINE_TEST_ALERT_HOOK"
 T0 = datetime(2025, 1, 15, 2, 0, tzinfo=UTC)
@@ -98,11 +99,24 @@ def test_list_ack_resolve(raised, capsys):
     assert "already resolved" in capsys.readouterr().err
 
 
+class LedgerTranslator(SightlineTranslator):
+    """Maps ops.alerts to another asset key: the sensor's observation must follow it."""
+
+    def asset_key(self, table: str) -> dg.AssetKey:
+        return dg.AssetKey(["alerting", "ledger"]) if table == "ops.alerts" else super().asset_key(table)
+
+
 def test_deliver_command_and_sensor_send_each_alert_once(raised, monkeypatch, capsys):
-    from orchestration.assets.alerts import build_delivery_sensor
+    from orchestration.definitions import build_definitions
     from orchestration.resources import SiteResource, WarehouseResource
+    from orchestration.sensors import deliver_alerts_sensor
 
     url, site_path, site, ids = raised
+    defs = build_definitions(site_path=site_path, warehouse_url=url, translator=LedgerTranslator())
+    sensor = defs.resolve_sensor_def("deliver_alerts")
+    # On the embedded DuckDB file the sensor starts stopped; elsewhere running.
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert deliver_alerts_sensor(embedded=False).default_status == dg.DefaultSensorStatus.RUNNING
     receiver = Receiver()
     try:
         monkeypatch.delenv(ENV, raising=False)
@@ -113,15 +127,19 @@ def test_deliver_command_and_sensor_send_each_alert_once(raised, monkeypatch, ca
             from ingestion.alerts.deliver import deliver_pending
 
             assert len(deliver_pending(wh, site, channels={"nothing"}).sent) == 0
-        sensor = build_delivery_sensor()
         resources = {
             "warehouse": WarehouseResource(url=url, site=SiteResource(path=str(site_path))),
             "site": SiteResource(path=str(site_path)),
         }
+        repo = defs.get_repository_def()
         with dg.instance_for_test() as instance:
-            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            with dg.build_sensor_context(
+                instance=instance, resources=resources, repository_def=repo
+            ) as context:
                 first = sensor(context)
-            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            with dg.build_sensor_context(
+                instance=instance, resources=resources, repository_def=repo
+            ) as context:
                 second = sensor(context)
         assert cli("deliver", "--warehouse", url, "--site", str(site_path)) == 0
         assert capsys.readouterr().out.startswith("0 sent")
@@ -129,6 +147,7 @@ def test_deliver_command_and_sensor_send_each_alert_once(raised, monkeypatch, ca
         receiver.close()
     assert isinstance(first, dg.SensorResult)
     assert first.asset_events[0].metadata["sent"].value == 2
+    assert first.asset_events[0].asset_key == dg.AssetKey(["alerting", "ledger"])
     assert isinstance(second, dg.SkipReason) and "nothing to deliver" in second.skip_message
     assert sorted(r.body["alert"]["id"] for r in receiver.requests) == sorted(ids)
     assert all(r.headers["Idempotency-Key"].endswith(":hook:new") for r in receiver.requests)

@@ -19,15 +19,23 @@ import pytest
 from conftest import create_database, drop_database
 from test_transforms import land, read
 
+from ingestion import transform
 from ingestion.simulate import simulate
-from ingestion.transform import DEFAULT_SETTINGS, MART_MODELS, build_marts
+from ingestion.transform import DEFAULT_SETTINGS, build_marts
 from ingestion.warehouse.roles import grant_bi
 
 DAY = date(2025, 1, 15)  # a Wednesday
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "bi.md"
 DIMENSIONS = {"analytics.zones", "analytics.cameras", "analytics.site", "analytics.index_blocks"}
-ANALYTICS = [m for m in MART_MODELS if m.startswith("analytics.")]
-FACTS = [m for m in ANALYTICS if m not in DIMENSIONS and m != "analytics.dashboard"]
+
+
+def analytics_models() -> list[str]:
+    """The project's analytics models (read when a test needs them: loading the project takes seconds)."""
+    return [m for m in transform.MART_MODELS if m.startswith("analytics.")]
+
+
+def fact_models() -> list[str]:
+    return [m for m in analytics_models() if m not in DIMENSIONS and m != "analytics.dashboard"]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +123,7 @@ def test_every_fact_names_its_zone_and_camera_and_has_local_date(bi, site, backe
     url = bi["urls"][backend]
     zone_names = {z.id: z.name for z in site.zones}
     camera_names = {c.id: c.name for c in site.cameras}
-    for model in FACTS:
+    for model in fact_models():
         frame = read(url, f"SELECT * FROM {model}")
         assert frame.height > 0, model
         assert "local_date" in frame.columns, model
@@ -308,7 +316,7 @@ def _table_comments(url: str) -> dict[str, str | None]:
 def test_every_analytics_relation_has_a_table_comment_bi_can_read(bi, backend):
     comments = _table_comments(bi["urls"][backend])
     # the marts, and whatever setup adds there (analytics.active_alerts over ops.alerts)
-    assert set(comments) >= {m.split(".", 1)[1] for m in ANALYTICS}
+    assert set(comments) >= {m.split(".", 1)[1] for m in analytics_models()}
     assert {name for name, text in comments.items() if not text} == set()
     for name in ("zone_hourly", "camera_hourly", "daily_zone_stats", "daily_camera_stats"):
         assert comments[name].startswith("Grain: "), name

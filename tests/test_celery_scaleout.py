@@ -1,6 +1,7 @@
 """Scale-out on a real Celery broker: two worker processes take the steps of four camera-day runs of
 rendered video, then the marts are built; both workers must have taken steps and every landed row and
-mart row must equal a single-process (in_process executor) run of the same partitions.
+mart row must equal the same partitions landed and built in one process (the test's own, without Dagster:
+the in_process executor's runs are covered by tests/test_orchestration.py).
 
 The broker is RabbitMQ at SIGHTLINE_TEST_CELERY_BROKER (default pyamqp://guest@127.0.0.1:5672//); the
 test skips, saying why, when it is unreachable or dagster-celery is not installed (the `celery` extra).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from bench.scaleout import (
+    DAY,
     base_env,
     build_marts,
     celery_steps,
@@ -28,6 +31,10 @@ from bench.scaleout import (
     short_shift_site,
     table_rows,
 )
+from ingestion import transform
+from ingestion.site import load_site
+from ingestion.warehouse import connect
+from orchestration.resources import DetectionSourceResource
 from orchestration.sqlmesh_models import load_mart_models
 from tests.conftest import fresh_database, owner_setup
 
@@ -62,40 +69,44 @@ def test_two_celery_workers_take_the_steps_and_land_what_one_process_lands(tmp_p
     tables = ["raw.detections", "raw.camera_health", *marts]
 
     landed = {}
-    for executor in ("celery", "in_process"):
-        for url, storage_url in zip(
-            fresh_database(f"sightline_test_celery_{executor}"),
-            fresh_database(f"sightline_test_dagster_{executor}"),
-            strict=True,
-        ):
-            owner_setup(url, site_path)
-            home = tmp_path / executor
-            logs = home / "logs"
-            logs.mkdir(parents=True)
-            queue = f"sightline_test_{uuid.uuid4().hex[:8]}"
-            env = base_env(home / "dagster_home", url, video, executor, queue, storage_url, site_path)
-            env["SIGHTLINE_CELERY_BROKER"] = BROKER
-            if executor == "celery":
-                names = [f"w1_{uuid.uuid4().hex[:4]}", f"w2_{uuid.uuid4().hex[:4]}"]
-                with celery_workers(names, env, logs) as workers:
-                    ingest(env, CAMERAS, logs, concurrent=True)
-                    build_marts(env, logs)
-                took = celery_steps(home / "dagster_home")
-                ingestion_steps = {k: v for k, v in took.items() if k.startswith("land_camera_day@")}
-                # Four camera-day runs, each step executed by a worker; both workers took some.
-                assert len(ingestion_steps) == len(CAMERAS), took
-                assert {v.split("@")[0] for v in ingestion_steps.values()} == set(names), took
-                assert {w.process.returncode for w in workers} <= {0, -15}  # stopped by us, not crashed
-            else:
-                # Four runs at once, each with the in_process executor (every step in the run's process).
-                ingest(env, CAMERAS, logs, concurrent=True)
-                build_marts(env, logs)
-            landed[executor] = table_rows(url, site_path, tables)
+    for url, storage_url in zip(
+        fresh_database("sightline_test_celery"), fresh_database("sightline_test_dagster"), strict=True
+    ):
+        owner_setup(url, site_path)
+        home = tmp_path / "celery"
+        logs = home / "logs"
+        logs.mkdir(parents=True)
+        queue = f"sightline_test_{uuid.uuid4().hex[:8]}"
+        env = base_env(home / "dagster_home", url, video, "celery", queue, storage_url, site_path)
+        env["SIGHTLINE_CELERY_BROKER"] = BROKER
+        names = [f"w1_{uuid.uuid4().hex[:4]}", f"w2_{uuid.uuid4().hex[:4]}"]
+        with celery_workers(names, env, logs) as workers:
+            ingest(env, CAMERAS, logs, concurrent=True)
+            build_marts(env, logs)
+        took = celery_steps(home / "dagster_home")
+        ingestion_steps = {k: v for k, v in took.items() if k.startswith("land_camera_day@")}
+        # Four camera-day runs, each step executed by a worker; both workers took some.
+        assert len(ingestion_steps) == len(CAMERAS), took
+        assert {v.split("@")[0] for v in ingestion_steps.values()} == set(names), took
+        assert {w.process.returncode for w in workers} <= {0, -15}  # stopped by us, not crashed
+        landed["celery"] = table_rows(url, site_path, tables)
 
-    assert landed["in_process"]["raw.detections"]["camera_id"].unique().sort().to_list() == CAMERAS
-    assert landed["in_process"]["analytics.sessions"].height > 0
+    # The reference: the same camera-days landed and built in this one process, by what the Dagster steps
+    # call (the detection source's land, the SQLMesh resource's restating build), with no Dagster run.
+    site = load_site(site_path)
+    source = DetectionSourceResource(kind="segments", path=str(video))
+    for url in fresh_database("sightline_test_one_process"):
+        owner_setup(url, site_path)
+        with connect(url, site) as wh:
+            for camera in CAMERAS:
+                source.land(wh, site, camera, DAY)
+        transform.build_marts(url, DAY, DAY + timedelta(days=1), restate=True, site=site)
+        landed["one_process"] = table_rows(url, site_path, tables)
+
+    assert landed["one_process"]["raw.detections"]["camera_id"].unique().sort().to_list() == CAMERAS
+    assert landed["one_process"]["analytics.sessions"].height > 0
     for table in tables:
-        assert_frame_equal(landed["celery"][table], landed["in_process"][table], check_row_order=True)
+        assert_frame_equal(landed["celery"][table], landed["one_process"][table], check_row_order=True)
 
 
 def test_executor_comes_from_sightline_executor():

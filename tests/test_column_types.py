@@ -5,16 +5,14 @@ built warehouse really has, on DuckDB and PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import psycopg
 import pytest
 import sqlglot.expressions as exp
 
-from ingestion.simulate import simulate
-from ingestion.transform import build_marts, duckdb_path, sqlmesh_context
-from ingestion.warehouse import connect
+from ingestion.transform import duckdb_path, sqlmesh_context
 from orchestration.definitions import build_definitions
 from orchestration.sqlmesh_models import load_mart_models
 
@@ -58,24 +56,11 @@ def _base_type(sql_type: str, dialect: str) -> exp.DType:
 
 
 @pytest.fixture(scope="module")
-def built(site, tmp_path_factory):
-    """CAM01's day, landed and built on both backends (low fps: only the catalog is read)."""
-    from conftest import create_database, drop_database, owner_setup
-
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=0.2, noise="realistic", seed=5)
-    duck = f"duckdb:///{tmp_path_factory.mktemp('types') / 'warehouse.duckdb'}"
-    pg = create_database("sightline_types")
-    try:
-        owner_setup(pg)
-        for url in (duck, pg):
-            with connect(url, site) as wh:
-                wh.setup()
-                for camera_id, d, detections, health in sim.camera_days():
-                    wh.replace_partition(camera_id, d, detections, source="simulator", camera_health=health)
-            build_marts(url, DAY, DAY + timedelta(days=1), site=site)
-        yield {"duckdb": duck, "postgres": pg}
-    finally:
-        drop_database(pg)
+def built(clean_day_marts):
+    """CAM01's day, landed and built on both backends (only the catalog is read: the session's clean day of
+    test_transforms, conftest.py, serves)."""
+    _, duck, pg, _ = clean_day_marts
+    return {"duckdb": duck, "postgres": pg}
 
 
 def _catalog(url: str) -> dict[str, dict[str, str]]:

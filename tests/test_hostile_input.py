@@ -36,6 +36,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from payload_support import GOOD, frame, frame_payload
 from polars.testing import assert_frame_equal
 
 from ingestion.detection_logs import ingest_detection_log
@@ -341,23 +342,6 @@ def test_poison_messages_mixed_into_a_live_stream(backend, broker, site, tmp_pat
 # --- the payload parser, fuzzed ------------------------------------------------------------------------
 
 NOW = datetime(2025, 1, 15, 2, tzinfo=UTC)
-GOOD = {
-    "camera_id": "CAM01",
-    "ts": "2025-01-15T01:00:00.2Z",
-    "frame_idx": 7,
-    "detections": [
-        {
-            "track_id": 1,
-            "class_id": 0,
-            "confidence": 0.9,
-            "x": 100,
-            "y": 300,
-            "w": 50,
-            "h": 100,
-            "motion_score": 0.1,
-        }
-    ],
-}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
@@ -518,9 +502,9 @@ def test_jsonl_timestamps_each_parse_on_their_own(warehouse_url, site, tmp_path)
 
 def test_stream_timestamps_without_offset_are_site_local(site):
     docs = [
-        GOOD | {"ts": "2025-01-15T08:00:00.2", "frame_idx": 1},
-        GOOD | {"ts": "2025-01-15T01:00:00.4+00:00", "frame_idx": 2},
-        GOOD | {"ts": "2025-01-15T08:00:00.6+07:00", "frame_idx": 3},
+        frame(ts="2025-01-15T08:00:00.2", frame_idx=1),
+        frame(ts="2025-01-15T01:00:00.4+00:00", frame_idx=2),
+        frame(ts="2025-01-15T08:00:00.6+07:00", frame_idx=3),
     ]
     for fast in (True, False):
         parsed = parse_messages([json.dumps(d).encode() for d in docs], site, fast=fast, now=NOW)
@@ -692,16 +676,16 @@ def test_a_batch_that_fails_leaves_no_dead_letters_behind(warehouse_url, site):
 
     add_warehouse_refusal(warehouse_url, site)
     now = datetime.now(UTC) - timedelta(minutes=1)
-    base = GOOD | {"ts": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-    refused = json.dumps(base | {"detections": [GOOD["detections"][0] | {"worker_id": REFUSED_WORKER}]})
-    same_key = json.dumps(base | {"frame_idx": 8})  # the same detection key, other values: a conflict
+    ts = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    refused = frame_payload({"worker_id": REFUSED_WORKER}, ts=ts)
+    same_key = frame_payload(ts=ts, frame_idx=8)  # the same detection key, other values: a conflict
     lander = StreamLander(warehouse_url, site)
     try:
         with pytest.raises(Exception, match="refused-by-the-warehouse|test_refusal"):
-            lander.land([refused.encode(), same_key.encode()])
+            lander.land([refused, same_key])
         lander.reconnect()
         assert counts(warehouse_url, site) == (0, 0)
-        assert lander.land([same_key.encode()]).landed == 1  # on its own it is no conflict at all
+        assert lander.land([same_key]).landed == 1  # on its own it is no conflict at all
     finally:
         lander.close()
     assert counts(warehouse_url, site) == (1, 0)

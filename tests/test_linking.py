@@ -113,6 +113,51 @@ def test_chains_are_one_visitor_and_one_to_one(site):
     assert got == {5: (5, None, 0), 9: (5, 5, 1), 7: (5, 9, 2), 3: (5, 7, 3), 4: (4, None, 0)}
 
 
+def test_a_person_who_stops_is_looked_for_where_they_stopped(site):
+    # A stands at x=300, takes a step (40 px/s = 0.33 box heights/s for the last second) and stops; the
+    # tracker loses them for 3 s and they reappear 6 px (0.05 box heights) from where last seen. Their last
+    # second's velocity taken at face value puts them 1.1 box heights further on; shrunk by its standard
+    # error (0.25 box heights / sqrt(0.7 s²) = 0.36 box heights/s) it puts them 0.5 away: linked.
+    a = pl.concat(
+        [walk(site, 1, 0, 9, (300, 500), (0, 0)), walk(site, 1, 9.2, 10, (300 - 40 * 9, 500), (40, 0))]
+    )
+    b = walk(site, 2, 13, 20, (346, 500), (0, 0))
+    ends = track_ends(pl.concat([a, b])).sort("track_id")
+    tail, head = ends.row(0, named=True), ends.row(1, named=True)
+    at_face_value = tail["tail_x"] + tail["tail_vx"] * (head["head_t"] - tail["tail_t"])
+    assert (at_face_value - head["head_x"]) / tail["tail_h"] > 0.7 + 0.1 * 3**0.5  # beyond the reach
+    assert visitors(pl.concat([a, b])) == {1: 1, 2: 1}
+
+
+def test_the_jitter_of_a_two_sample_track_is_not_a_velocity(site):
+    # A false start: the tracker holds a standing person for two frames (0.2 s) whose boxes jitter 12 px
+    # (60 px/s at face value, 1.5 box heights over the 3 s gap); the person reappears where they stand.
+    a = walk(site, 1, 10, 10.2, (100, 500), (60, 0))
+    b = walk(site, 2, 13.4, 20, (706, 500), (0, 0))
+    assert visitors(pl.concat([a, b])) == {1: 1, 2: 1}
+
+
+def test_a_walk_keeps_its_heading_over_a_long_gap(site):
+    # Walking at 1 box height/s, lost for 4 s: the shrunk velocity (92% of it) lands 0.4 box heights short
+    # of where they reappear, inside the reach at a 4 s gap (0.7 + 0.1 x 2 box heights).
+    a = walk(site, 1, 0, 10, (100, 500), (120, 0))
+    b = walk(site, 2, 14, 20, (100, 500), (120, 0))
+    assert visitors(pl.concat([a, b])) == {1: 1, 2: 1}
+
+
+def test_someone_taking_over_a_spot_is_linked_only_within_the_reach(site):
+    # A stands still and leaves unseen; 3 s later someone appears nearby. The rule cannot tell a newcomer
+    # from A having stepped aside: within the reach at a 3 s gap (0.7 + 0.1 x sqrt(3) = 0.87 box heights)
+    # they continue A, beyond it they are someone else.
+    a = walk(site, 1, 0, 10, (300, 500), (0, 0))
+    far = walk(site, 2, 13, 20, (300 + 1.2 * 120, 500), (0, 0))
+    near = walk(site, 3, 13, 20, (300 + 0.8 * 120, 500), (0, 0))
+    assert visitors(pl.concat([a, far])) == {1: 1, 2: 2}
+    assert visitors(pl.concat([a, near])) == {1: 1, 3: 1}
+    # The reach is what decides: without the growth the near one is someone else too.
+    assert visitors(pl.concat([a, near]), LinkParams(distance_growth=0)) == {1: 1, 3: 3}
+
+
 def test_tracks_of_other_cameras_are_never_linked(site):
     a = walk(site, 1, 0, 10, (100, 500), (0, 0))
     b = walk(site, 2, 11, 20, (100, 500), (0, 0), camera="CAM02")

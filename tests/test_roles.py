@@ -17,10 +17,11 @@ import psycopg
 import pytest
 from conftest import ADMIN_URL, TIMESCALE_URL, create_database, drop_database, timescale_missing_reason
 
+from ingestion import transform
 from ingestion.simulate import simulate
 from ingestion.stream.encode import encode_frames
 from ingestion.stream.landing import StreamLander
-from ingestion.transform import MART_MODELS, build_marts
+from ingestion.transform import build_marts
 from ingestion.warehouse import connect, ddl
 from ingestion.warehouse.base import SIMULATOR_SOURCE, WarehouseNotSetUp
 from ingestion.warehouse.roles import grant_bi, grant_writer
@@ -233,7 +234,7 @@ def test_bi_reads_the_writers_marts_and_nothing_detection_level(deployed):
             and not s.startswith(("_timescaledb_", "timescaledb_"))
         }
         assert ours == {"analytics"}
-        marts = {m.split(".", 1)[1] for m in MART_MODELS if m.startswith("analytics.")}
+        marts = {m.split(".", 1)[1] for m in transform.MART_MODELS if m.startswith("analytics.")}
         assert marts <= by_schema["analytics"]
         exposures = []
         for schema, name in readable:

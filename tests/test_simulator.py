@@ -124,13 +124,7 @@ def test_detections_have_the_exact_raw_shape(site, clean_day):
             assert ((rows["y"] + rows["h"]) <= cam.height + 1e-3).all()
             assert (rows["w"] > 0).all() and (rows["h"] > 0).all()
             # zone_id is where the box's bottom-centre stands.
-            expected = assign_zones(
-                site.zones_for(cam.id),
-                rows["x"].to_numpy(),
-                rows["y"].to_numpy(),
-                rows["w"].to_numpy(),
-                rows["h"].to_numpy(),
-            )
+            expected = assign_zones(site.zones_for(cam.id), rows.select("x", "y", "w", "h").to_numpy())
             assert rows["zone_id"].to_list() == list(expected)
     # Frames sit on the 1/fps grid from local midnight, and frame_idx counts them.
     df = noisy.detections

@@ -10,6 +10,7 @@ from datetime import time as clock
 
 import polars as pl
 import pytest
+from payload_support import GOOD, frame_payload
 from polars.testing import assert_frame_equal
 
 from ingestion.schema import DETECTION_SCHEMA
@@ -111,30 +112,6 @@ def test_deepstream_minimal_schema(site):
     assert got[0]["zone_id"] == "Z01"  # bottom-centre (125.5, 420) lies in Z01's polygon
 
 
-GOOD = {
-    "camera_id": "CAM01",
-    "ts": "2025-01-15T01:00:00.2Z",
-    "frame_idx": 7,
-    "detections": [
-        {
-            "track_id": 1,
-            "class_id": 0,
-            "confidence": 0.9,
-            "x": 100,
-            "y": 300,
-            "w": 50,
-            "h": 100,
-            "motion_score": 0.1,
-        }
-    ],
-}
-
-
-def _bad(**changes) -> bytes:
-    det = GOOD["detections"][0] | changes.pop("det", {})
-    return json.dumps(GOOD | {"detections": [det]} | changes).encode()
-
-
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -142,20 +119,20 @@ def _bad(**changes) -> bytes:
         (b"\xff\xfe\x00", "not valid JSON"),
         (b"[1, 2]", "unrecognised payload"),
         (json.dumps({"camera": "CAM01"}).encode(), "unrecognised payload"),
-        (_bad(camera_id="CAM99"), "camera_id 'CAM99' is not a camera of the site"),
-        (_bad(ts="2025-01-15T01:00:00+25:00"), "has an invalid UTC offset"),
-        (_bad(ts="yesterday"), "ts:"),
-        (_bad(frame_idx=-1), "frame_idx: must be an integer 0..2^53"),
-        (_bad(detections="none"), "detections must be a list"),
-        (_bad(det={"track_id": "seven"}), "track_id must be a number"),
-        (_bad(det={"track_id": 7.5}), "track_id 7.5 must be an integer"),
-        (_bad(det={"confidence": 1.5}), "confidence 1.5 outside [0, 1]"),
-        (_bad(det={"motion_score": None}), "motion_score is missing"),
-        (_bad(det={"w": 0}), "bbox size"),
-        (_bad(det={"zone_id": "Z05"}), "zone_id 'Z05' is not a zone of camera CAM01"),
-        (_bad(det={"worker_id": 5}), "worker_id must be a string or null"),
-        (_bad(det={"class_id": True}), "class_id must be a number"),
-        (_bad(det={"x": "12"}), "x must be a number"),
+        (frame_payload(camera_id="CAM99"), "camera_id 'CAM99' is not a camera of the site"),
+        (frame_payload(ts="2025-01-15T01:00:00+25:00"), "has an invalid UTC offset"),
+        (frame_payload(ts="yesterday"), "ts:"),
+        (frame_payload(frame_idx=-1), "frame_idx: must be an integer 0..2^53"),
+        (frame_payload(detections="none"), "detections must be a list"),
+        (frame_payload(det={"track_id": "seven"}), "track_id must be a number"),
+        (frame_payload(det={"track_id": 7.5}), "track_id 7.5 must be an integer"),
+        (frame_payload(det={"confidence": 1.5}), "confidence 1.5 outside [0, 1]"),
+        (frame_payload(det={"motion_score": None}), "motion_score is missing"),
+        (frame_payload(det={"w": 0}), "bbox size"),
+        (frame_payload(det={"zone_id": "Z05"}), "zone_id 'Z05' is not a zone of camera CAM01"),
+        (frame_payload(det={"worker_id": 5}), "worker_id must be a string or null"),
+        (frame_payload(det={"class_id": True}), "class_id must be a number"),
+        (frame_payload(det={"x": "12"}), "x must be a number"),
         (json.dumps(GOOD | {"detections": GOOD["detections"] * 2}).encode(), "appears twice in one frame"),
         (
             json.dumps(
@@ -190,11 +167,15 @@ def test_malformed_messages_are_rejected_with_a_reason_and_the_raw_payload(site,
 @pytest.mark.parametrize(
     "payload",
     [
-        _bad(det={"extra": "\udcff"}).replace(b'"\\udcff"', b'"\xff"'),  # not UTF-8, in a key nobody reads
-        _bad(det={"worker_id": "\ud800"}),  # lone surrogates (json.loads takes them, msgspec does not)
-        _bad(det={"zone_id": "Z01\udfff"}),
-        _bad(ts="2025-01-15T01:00:00\ud800Z"),
-        _bad(det={"unknown": "\ud800"}),
+        frame_payload(det={"extra": "\udcff"}).replace(
+            b'"\\udcff"', b'"\xff"'
+        ),  # not UTF-8, in a key nobody reads
+        frame_payload(
+            det={"worker_id": "\ud800"}
+        ),  # lone surrogates (json.loads takes them, msgspec does not)
+        frame_payload(det={"zone_id": "Z01\udfff"}),
+        frame_payload(ts="2025-01-15T01:00:00\ud800Z"),
+        frame_payload(det={"unknown": "\ud800"}),
         json.dumps({"@timestamp": "\ud800", "sensorId": "CAM01", "id": 1, "objects": []}).encode(),
         json.dumps(
             {
@@ -204,11 +185,11 @@ def test_malformed_messages_are_rejected_with_a_reason_and_the_raw_payload(site,
                 "objects": ["1|2|3|4|5|Person\ud800"],
             }
         ).encode(),
-        b"\xef\xbb\xbf" + _bad(),  # a UTF-8 byte order mark
-        _bad(det={"x": float("nan")}),  # NaN / Infinity literals (json.loads reads them)
-        _bad(det={"y": float("inf")}),
-        _bad(det={"x": 1}).replace(b'"x": 1', b'"x": 1e400'),  # beyond float range
-        _bad(frame_idx="8"),  # a digit string (nvmsgconv writes frame numbers so)
+        b"\xef\xbb\xbf" + frame_payload(),  # a UTF-8 byte order mark
+        frame_payload(det={"x": float("nan")}),  # NaN / Infinity literals (json.loads reads them)
+        frame_payload(det={"y": float("inf")}),
+        frame_payload(det={"x": 1}).replace(b'"x": 1', b'"x": 1e400'),  # beyond float range
+        frame_payload(frame_idx="8"),  # a digit string (nvmsgconv writes frame numbers so)
         json.dumps(GOOD, indent=2).encode("utf-16"),  # json.loads detects UTF-16
     ],
 )

@@ -17,10 +17,10 @@ import polars as pl
 import psycopg
 import psycopg.types.json
 import pytest
-from conftest import create_database, drop_database
 
+from ingestion import transform
 from ingestion.simulate import simulate
-from ingestion.transform import MART_MODELS, build_marts, duckdb_path
+from ingestion.transform import build_marts, duckdb_path
 from ingestion.warehouse import connect
 from ingestion.warehouse.ddl import ACTIVE_ALERTS_VIEW
 
@@ -54,21 +54,10 @@ def read(url: str, sql: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def clean(site, tmp_path_factory):
-    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL."""
-    sim = simulate(site, start=DAY, days=1, cameras=["CAM01"], fps=1.0, noise="none", seed=11)
-    duck = f"duckdb:///{tmp_path_factory.mktemp('clean') / 'warehouse.duckdb'}"
-    pg = create_database()
-    try:
-        land(duck, site, sim)
-        land(pg, site, sim)
-        built = {
-            "duckdb": build_marts(duck, DAY, date(2025, 1, 16), site=site),
-            "postgres": build_marts(pg, DAY, date(2025, 1, 16), site=site),
-        }
-        yield sim, duck, pg, built
-    finally:
-        drop_database(pg)
+def clean(clean_day_marts):
+    """One camera, one day, no noise: landed and built on DuckDB and on PostgreSQL (conftest.py: built once
+    per session, shared with test_column_types)."""
+    return clean_day_marts
 
 
 def test_every_mart_is_built_and_audited(clean):
@@ -164,20 +153,31 @@ def _same(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("model", [m for m in MART_MODELS if m != "staging.stg_detections"])
-def test_duckdb_and_postgres_give_the_same_rows(clean, model):
+def test_duckdb_and_postgres_give_the_same_rows(clean):
+    """Every model of the project, compared row by row; one test looping over the models (not parametrized
+    over them: that would load the SQLMesh project at collection, for every test run). Reports every model
+    that differs, not only the first."""
     _, duck, pg, _ = clean
-    frames = {name: read(url, f"SELECT * FROM {model}") for name, url in (("duckdb", duck), ("postgres", pg))}
-    assert frames["duckdb"].columns == frames["postgres"].columns
-    rows = {
-        name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
-        for name, f in frames.items()
-    }
-    assert len(rows["duckdb"]) == len(rows["postgres"]) > 0
-    columns = frames["duckdb"].columns
-    for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
-        diffs = [(c, x, y) for c, x, y in zip(columns, a, b, strict=True) if not _same(x, y)]
-        assert not diffs, diffs
+    problems = {}
+    for model in [m for m in transform.MART_MODELS if m != "staging.stg_detections"]:
+        frames = {n: read(url, f"SELECT * FROM {model}") for n, url in (("duckdb", duck), ("postgres", pg))}
+        if frames["duckdb"].columns != frames["postgres"].columns:
+            problems[model] = ("columns", frames["duckdb"].columns, frames["postgres"].columns)
+            continue
+        rows = {
+            name: sorted((tuple(_normal(v) for v in r) for r in f.iter_rows()), key=_sort_key)
+            for name, f in frames.items()
+        }
+        if not len(rows["duckdb"]) == len(rows["postgres"]) > 0:
+            problems[model] = ("row counts", len(rows["duckdb"]), len(rows["postgres"]))
+            continue
+        columns = frames["duckdb"].columns
+        for a, b in zip(rows["duckdb"], rows["postgres"], strict=True):
+            diffs = [(c, x, y) for c, x, y in zip(columns, a, b, strict=True) if not _same(x, y)]
+            if diffs:
+                problems[model] = ("first differing row", diffs)
+                break
+    assert problems == {}
 
 
 def test_bi_sees_a_comment_on_every_table_and_column(clean):
@@ -200,9 +200,9 @@ def test_bi_sees_a_comment_on_every_table_and_column(clean):
     views = read(pg, "SELECT table_name FROM information_schema.views WHERE table_schema = 'analytics'")
     # every analytics model is a view BI reads; the detection-level staging view is not among them. Besides
     # them, `sightline db setup`'s view over ops.alerts (issue 16).
-    marts = {m for m in MART_MODELS if m.startswith("analytics.")}
+    marts = {m for m in transform.MART_MODELS if m.startswith("analytics.")}
     assert {f"analytics.{v}" for v in views["table_name"]} == marts | {ACTIVE_ALERTS_VIEW}
-    assert "staging.stg_detections" in MART_MODELS
+    assert "staging.stg_detections" in transform.MART_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -239,10 +239,14 @@ def test_realistic_noise_sessions_stay_close_to_ground_truth(noisy, site):
     both = mine.join(truth, on="zone_id", how="full", coalesce=True).fill_null(0)
     assert both.height >= 6
     for row in both.iter_rows(named=True):
-        # 10% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
+        # 12% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
         # tracker's fragmentation (MOT17-09: ~5 id changes per person-minute); linking brings the count
-        # from ~25x to within 10% per zone, not yet to the 5% target (bench/README.md, "Session accuracy").
-        assert abs(row["n"] - row["n_t"]) <= max(0.10 * row["n_t"], 1), row
+        # from ~25x to within 12% per zone, not yet to the 5% target. What is left is mostly under-counting:
+        # 3-5 s walk-throughs whose zone crossing fell in a dropout are seen for under min_session_seconds
+        # and dropped (measured here: Z01 65 for 73, Z06 42 for 47, all zones 299 for 326). Before the
+        # linker shrank the tail velocity (bench/README.md, "Session accuracy"), chain breaks splitting
+        # long visits made up for them and the counts were within 10% by that cancellation.
+        assert abs(row["n"] - row["n_t"]) <= max(0.12 * row["n_t"], 1), row
     total, total_t = both["dwell"].sum(), both["dwell_t"].sum()
     assert abs(total - total_t) <= 0.02 * total_t
 
@@ -326,16 +330,16 @@ def test_people_counts_equal_the_truth_when_identities_are_known(clean, scope, g
 # How far above the truth the marts' people counts may run (sum over the zones or cameras and hours or the
 # day; relative), anonymous MOT17-like tracks. The marts count visitors exactly (the test above); visitors
 # are track fragments joined by analytics.track_links, which does not rejoin every fragment of MOT17's
-# fragmentation: a chain breaks about every 100 fragments (a person who stops or starts walking during a
-# 2-4 s dropout reappears further than link_max_distance from where the last second's velocity put them),
-# so a person present all morning is several visitors. Measured: zone-hour +73%, camera-hour +114%,
-# zone-day +179%, camera-day +290%; by track (before): +174%, +365%, +398%, +910%. bench/README.md,
-# "People counts".
+# fragmentation: a chain breaks about every 240 fragments (mostly a person who starts walking during a 2-4 s
+# dropout and reappears beyond the reach), so a person present all morning is several visitors. Measured:
+# zone-hour +44%, camera-hour +65%, zone-day +116%, camera-day +166% (+73%, +114%, +179%, +290% with the
+# last second's velocity taken at face value and a fixed reach); by track: +162%, +345%, +375%, +862%.
+# bench/README.md, "People counts".
 PEOPLE_TOLERANCE = {
-    ("zone_id", "hour"): 0.9,
-    ("camera_id", "hour"): 1.3,
-    ("zone_id", "day"): 2.0,
-    ("camera_id", "day"): 3.2,
+    ("zone_id", "hour"): 0.6,
+    ("camera_id", "hour"): 0.85,
+    ("zone_id", "day"): 1.4,
+    ("camera_id", "day"): 2.0,
 }
 
 
@@ -367,7 +371,7 @@ def test_bi_role_reads_the_marts_through_the_views_only(clean):
     try:
         user_url = pg.replace("postgresql://postgres@", f"postgresql://{role}:{password}@")
         with psycopg.connect(user_url, autocommit=True) as conn:
-            for model in MART_MODELS:
+            for model in transform.MART_MODELS:
                 if model.startswith("analytics."):
                     conn.execute(f"SELECT * FROM {model} LIMIT 1").fetchall()
             physical = conn.execute(

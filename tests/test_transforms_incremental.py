@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 from test_transforms import land, read
 
+from ingestion import transform
 from ingestion.simulate import simulate
-from ingestion.transform import TIME_COLUMNS, build_marts, sqlmesh_context
+from ingestion.transform import build_marts, sqlmesh_context
 from ingestion.warehouse import connect
 
 D1, D2, D3 = date(2025, 1, 13), date(2025, 1, 14), date(2025, 1, 15)
@@ -20,7 +21,7 @@ D1, D2, D3 = date(2025, 1, 13), date(2025, 1, 14), date(2025, 1, 15)
 def snapshot(url: str) -> dict[str, pl.DataFrame]:
     """Every incremental mart, with the site-local day each row belongs to, sorted."""
     out = {}
-    for model, column in TIME_COLUMNS.items():
+    for model, column in transform.TIME_COLUMNS.items():
         day = f"CAST({column} AT TIME ZONE 'Asia/Bangkok' AS DATE)"
         frame = read(url, f"SELECT *, {day} AS _day FROM {model}")
         out[model] = frame.sort(frame.columns, nulls_last=True)
@@ -57,7 +58,7 @@ def test_restating_a_day_rewrites_exactly_that_day(three_days, site):
     result = build_marts(url, D2, D3, restate=True, site=site)
     assert result.restated and result.audits_passed
     after = snapshot(url)
-    for model in TIME_COLUMNS:
+    for model in transform.TIME_COLUMNS:
         for day in (D1, D3):  # untouched, even though day 3's raw rows changed
             assert day_rows(after, day)[model].equals(day_rows(before, day)[model]), (model, day)
     expected = other.sessions.filter(pl.col("entry_time").dt.convert_time_zone(site.timezone).dt.date() == D2)

@@ -159,7 +159,7 @@ def test_video_lands_tracked_detections_with_zones_motion_and_health(warehouse_u
     assert offsets.min() >= 0 and offsets.max() < 60e6 and (offsets % 200_000 == 0).all()
     # Boxes are in the camera's configured 1280x720 pixels although the video is 640x360.
     assert (rows["x"] + rows["w"]).max() > 640 and (rows["x"] + rows["w"]).max() <= 1280
-    zones = assign_zones(site.zones_for("CAM01"), *(rows[c].to_numpy() for c in ("x", "y", "w", "h")))
+    zones = assign_zones(site.zones_for("CAM01"), rows.select("x", "y", "w", "h").to_numpy())
     assert rows["zone_id"].to_list() == list(zones)
     assert rows["motion_score"].is_between(0, 1).all()
     # Most landed boxes are a true person's box at that instant (IoU > 0.5).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ingestion.detectors import Tracks
 from ingestion.site import Zone
 from ingestion.zones import assign_zones, points_in_polygon
 
@@ -73,15 +74,21 @@ CASES = [
 
 def _columns():
     names = [c[0] for c in CASES]
-    x, y, w, h = (np.array([c[i] for c in CASES], dtype=np.float64) for i in range(1, 5))
-    return names, x, y, w, h
+    xywh = np.array([c[1:5] for c in CASES], dtype=np.float64)
+    return names, xywh
 
 
+def _tracks(xywh: np.ndarray) -> Tracks:
+    n = len(xywh)
+    return Tracks(np.arange(n), np.zeros(n, np.int16), np.ones(n, np.float32), xywh)
+
+
+@pytest.mark.parametrize("boxes", ["tracks", "array"])
 @pytest.mark.parametrize("order", ["site", "reversed"])
-def test_each_box_goes_to_the_zone_of_its_bottom_centre(order):
-    names, x, y, w, h = _columns()
+def test_each_box_goes_to_the_zone_of_its_bottom_centre(order, boxes):
+    names, xywh = _columns()
     zones = ZONES if order == "site" else ZONES[::-1]
-    got = assign_zones(zones, x, y, w, h)
+    got = assign_zones(zones, _tracks(xywh) if boxes == "tracks" else xywh)
     want = [c[5] if order == "site" else c[6] for c in CASES]
     wrong = [f"{n}: got {g}, want {e}" for n, g, e in zip(names, got, want, strict=True) if g != e]
     assert not wrong, "\n".join(wrong)
@@ -89,10 +96,11 @@ def test_each_box_goes_to_the_zone_of_its_bottom_centre(order):
 
 def test_the_cases_tell_the_three_points_apart():
     """The table is only worth having if a wrong reference point gives a different answer somewhere."""
-    names, x, y, w, h = _columns()
-    by_point = {
-        "centre": assign_zones(ZONES, x, y - h / 2, w, h),  # a box whose bottom-centre is this one's centre
-        "top-left": assign_zones(ZONES, x - w / 2, y - h, w, h),  # ... whose bottom-centre is the top-left
+    names, xywh = _columns()
+    x, y, w, h = xywh.T
+    by_point = {  # boxes whose bottom-centre is this one's centre, ... this one's top-left
+        "centre": assign_zones(ZONES, np.column_stack([x, y - h / 2, w, h])),
+        "top-left": assign_zones(ZONES, np.column_stack([x - w / 2, y - h, w, h])),
     }
     want = [c[5] for c in CASES]
     for point, got in by_point.items():

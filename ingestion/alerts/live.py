@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +33,7 @@ import polars as pl
 from ingestion.alerts.batch import subject_for
 from ingestion.alerts.rules import Rule
 from ingestion.alerts.store import Candidate, Outcome, config_of, record, utc
-from ingestion.site import Site
+from ingestion.site import Site, Zone
 from ingestion.warehouse import Warehouse, connect
 
 log = logging.getLogger(__name__)
@@ -176,39 +176,44 @@ class LiveAlerts:
         ).sort("start")
 
     def _visits(self, rule: Rule, camera: str, frame: pl.DataFrame, mark: datetime) -> list[Candidate]:
-        runs = self._runs(frame, ["zone_id", "track_id"], pl.lit(True), mark)
-        out = []
-        for r in runs.iter_rows(named=True):
-            seconds = (r["last"] - r["start"]).total_seconds()
-            if seconds < rule.min_duration_seconds:
-                continue
-            zone = self.zones[r["zone_id"]]
-            out.append(
-                Candidate(
-                    rule,
-                    subject_for(rule.type, camera, r["zone_id"], r["track_id"]),
-                    camera,
-                    r["start"],
-                    r["last"],
-                    r["last"] if r["ended"] else None,
-                    f"Track {r['track_id']} entered restricted zone {zone.name} ({zone.id})",
-                    zone_id=r["zone_id"],
-                    track_id=r["track_id"],
-                    worker_id=r["worker_id"],
-                    metadata={"seconds": round(seconds, 3)},
-                )
-            )
-        return out
+        def describe(r: dict, seconds: float, zone: Zone) -> tuple[str, dict]:
+            message = f"Track {r['track_id']} entered restricted zone {zone.name} ({zone.id})"
+            return message, {"seconds": round(seconds, 3)}
+
+        return self._track_run_candidates(rule, camera, frame, pl.lit(True), mark, describe)
 
     def _idle(self, rule: Rule, camera: str, frame: pl.DataFrame, mark: datetime) -> list[Candidate]:
         limit = rule.threshold if rule.threshold is not None else self.site.thresholds.idle_motion_score
-        runs = self._runs(frame, ["zone_id", "track_id"], pl.col("motion_score") < limit, mark)
+
+        def describe(r: dict, seconds: float, zone: Zone) -> tuple[str, dict]:
+            message = f"Track {r['track_id']} idle for {seconds:.0f} s in {zone.name} ({zone.id})"
+            metadata = {
+                "idle_seconds": round(seconds, 3),
+                "threshold_seconds": rule.min_duration_seconds,
+                "motion_below": limit,
+            }
+            return message, metadata
+
+        return self._track_run_candidates(rule, camera, frame, pl.col("motion_score") < limit, mark, describe)
+
+    def _track_run_candidates(
+        self,
+        rule: Rule,
+        camera: str,
+        frame: pl.DataFrame,
+        flag: pl.Expr,
+        mark: datetime,
+        describe: Callable[[dict, float, Zone], tuple[str, dict]],
+    ) -> list[Candidate]:
+        """A candidate per run of one track in one zone where `flag` holds for at least the rule's
+        min_duration_seconds; `describe(run, seconds, zone)` gives its message and metadata."""
+        runs = self._runs(frame, ["zone_id", "track_id"], flag, mark)
         out = []
         for r in runs.iter_rows(named=True):
             seconds = (r["last"] - r["start"]).total_seconds()
             if seconds < rule.min_duration_seconds:
                 continue
-            zone = self.zones[r["zone_id"]]
+            message, metadata = describe(r, seconds, self.zones[r["zone_id"]])
             out.append(
                 Candidate(
                     rule,
@@ -217,15 +222,11 @@ class LiveAlerts:
                     r["start"],
                     r["last"],
                     r["last"] if r["ended"] else None,
-                    f"Track {r['track_id']} idle for {seconds:.0f} s in {zone.name} ({zone.id})",
+                    message,
                     zone_id=r["zone_id"],
                     track_id=r["track_id"],
                     worker_id=r["worker_id"],
-                    metadata={
-                        "idle_seconds": round(seconds, 3),
-                        "threshold_seconds": rule.min_duration_seconds,
-                        "motion_below": limit,
-                    },
+                    metadata=metadata,
                 )
             )
         return out

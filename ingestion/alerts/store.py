@@ -4,7 +4,8 @@ An alert's id is md5(rule | subject | start): re-evaluating the same condition g
 seen again (a later micro-batch, the day's marts after the stream saw it live) is matched to the alert
 already holding it by rule, subject and overlapping time, and only extends that alert's times: status,
 acknowledgement, action taken and resolution are written by people (`sightline alerts ack|resolve`) or by
-auto-resolution, never by re-evaluation. Alerts are few (not per detection), so rows are handled one by one.
+auto-resolution, never by re-evaluation. Candidates are matched one by one in Python (alerts are not per
+detection), but a noisy day raises thousands: new alerts are inserted in multi-row statements.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def record(
     by_subject: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for a in existing:
         by_subject.setdefault((a["rule_name"], a["subject"]), []).append(a)
+    # New alerts are inserted together at the end (a day of noisy tracks raises thousands): until then a
+    # later candidate that matches one of them extends or resolves the row in memory.
+    new_rows: dict[str, dict[str, Any]] = {}
     with wh._transaction():  # noqa: SLF001 - the warehouse's own transaction helper, shared by both backends
         for c in sorted(candidates, key=lambda c: c.started_at):
             known = by_subject.setdefault((c.rule.name, c.subject), [])
@@ -130,11 +134,14 @@ def record(
                 None,
             )
             if match is not None:
+                stored = match["alert_id"] not in new_rows
                 out.matched.append(match["alert_id"])
-                if _extend(wh, match, c, now):
+                if _extend(match, c):
                     out.updated.append(match["alert_id"])
+                    if stored:
+                        _write_extension(wh, match, now)
                 if match["status"] != "resolved" and match["ended_at"] is not None:
-                    _auto_resolve(wh, match, now)
+                    _auto_resolve(wh if stored else None, match, now)
                     out.auto_resolved.append(match["alert_id"])
                 continue
             if c.rule.schedule and not c.rule.schedule.contains(c.started_at.astimezone(site.tz)):
@@ -150,16 +157,18 @@ def record(
             if recent and c.rule.cooldown_seconds > 0:
                 out.suppressed += 1
                 continue
-            row = _insert(wh, site, c, source, now)
+            row = _new_row(site, c, source, now)
+            new_rows[row["alert_id"]] = row
             known.append(row)
             out.raised.append(row["alert_id"])
             if row["ended_at"] is not None:
-                _auto_resolve(wh, row, now)
+                _auto_resolve(None, row, now)
                 out.auto_resolved.append(row["alert_id"])
+        _insert(wh, list(new_rows.values()))
     return out
 
 
-def _insert(wh: Warehouse, site: Site, c: Candidate, source: str, now: datetime) -> dict[str, Any]:
+def _new_row(site: Site, c: Candidate, source: str, now: datetime) -> dict[str, Any]:
     quiet = bool(c.rule.quiet_hours and c.rule.quiet_hours.contains(c.started_at.astimezone(site.tz)))
     row = {
         "alert_id": alert_id(c.rule.name, c.subject, c.started_at),
@@ -189,20 +198,32 @@ def _insert(wh: Warehouse, site: Site, c: Candidate, source: str, now: datetime)
         "created_at": now,
         "updated_at": now,
     }
-    cols = list(ALERTS.column_names)
-    wh.query(
-        f"INSERT INTO ops.alerts ({', '.join(cols)}) VALUES ({', '.join(['{p}'] * len(cols))}) "
-        "ON CONFLICT (alert_id) DO NOTHING",
-        [row[k] for k in cols],
-    )
     return row
 
 
-def _extend(wh: Warehouse, alert: dict[str, Any], c: Candidate, now: datetime) -> bool:
+# Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement (26 columns each here).
+INSERT_CHUNK_ROWS = 1000
+
+
+def _insert(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT per chunk. An id already stored is matched by record() before it gets here (same
+    rule, subject and start), so DO NOTHING only guards against a concurrent writer."""
+    cols = list(ALERTS.column_names)
+    values = f"({', '.join(['{p}'] * len(cols))})"
+    for i in range(0, len(rows), INSERT_CHUNK_ROWS):
+        chunk = rows[i : i + INSERT_CHUNK_ROWS]
+        wh.query(
+            f"INSERT INTO ops.alerts ({', '.join(cols)}) VALUES {', '.join([values] * len(chunk))} "
+            "ON CONFLICT (alert_id) DO NOTHING",
+            [row[k] for row in chunk for k in cols],
+        )
+
+
+def _extend(alert: dict[str, Any], c: Candidate) -> bool:
     """Widen the alert's times to cover the candidate; the message and measurements follow the latest view.
     Who it concerns is filled in when the alert did not know it (a live alert has the track only; the
-    batch evaluation knows the visitor and worker), never changed once set. Returns whether anything
-    changed."""
+    batch evaluation knows the visitor and worker), never changed once set. Changes the alert dict only
+    (`_write_extension` stores it); returns whether anything changed."""
     last_seen = max(alert["last_seen_at"], c.last_seen_at)
     visitor_id = alert.get("visitor_id") or c.visitor_id
     worker_id = alert.get("worker_id") or c.worker_id
@@ -218,24 +239,37 @@ def _extend(wh: Warehouse, alert: dict[str, Any], c: Candidate, now: datetime) -
         alert.get("worker_id"),
     ):
         return False
-    wh.query(
-        "UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, visitor_id = {p}, "
-        "worker_id = {p}, updated_at = {p} WHERE alert_id = {p}",
-        [*new, now, alert["alert_id"]],
-    )
     alert.update(
         last_seen_at=last_seen, ended_at=ended, metadata=metadata, visitor_id=visitor_id, worker_id=worker_id
     )
     return True
 
 
-def _auto_resolve(wh: Warehouse, alert: dict[str, Any], now: datetime) -> None:
-    """The condition cleared: resolved, keeping who acknowledged it and what they wrote."""
+def _write_extension(wh: Warehouse, alert: dict[str, Any], now: datetime) -> None:
     wh.query(
-        "UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
-        "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
-        [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]],
+        "UPDATE ops.alerts SET last_seen_at = {p}, ended_at = {p}, metadata = {p}, visitor_id = {p}, "
+        "worker_id = {p}, updated_at = {p} WHERE alert_id = {p}",
+        [
+            alert["last_seen_at"],
+            alert["ended_at"],
+            alert["metadata"],
+            alert["visitor_id"],
+            alert["worker_id"],
+            now,
+            alert["alert_id"],
+        ],
     )
+
+
+def _auto_resolve(wh: Warehouse | None, alert: dict[str, Any], now: datetime) -> None:
+    """The condition cleared: resolved, keeping who acknowledged it and what they wrote. `wh` None: the
+    alert is not stored yet (record() inserts it as it is)."""
+    if wh is not None:
+        wh.query(
+            "UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
+            "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
+            [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]],
+        )
     alert.update(
         status="resolved", auto_resolved=True, resolved_by=SYSTEM_USER, resolved_at=alert["ended_at"] or now
     )

@@ -13,7 +13,8 @@ Both receive the frame *and* the pipeline's foreground mask: the background subt
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -44,18 +45,71 @@ def require_ultralytics(detector: str) -> None:
     dict.__setitem__(SETTINGS, "sync", False)  # in memory: JSONDict.__setitem__ would write the file
 
 
-@dataclass(frozen=True)
+def bottom_center(xywh: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 middle of each box's bottom edge (boxes as top-left x, y, width, height): where a person
+    stands, the point a box is assigned a zone by."""
+    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+    return np.column_stack([boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]])
+
+
+@dataclass(frozen=True, eq=False)
 class Tracks:
-    """Tracked detections of one frame, one row per object; boxes are top-left x, y, width, height in the
-    pixels of the frame that was passed in (not the detector's input size)."""
+    """Tracked detections, one row per object, in the manner of supervision's `Detections`: boxes are top-left
+    x, y, width, height in the pixels of the frame that was passed in (not the detector's input size).
+
+    `data` holds further per-row arrays (the video pipeline's ts, frame_idx, motion_score); indexing
+    (`tracks[mask]`, `tracks[[0, 2]]`, `tracks[1:]`) and `Tracks.merge` carry them with the rows. Shapes are
+    checked on construction: every array has one row per track."""
 
     track_id: np.ndarray  # int64 (N,)
     class_id: np.ndarray  # int16 (N,)
     conf: np.ndarray  # float32 (N,)
-    xywh: np.ndarray  # float32 (N, 4)
+    xywh: np.ndarray  # float32 (N, 4); float64 once scaled to a camera's pixels
+    data: dict[str, np.ndarray] = field(default_factory=dict)  # each (N, ...)
+
+    def __post_init__(self) -> None:
+        for name in ("track_id", "class_id", "conf", "xywh"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name)))
+        object.__setattr__(self, "data", {key: np.asarray(v) for key, v in self.data.items()})
+        if self.track_id.ndim != 1:
+            raise ValueError(f"Tracks.track_id must have shape (N,), got {self.track_id.shape}")
+        n = len(self.track_id)
+        for name, shape in (("class_id", (n,)), ("conf", (n,)), ("xywh", (n, 4))):
+            got = getattr(self, name).shape
+            if got != shape:
+                raise ValueError(f"Tracks.{name} has shape {got}, expected {shape} (track_id has {n} rows)")
+        for key, values in self.data.items():
+            if values.shape[:1] != (n,):
+                raise ValueError(
+                    f"Tracks.data[{key!r}] has shape {values.shape}, expected ({n}, ...) "
+                    f"(track_id has {n} rows)"
+                )
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    def __getitem__(self, index: np.ndarray | Sequence[int] | slice | int) -> Tracks:
+        """The rows picked by a boolean mask (one entry per row), integer positions or a slice; one
+        integer gives Tracks of that one row."""
+        if not isinstance(index, slice):
+            index = np.atleast_1d(np.asarray(index))
+            if index.dtype == bool and index.shape != (len(self),):
+                raise IndexError(f"a boolean mask over {len(self)} tracks has shape {index.shape}")
+            if index.size == 0:
+                index = index.astype(np.intp)  # [] reads as float64, which numpy refuses as an index
+        return Tracks(
+            self.track_id[index],
+            self.class_id[index],
+            self.conf[index],
+            self.xywh[index],
+            {key: values[index] for key, values in self.data.items()},
+        )
+
+    @property
+    def anchor(self) -> np.ndarray:
+        """(N, 2) bottom-centre of each box (`bottom_center`): where the person stands, the point zones are
+        assigned by."""
+        return bottom_center(self.xywh)
 
     @staticmethod
     def empty() -> Tracks:
@@ -75,6 +129,26 @@ class Tracks:
             np.asarray(class_id, dtype=np.int16),
             np.asarray(conf, dtype=np.float32),
             xywh,
+        )
+
+    @staticmethod
+    def merge(parts: Sequence[Tracks]) -> Tracks:
+        """The rows of every part, in order, as one Tracks (empty for no parts). The parts must carry the
+        same `data` keys: a column missing from some rows is a mistake, not something to fill in."""
+        if not parts:
+            return Tracks.empty()
+        keys = list(parts[0].data)
+        for i, part in enumerate(parts):
+            if sorted(part.data) != sorted(keys):
+                raise ValueError(
+                    f"Tracks.merge: part {i} carries data {sorted(part.data)}, part 0 carries {sorted(keys)}"
+                )
+        return Tracks(
+            np.concatenate([p.track_id for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.conf for p in parts]),
+            np.concatenate([p.xywh for p in parts]),
+            {key: np.concatenate([p.data[key] for p in parts]) for key in keys},
         )
 
 
@@ -114,4 +188,12 @@ def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **
     raise ValueError(f"unknown detector {kind!r}: use 'motion' or 'yolo'")
 
 
-__all__ = ["VISION_EXTRA", "Detector", "Tracks", "VisionExtraMissing", "make_detector", "require_ultralytics"]
+__all__ = [
+    "VISION_EXTRA",
+    "Detector",
+    "Tracks",
+    "VisionExtraMissing",
+    "bottom_center",
+    "make_detector",
+    "require_ultralytics",
+]

@@ -39,7 +39,7 @@ def stored_boxes(x, y, w, h, camera: Camera) -> tuple[np.ndarray, ...]:
 
 def zone_codes(zones: Sequence[Zone], x, y, w, h) -> np.ndarray:
     """Zone index per box (-1: none), through the shared assign_zones."""
-    assigned = assign_zones(zones, x, y, w, h)
+    assigned = assign_zones(zones, np.column_stack([x, y, w, h]))
     code_of = {zone.id: i for i, zone in enumerate(zones)} | {None: -1}
     return np.fromiter(map(code_of.__getitem__, assigned), dtype=np.int32, count=len(assigned))
 

@@ -817,10 +817,10 @@ def _assign_zones(rows: pl.DataFrame, site: Site) -> pl.DataFrame:
     assigned = np.full(rows.height, "", dtype=object)
     cams = rows["camera_id"].to_numpy()
     todo = missing.to_numpy()
-    x, y, w, h = (rows[k].to_numpy() for k in ("x", "y", "w", "h"))
+    xywh = rows.select("x", "y", "w", "h").to_numpy()
     for camera_id in np.unique(cams[todo]):  # per camera, vectorised within
         sel = (cams == camera_id) & todo
-        zones = assign_zones(site.zones_for(str(camera_id)), x[sel], y[sel], w[sel], h[sel])
+        zones = assign_zones(site.zones_for(str(camera_id)), xywh[sel])
         assigned[sel] = np.where(zones == None, "", zones)  # noqa: E711 - elementwise comparison
     filled = pl.Series(assigned.astype(str), dtype=pl.String).replace("", None)
     return rows.with_columns(zone_id=pl.when(missing).then(filled).otherwise(pl.col("zone_id")))

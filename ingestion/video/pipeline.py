@@ -2,11 +2,11 @@
 
 Per processed frame: the background subtraction (`ForegroundModel`: a presence mask, frozen inside the
 previous frame's tracked boxes so still people stay foreground, and an adaptive motion mask), the detector
-and tracker on the presence mask, each box's motion score from the motion mask. Rows collect in numpy
-arrays and land through `Warehouse.append_batch` every `batch_seconds` of video with a deterministic batch id
-(`<source>:<camera>:<source start>:<chunk index>`), so a crash loses nothing already committed and
-re-running a source skips what landed before. Zones, scaling to camera pixels and the frame building run
-once per batch, vectorised.
+and tracker on the presence mask, each box's motion score from the motion mask. Each frame's Tracks
+collect, carrying their ts, frame_idx and motion score as data, and land through `Warehouse.append_batch`
+every `batch_seconds` of video with a deterministic batch id (`<source>:<camera>:<source start>:<chunk
+index>`), so a crash loses nothing already committed and re-running a source skips what landed before. The
+merge, scaling to camera pixels, zones and the frame building run once per batch, vectorised.
 
 One pipeline runs the sources of one camera in time order: a source that starts where the previous one
 ended (the next recorded segment) continues its background model, tracks and track ids (`continues`).
@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -69,11 +69,10 @@ class IngestReport:
 
 @dataclass
 class _Chunk:
+    """One batch window's frames: their Tracks, each carrying data ts (epoch us), frame_idx, motion_score."""
+
     index: int
-    ts_us: list[np.ndarray]
-    frame_idx: list[np.ndarray]
-    tracks: list[Tracks]
-    motion: list[np.ndarray]
+    tracks: list[Tracks] = field(default_factory=list)
     frame_size: tuple[int, int] | None = None  # (width, height) of the decoded frames
 
 
@@ -155,7 +154,7 @@ class VideoPipeline:
                     self._land(report, prefix, origin, chunk, health)
                     chunk = None
                 if chunk is None:
-                    chunk = _Chunk(k, [], [], [], [])
+                    chunk = _Chunk(k)
                 started = time.perf_counter()
                 mask = self.foreground.apply(frame.image, freeze=live)
                 tracks = self.detector.update(frame.image, mask)
@@ -163,13 +162,12 @@ class VideoPipeline:
                 live = self.detector.freeze_boxes(tracks)
                 health.processed(frame.ts, (time.perf_counter() - started) * 1000.0)
                 n = len(tracks)
-                ts_us = epoch_us(frame.ts)
-                chunk.ts_us.append(np.full(n, ts_us, dtype=np.int64))
-                chunk.frame_idx.append(np.full(n, frame.index, dtype=np.int64))
-                chunk.tracks.append(
-                    Tracks(tracks.track_id + base_id, tracks.class_id, tracks.conf, tracks.xywh)
-                )
-                chunk.motion.append(motion)
+                data = {
+                    "ts": np.full(n, epoch_us(frame.ts), dtype=np.int64),
+                    "frame_idx": np.full(n, frame.index, dtype=np.int64),
+                    "motion_score": motion,
+                }
+                chunk.tracks.append(replace(tracks, track_id=tracks.track_id + base_id, data=data))
                 chunk.frame_size = (frame.image.shape[1], frame.image.shape[0])
                 last_ts = frame.ts
                 report.frames_processed += 1
@@ -262,8 +260,8 @@ class VideoPipeline:
         if self.on_batch is not None:
             self.on_batch(result)
 
-    def _zone_ids(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> pl.Series:
-        assigned = assign_zones(self.zones, x, y, w, h)
+    def _zone_ids(self, tracks: Tracks) -> pl.Series:
+        assigned = assign_zones(self.zones, tracks)
         codes = np.full(len(assigned), len(self.zones), dtype=np.int64)  # last name = null (no zone)
         for i, zone in enumerate(self.zones):
             codes[assigned == zone.id] = i
@@ -271,28 +269,29 @@ class VideoPipeline:
 
     def _rows(self, chunk: _Chunk) -> pl.DataFrame:
         """The chunk's detections as a DETECTION_SCHEMA frame, boxes scaled to the camera's pixels."""
-        if not chunk.tracks or sum(len(t) for t in chunk.tracks) == 0:
+        tracks = Tracks.merge(chunk.tracks)
+        if len(tracks) == 0:
             return pl.DataFrame(schema=DETECTION_SCHEMA)
-        xywh = np.concatenate([t.xywh for t in chunk.tracks]).astype(np.float64)
         frame_w, frame_h = chunk.frame_size
         # Zones are drawn in the camera's configured pixels; a stream recorded at another resolution
         # (a sub-stream, a downscaled export) is mapped onto them.
-        xywh *= np.array([self.camera.width / frame_w, self.camera.height / frame_h] * 2)
-        x, y, w, h = xywh.T
+        scale = np.array([self.camera.width / frame_w, self.camera.height / frame_h] * 2)
+        tracks = replace(tracks, xywh=tracks.xywh.astype(np.float64) * scale)
+        x, y, w, h = tracks.xywh.T
         frame = (
             pl.DataFrame(
                 {
-                    "ts": np.concatenate(chunk.ts_us),
-                    "frame_idx": np.concatenate(chunk.frame_idx),
-                    "track_id": np.concatenate([t.track_id for t in chunk.tracks]),
-                    "class_id": np.concatenate([t.class_id for t in chunk.tracks]),
-                    "confidence": np.concatenate([t.conf for t in chunk.tracks]),
+                    "ts": tracks.data["ts"],
+                    "frame_idx": tracks.data["frame_idx"],
+                    "track_id": tracks.track_id,
+                    "class_id": tracks.class_id,
+                    "confidence": tracks.conf,
                     "x": x,
                     "y": y,
                     "w": w,
                     "h": h,
-                    "zone_id": self._zone_ids(x, y, w, h),
-                    "motion_score": np.concatenate(chunk.motion),
+                    "zone_id": self._zone_ids(tracks),
+                    "motion_score": tracks.data["motion_score"],
                 }
             )
             .with_columns(

@@ -48,7 +48,15 @@ def epoch_us(evaluator, ts: exp.Expr) -> exp.Expr:
 @macro()
 def utc_trunc(evaluator, unit: exp.Expr, ts: exp.Expr) -> exp.Expr:
     """date_trunc in dt.UTC whatever the session time zone, back as TIMESTAMPTZ (cast, so SQLMesh knows the
-    column's type: the asset's column schema in Dagster comes from it)."""
+    column's type: the asset's column schema in Dagster comes from it). On PostgreSQL, units of fixed length
+    are binned from the epoch (date_bin: arithmetic, where two time zone conversions per row cost a fifth of
+    heatmap_hourly's scan); the same instants."""
+    if evaluator.gateway == "postgres" and unit.name.lower() in ("second", "minute", "hour", "day"):
+        return exp.maybe_parse(
+            f"CAST(DATE_BIN(INTERVAL '1 {unit.name}', {ts.sql('duckdb')},"
+            " CAST('1970-01-01 00:00:00+00:00' AS TIMESTAMPTZ)) AS TIMESTAMPTZ)",
+            dialect="duckdb",
+        )
     return exp.maybe_parse(
         f"CAST(DATE_TRUNC('{unit.name}', {ts.sql('duckdb')} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
         " AS TIMESTAMPTZ)",

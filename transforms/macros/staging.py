@@ -19,3 +19,10 @@ def landed_detections(evaluator) -> exp.Expr:
         " QUALIFY ROW_NUMBER() OVER (PARTITION BY camera_id, ts, track_id ORDER BY batch_id DESC) = 1)",
         dialect="duckdb",
     )
+
+
+@macro()
+def landed_key_enforced(evaluator) -> exp.Expr:
+    """TRUE where raw.detections itself enforces one row per (camera_id, ts, track_id) with non-null keys
+    (the primary key on PostgreSQL and TimescaleDB), FALSE on DuckDB (no unique index: see above)."""
+    return exp.true() if evaluator.gateway == "postgres" else exp.false()

@@ -47,13 +47,20 @@ MODEL (
 WITH days AS (
   SELECT local_date, period_start AS day_start, period_end AS day_end FROM @periods() AS p WHERE grain = 'day'
 ), det AS (
+  /* Per track first (a hash aggregate), then per camera: a COUNT(DISTINCT track_id) over the day's
+     detections would sort them all on PostgreSQL (as in heatmap_hourly). */
   SELECT
     local_date, camera_id,
-    COUNT(*) AS detections,
-    COUNT(DISTINCT track_id) AS tracks,
-    SUM(CASE WHEN zone_id IS NOT NULL THEN 1 ELSE 0 END) AS zoned
-  FROM staging.stg_detections
-  WHERE ts >= @batch_start() AND ts < @batch_end()
+    CAST(SUM(samples) AS BIGINT) AS detections,
+    COUNT(track_id) AS tracks,
+    CAST(SUM(zoned) AS BIGINT) AS zoned
+  FROM (
+    SELECT local_date, camera_id, track_id, COUNT(*) AS samples,
+           SUM(CASE WHEN zone_id IS NOT NULL THEN 1 ELSE 0 END) AS zoned
+    FROM staging.stg_detections
+    WHERE ts >= @batch_start() AND ts < @batch_end()
+    GROUP BY local_date, camera_id, track_id
+  ) AS per_track
   GROUP BY local_date, camera_id
 ), health AS (
   SELECT

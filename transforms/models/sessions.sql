@@ -46,13 +46,24 @@ MODEL (
 
 @DEF(gap_us, @seconds_to_us(@session_gap_seconds));
 
-WITH links AS (
+WITH links AS NOT MATERIALIZED (
   /* The visitor of every track that can appear below (tracks first seen up to a day and the lookahead
-     before the batch, or inside the lookahead after it). A track without a row is its own visitor. */
+     before the batch, or inside the lookahead after it). A track without a row is its own visitor.
+     Not materialized: inlined at each use, PostgreSQL sees the table's statistics and hashes these rows
+     rather than the day's detections. */
   SELECT camera_id, track_id, visitor_id
   FROM analytics.track_links
   WHERE first_seen >= @batch_start() - INTERVAL '1 day' - INTERVAL '1 hour' * @session_lookahead_hours
     AND first_seen < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
+), open_visitors AS (
+  /* Visitors seen in the last session_gap_seconds of the batch: their later samples (up to
+     session_lookahead_hours) belong to their visits too. Read from those seconds of detections, not from
+     the batch's samples below: a CTE read twice is copied by PostgreSQL (the whole day, twice). */
+  SELECT DISTINCT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id
+  FROM staging.stg_detections AS s
+  LEFT JOIN links AS l
+    ON s.camera_id = l.camera_id AND s.track_id = l.track_id
+  WHERE s.ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
 ), batch_samples AS (
   /* The batch and session_gap_seconds before it (enough to know whether a visit really starts in it). */
   SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
@@ -61,9 +72,10 @@ WITH links AS (
   LEFT JOIN links AS l
     ON s.camera_id = l.camera_id AND s.track_id = l.track_id
   WHERE s.ts >= @batch_start() - INTERVAL '1 second' * @session_gap_seconds AND s.ts < @batch_end()
-), track_samples AS (
-  /* Every sample of the visitors that matter: the batch, and the later samples of visitors still seen at
-     its end (up to session_lookahead_hours). */
+), track_samples AS NOT MATERIALIZED (
+  /* Every sample of the visitors that matter: the batch, and the later samples of the open visitors.
+     Not materialized: PostgreSQL would copy the day's samples for the two readers below; reading them
+     twice costs less. */
   SELECT camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id FROM batch_samples
   UNION ALL
   SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id,
@@ -71,11 +83,7 @@ WITH links AS (
   FROM staging.stg_detections AS s
   LEFT JOIN links AS l
     ON s.camera_id = l.camera_id AND s.track_id = l.track_id
-  JOIN (
-    SELECT DISTINCT camera_id, visitor_id
-    FROM batch_samples
-    WHERE ts >= @batch_end() - INTERVAL '1 second' * @session_gap_seconds
-  ) AS open_visitors
+  JOIN open_visitors
     ON s.camera_id = open_visitors.camera_id AND COALESCE(l.visitor_id, s.track_id) = open_visitors.visitor_id
   WHERE s.ts >= @batch_end() AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
 ), track_last AS (
