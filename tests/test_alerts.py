@@ -252,6 +252,37 @@ def test_webhook_500_twice_then_200_is_one_delivery_after_three_attempts(tmp_pat
         assert retry.at >= failed["next_attempt_at"].timestamp()  # never retried before its time
 
 
+def test_an_unconfigured_channel_is_skipped_without_a_claim(tmp_path, monkeypatch):
+    """A process killed while it skips a channel whose URL is unset must leave no `sending` claim: a
+    claim would hold the alert back from the next, configured run for the stale-claim grace period
+    (a flake of test_alerts_stream's kill-and-restart test, CI of stop 20)."""
+    from ingestion.alerts import deliver
+
+    monkeypatch.delenv(ENV, raising=False)
+    _, site = site_with_alerts(tmp_path, webhook_alerts(ENV, RULES[:1]))
+    rule = site.alerts.rule("restricted")
+    candidate = store.Candidate(rule, "CAM01/Z04/track 7", "CAM01", s(5), s(6), None, "in", zone_id="Z04")
+    receiver = Receiver()
+    try:
+        with connect(f"duckdb:///{tmp_path / 'w.duckdb'}", site) as wh:
+            wh.require_setup()
+            store.record(wh, site, [candidate], "live", now=s(6))
+
+            def killed(*args, **kwargs):  # the process dies here, if it ever tries
+                raise SystemExit("killed")
+
+            monkeypatch.setattr(deliver, "_try", killed)
+            report = deliver_pending(wh, site, now=s(7))
+            assert report.not_configured == {"hook"} and report.sent == []
+            assert wh.query("SELECT COUNT(*) AS n FROM ops.alert_deliveries")["n"][0] == 0
+            monkeypatch.undo()
+            monkeypatch.setenv(ENV, receiver.url)
+            report = deliver_pending(wh, site, now=s(8))  # the configured restart sends it at once
+    finally:
+        receiver.close()
+    assert len(report.sent) == 1 and len(receiver.requests) == 1
+
+
 def test_email_channel_delivers_through_smtp(tmp_path):
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message

@@ -88,6 +88,24 @@ def _env(name: str | None, channel: Channel) -> str:
     return value
 
 
+def configuration_error(channel: Channel) -> str | None:
+    """Why the channel cannot send (an environment variable it names is unset, a bad broker URL), or None.
+
+    Checked before a try is claimed, so a channel that is not configured never leaves a ledger row: a
+    claim withdrawn only after the fact would stay `sending` if the process died in between, and hold
+    the event back from a configured restart for the stale-claim grace period."""
+    try:
+        if channel.type == "webhook":
+            _env(channel.url_env, channel)
+        elif channel.type == "mqtt":
+            mqtt_endpoint(channel)
+        if channel.type in ("email", "mqtt") and channel.username:
+            _env(channel.password_env, channel)
+    except ChannelNotConfigured as exc:
+        return str(exc)
+    return None
+
+
 def send(
     channel: Channel, alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None = None
 ) -> SendResult:

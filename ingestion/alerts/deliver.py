@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingestion.alerts.channels import ChannelNotConfigured, send
+from ingestion.alerts.channels import ChannelNotConfigured, configuration_error, send
 from ingestion.alerts.rules import Channel
 from ingestion.alerts.store import config_of, load_alerts, utc
 from ingestion.site import Site
@@ -87,6 +87,9 @@ def deliver_pending(
                     break
                 if state != "due":  # later events wait for this one (an `end` never precedes its `new`)
                     report.waiting += state == "backoff"  # `busy`: another deliverer is trying it now
+                    break
+                if configuration_error(channel):
+                    report.not_configured.add(name)
                     break
                 if recent[name] >= channel.rate_limit_per_minute:
                     report.rate_limited.add(name)
