@@ -2,11 +2,15 @@
 vision path (render -> `sightline ingest segments` -> sessions -> compare).
 
 Each camera gets a static floor (tiles, zone outlines and labels) and one figure per clean simulated
-detection, drawn at its bbox. Figures show motion the way the simulator scores it: every frame a random
-share of the figure's cells equal to its motion_score changes colour (working hands), and its 1 px outline
-flickers (a person is never perfectly still), so a background subtractor sees active workers moving a
-lot, idle ones barely (the motion score is measured on the box's core, without the outline), and every
-figure as one blob. People the simulator places overlapping are drawn overlapping, as a camera sees them.
+detection, drawn at its bbox: a person in clothes of one colour of their own (stable: it is what they
+wear, whatever they do) with a head on top. Figures show motion the way the simulator scores it, where a
+person's motion is: their hands and forearms, which sweep a band from chest to hip height across their
+reach (`WORK_BAND`, the box's width) - every frame a random share of that band's cells equal to the
+motion_score shows hands, tools or parts (a new colour) - and a 1 px outline that flickers (a person is
+never perfectly still). A background subtractor thus sees active workers moving a lot, idle ones barely
+(the motion score is measured on the box's core, two thirds of which is the band, without the outline),
+and every figure as one blob; their clothing stays visible around their working hands. People the
+simulator places overlapping are drawn overlapping, as a camera sees them.
 
 `render_stationary_worker` renders a scene of its own: one worker walks in, stands perfectly still (no sway,
 no working hands, no outline flicker: motion_score exactly 0 draws a frozen figure) for minutes, and leaves
@@ -43,6 +47,9 @@ ZONE_BGR = {
     "restricted": (40, 40, 200),
 }
 CELL_PX = 4  # motion texture cell at full camera resolution
+# Rows of a figure (shares of its height from the top) where working hands and forearms move: chest to
+# hip, where people hold and handle what they work on. Torso above and legs below keep their clothing.
+WORK_BAND = (0.30, 0.70)
 
 
 @dataclass(frozen=True)
@@ -333,18 +340,21 @@ class _SceneRenderer:
         img[y0:y1, x0:x1] = body
         head_r = max(2, (x1 - x0) // 3)
         cv2.circle(img, ((x0 + x1) // 2, y0 + head_r + 1), head_r, (150, 180, 215), -1)
-        # Working hands: a share `motion` of the figure's cells takes a new random colour this frame.
+        # Working hands: a share `motion` of the work band's cells takes a new random colour this frame;
+        # the clothing above and below the band stays as it is.
+        b0 = y0 + int(round(WORK_BAND[0] * (y1 - y0)))
+        b1 = max(b0 + 1, y0 + int(round(WORK_BAND[1] * (y1 - y0))))
         c = self.cell
-        ch, cw = -(-(y1 - y0) // c), -(-(x1 - x0) // c)
+        ch, cw = -(-(b1 - b0) // c), -(-(x1 - x0) // c)
         moving = rng.random((ch, cw)) < motion
         if moving.any():
             # Random colours at least 64 levels from the body in every channel: clearly a change, and never
             # the same two colours (which a mixture background model would learn as "normal").
             shift = rng.integers(64, 193, size=(ch, cw, 3), dtype=np.int64)
             cells = ((np.asarray(body, dtype=np.int64) + shift) % 256).astype(np.uint8)
-            full = np.repeat(np.repeat(cells, c, axis=0), c, axis=1)[: y1 - y0, : x1 - x0]
-            mask = np.repeat(np.repeat(moving, c, axis=0), c, axis=1)[: y1 - y0, : x1 - x0]
-            img[y0:y1, x0:x1][mask] = full[mask]
+            full = np.repeat(np.repeat(cells, c, axis=0), c, axis=1)[: b1 - b0, : x1 - x0]
+            mask = np.repeat(np.repeat(moving, c, axis=0), c, axis=1)[: b1 - b0, : x1 - x0]
+            img[b0:b1, x0:x1][mask] = full[mask]
         if motion == 0.0:  # perfectly still (render_stationary_worker): nothing changes, not even the outline
             return
         # The outline flickers (a clearly different colour each frame): a person is never perfectly still,
