@@ -111,6 +111,12 @@ class Thresholds:
     idle_motion_score: float = 0.15
     session_gap_seconds: float = 10
     min_session_seconds: float = 3
+    # An unseen step of a visitor longer than this (and at most session_gap_seconds) is a detection dropout:
+    # half of a dropout at a visit's edge counts toward min_session_seconds (analytics.sessions). Above the
+    # frame step of any camera at >= 1 fps (0.2 s at the detector's 5 fps: crediting frame steps over-counts
+    # walk-throughs of just under 3 s); below a real tracker's dropouts (MOT17-09's 9 gaps: 3 of at most
+    # 0.27 s, 6 of 2.2-3.9 s). bench/README.md, "Session accuracy". >= session_gap_seconds: no credit.
+    session_dropout_seconds: float = 1
     excessive_idle_seconds: float = 180
     overflow_seconds: float = 30
     empty_seconds: float = 120

@@ -224,6 +224,7 @@ def sqlmesh_variables(site: Site) -> dict[str, Any]:
         "idle_motion_score": th.idle_motion_score,
         "session_gap_seconds": th.session_gap_seconds,
         "min_session_seconds": th.min_session_seconds,
+        "session_dropout_seconds": th.session_dropout_seconds,
         "excessive_idle_seconds": th.excessive_idle_seconds,
         "overflow_seconds": th.overflow_seconds,
         "empty_seconds": th.empty_seconds,

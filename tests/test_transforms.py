@@ -239,21 +239,72 @@ def test_realistic_noise_sessions_stay_close_to_ground_truth(noisy, site):
     both = mine.join(truth, on="zone_id", how="full", coalesce=True).fill_null(0)
     assert both.height >= 6
     for row in both.iter_rows(named=True):
-        # 12% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
+        # 6% of the truth per zone-day (one visit for a zone with few). The `realistic` preset is a real
         # tracker's fragmentation (MOT17-09: ~5 id changes per person-minute); linking brings the count
-        # from ~25x to within 12% per zone, not yet to the 5% target. What is left is mostly under-counting:
-        # 3-5 s walk-throughs whose zone crossing fell in a dropout are seen for under min_session_seconds
-        # and dropped (measured here: Z01 65 for 73, Z06 42 for 47, all zones 299 for 326). Before the
-        # linker shrank the tail velocity (bench/README.md, "Session accuracy"), chain breaks splitting
-        # long visits made up for them and the counts were within 10% by that cancellation.
-        assert abs(row["n"] - row["n_t"]) <= max(0.12 * row["n_t"], 1), row
+        # from ~25x to near the truth. 3-5 s walk-throughs whose zone crossing fell in a dropout are seen
+        # for under min_session_seconds; the keep rule credits half the dropouts at a visit's edges
+        # (analytics.sessions). Measured here: Z01 69 for 73 (-5.5%), Z02 98/100, Z03 33/33, Z04 3/4,
+        # Z05 62/64, Z06 46/47, Z07 5/5, all zones 316 for 326; without the credit Z01 65 and Z06 42 for
+        # 73 and 47, all zones 299 (bench/README.md, "Session accuracy").
+        assert abs(row["n"] - row["n_t"]) <= max(0.06 * row["n_t"], 1), row
     total, total_t = both["dwell"].sum(), both["dwell_t"].sum()
     assert abs(total - total_t) <= 0.02 * total_t
 
 
 def test_realistic_noise_sessions_obey_the_rules(noisy, site):
-    _, got, _ = noisy
-    assert got["duration_seconds"].min() >= site.thresholds.min_session_seconds
+    _, got, duck = noisy
+    th = site.thresholds
+    # The keep rule, recomputed from the visitor's samples (in any zone or none): the seen span plus half
+    # the dropouts at the visit's edges (unseen steps longer than session_dropout_seconds, at most the gap)
+    # reaches min_session_seconds. Some kept visits are shorter than it: their edges fell in dropouts.
+    samples = read(
+        duck,
+        """
+        SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.ts
+        FROM staging.stg_detections AS s
+        LEFT JOIN analytics.track_links AS l ON s.camera_id = l.camera_id AND s.track_id = l.track_id
+        """,
+    ).sort("ts")
+    by = ["camera_id", "visitor_id"]
+    edges = (
+        got.sort("entry_time")
+        .join_asof(
+            samples.rename({"ts": "prev_ts"}),
+            left_on="entry_time",
+            right_on="prev_ts",
+            by=by,
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # sorted by time (within each visitor too)
+        )
+        .sort("exit_time")
+        .join_asof(
+            samples.rename({"ts": "next_ts"}),
+            left_on="exit_time",
+            right_on="next_ts",
+            by=by,
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # sorted by time (within each visitor too)
+        )
+    )
+
+    def dropout(step: pl.Expr) -> pl.Expr:
+        seconds = step.dt.total_microseconds() / 1e6
+        is_dropout = (seconds > th.session_dropout_seconds) & (seconds <= th.session_gap_seconds)
+        return pl.when(is_dropout).then(seconds).otherwise(0.0).fill_null(0.0)
+
+    edges = edges.with_columns(
+        credit=(
+            dropout(pl.col("entry_time") - pl.col("prev_ts"))
+            + dropout(pl.col("next_ts") - pl.col("exit_time"))
+        )
+        / 2
+    )
+    assert (edges["duration_seconds"] + edges["credit"] >= th.min_session_seconds - 1e-6).all()
+    short = edges.filter(pl.col("duration_seconds") < th.min_session_seconds)
+    assert short.height > 0
+    assert (short["credit"] > 0).all()
     ordered = got.sort("camera_id", "track_id", "entry_time").with_columns(
         pl.col("entry_time").shift(-1).over("camera_id", "track_id").alias("next_entry")
     )

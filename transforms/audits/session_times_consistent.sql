@@ -1,10 +1,10 @@
 AUDIT (name session_times_consistent);
-/* A session's times add up: exit after entry, duration = exit - entry and at least the minimum, active +
-   idle = duration, no part negative, the longest idle stretch within the idle time. */
+/* A session's times add up: exit after entry, duration = exit - entry, active + idle = duration, no part
+   negative, the longest idle stretch within the idle time. (A kept visit may be shorter than
+   min_session_seconds when dropouts hid its edges: analytics.sessions.) */
 SELECT *
 FROM @this_model
 WHERE exit_time < entry_time
-  OR duration_seconds < @min_session_seconds - 1e-6
   OR total_active_seconds < 0
   OR total_idle_seconds < 0
   OR ABS(total_active_seconds + total_idle_seconds - duration_seconds) > 1e-3

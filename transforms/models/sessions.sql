@@ -17,7 +17,7 @@ MODEL (
     session_times_consistent,
     no_overlapping_sessions
   ),
-  description 'One row per visit of a visitor to a zone. A visitor is a chain of track fragments joined by analytics.track_links (a track that continues nothing and is continued by nothing is its own visitor), so a person whose track the tracker broke is one visitor: the step between the last sample of one fragment and the first of the next counts like any other step. A visit ends when the visitor enters another zone or is unseen in the zone for more than session_gap_seconds; visits shorter than min_session_seconds are dropped. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
+  description 'One row per visit of a visitor to a zone. A visitor is a chain of track fragments joined by analytics.track_links (a track that continues nothing and is continued by nothing is its own visitor), so a person whose track the tracker broke is one visitor: the step between the last sample of one fragment and the first of the next counts like any other step. A visit ends when the visitor enters another zone or is unseen in the zone for more than session_gap_seconds; a visit is dropped when its seen span (exit_time - entry_time) plus half of the detection dropouts at its edges is shorter than min_session_seconds: a dropout is an unseen step of the visitor (from its previous sample, in any zone or none, to the first sample of the visit; from the last sample to its next one) longer than session_dropout_seconds and at most session_gap_seconds (a longer one is the visitor being away). The crossing of the zone edge fell somewhere in that step, half of it on average; durations stay the seen span. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
   column_descriptions (
     session_id = 'md5 of camera_id|visitor_id|entry epoch microseconds (= the track id when nothing was linked)',
     camera_id = 'camera (analytics.cameras)',
@@ -45,6 +45,7 @@ MODEL (
 );
 
 @DEF(gap_us, @seconds_to_us(@session_gap_seconds));
+@DEF(dropout_us, @seconds_to_us(@session_dropout_seconds));
 
 WITH links AS NOT MATERIALIZED (
   /* The visitor of every track that can appear below (tracks first seen up to a day and the lookahead
@@ -88,15 +89,24 @@ WITH links AS NOT MATERIALIZED (
   WHERE s.ts >= @batch_end() AND s.ts < @batch_end() + INTERVAL '1 hour' * @session_lookahead_hours
 ), track_last AS (
   SELECT camera_id, visitor_id, MAX(ts) AS last_ts FROM track_samples GROUP BY camera_id, visitor_id
+), sequenced AS (
+  /* The unseen step before and after each sample of a visitor, in any zone or none: at the edges of a visit
+     they are the dropouts the keep rule below credits. */
+  SELECT
+    *,
+    @epoch_us(ts) - @epoch_us(LAG(ts) OVER w) AS step_in_us,
+    @epoch_us(LEAD(ts) OVER w) - @epoch_us(ts) AS step_out_us
+  FROM track_samples
+  WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id)
 ), zoned AS (
   SELECT
-    camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id,
+    camera_id, visitor_id, track_id, ts, zone_id, is_active, worker_id, step_in_us, step_out_us,
     @epoch_us(ts) AS ts_us,
     LAG(zone_id) OVER w AS prev_zone,
     @epoch_us(LAG(ts) OVER w) AS prev_us,
     LAG(is_active) OVER w AS prev_active,
     LAG(track_id) OVER w AS prev_track
-  FROM track_samples
+  FROM sequenced
   WHERE zone_id IS NOT NULL
   WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id)
 ), starts AS (
@@ -119,7 +129,18 @@ WITH links AS NOT MATERIALIZED (
   SELECT
     *,
     CASE WHEN next_visit_start = 0 THEN next_us - ts_us ELSE 0 END AS step_us,
-    CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track
+    CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track,
+    /* A dropout at an edge of the visit: an unseen step longer than session_dropout_seconds, at most the gap
+       (a longer step is the visitor being away, and the batch reads only the gap before its start). */
+    CASE
+      WHEN visit_start = 1 AND step_in_us > @dropout_us AND step_in_us <= @gap_us THEN step_in_us
+      ELSE 0
+    END
+    + CASE
+      WHEN COALESCE(next_visit_start, 1) = 1 AND step_out_us > @dropout_us AND step_out_us <= @gap_us
+        THEN step_out_us
+      ELSE 0
+    END AS edge_dropout_us
   FROM numbered
 ), runs AS (
   /* Uninterrupted stretches of one state inside a visit. */
@@ -133,6 +154,7 @@ WITH links AS NOT MATERIALIZED (
     SUM(step_us) AS run_us,
     COUNT(*) AS samples,
     SUM(new_track) AS new_tracks,
+    SUM(edge_dropout_us) AS edge_dropout_us,
     MAX(CASE WHEN visit_start = 1 THEN worker_id END) AS entry_worker_id,
     MAX(CASE WHEN visit_start = 1 THEN track_id END) AS entry_track_id
   FROM steps
@@ -151,6 +173,7 @@ WITH links AS NOT MATERIALIZED (
     camera_id, visitor_id, visit_no,
     MAX(entry_track_id) AS track_id,
     SUM(new_tracks) AS track_count,
+    SUM(edge_dropout_us) AS edge_dropout_us,
     MIN(zone_id) AS zone_id,
     MIN(run_start) AS entry_time,
     MAX(run_end) AS exit_time,
@@ -204,4 +227,5 @@ LEFT JOIN ref.index_timeline AS it
 WHERE
   v.entry_time >= @batch_start()
   AND v.entry_time < @batch_end()
-  AND @epoch_us(v.exit_time) - v.entry_us >= @seconds_to_us(@min_session_seconds)
+  /* seen span + half the edge dropouts >= min_session_seconds, doubled: integers, exact on both engines */
+  AND 2 * (@epoch_us(v.exit_time) - v.entry_us) + v.edge_dropout_us >= 2 * @seconds_to_us(@min_session_seconds)

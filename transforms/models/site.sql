@@ -15,7 +15,7 @@ MODEL (
     indices = 'index blocks per workday (analytics.index_blocks)',
     idle_motion_score = 'a detection with a lower motion score counts as idle',
     session_gap_seconds = 'a visit ends when its track is unseen in the zone for longer',
-    min_session_seconds = 'shorter visits are dropped',
+    min_session_seconds = 'a visit whose seen span plus half the dropouts at its edges is shorter is dropped (analytics.sessions)',
     excessive_idle_seconds = 'an idle stretch this long is an excessive_idle anomaly',
     overflow_seconds = 'more than max_workers for this long is a zone_overflow anomaly',
     empty_seconds = 'fewer than min_workers in working time for this long is a zone_empty anomaly'
