@@ -189,7 +189,7 @@ def _land(url: str, site: Site, frame: pl.DataFrame, batch: str = "scene") -> No
 
 def test_sessions_are_visits_of_visitors(warehouse_url: str, site: Site):
     _land(warehouse_url, site, _scene(site))
-    build_marts(warehouse_url, DAY, DAY + timedelta(days=1), site=site)
+    build_marts(warehouse_url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
     links = read(
         warehouse_url,
         "SELECT track_id, visitor_id, previous_track_id, track_index, "
@@ -209,7 +209,7 @@ def test_sessions_are_visits_of_visitors(warehouse_url: str, site: Site):
 def test_linking_off_gives_one_session_per_fragment(duckdb_url: str, site: Site):
     off = replace(site, thresholds=replace(site.thresholds, link_max_gap_seconds=0))
     _land(duckdb_url, off, _scene(off))
-    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), site=off)
+    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), site=off, report_audits=False)
     sessions = read(
         duckdb_url,
         "SELECT zone_id, track_id, duration_seconds FROM analytics.sessions ORDER BY entry_time, zone_id",
@@ -237,7 +237,7 @@ def test_track_links_are_equal_on_both_backends(pg_url: str, duckdb_url: str, si
     got = {}
     for url in (duckdb_url, pg_url):
         _land(url, site, frame)
-        build_marts(url, DAY, DAY + timedelta(days=1), site=site)
+        build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
         got[url] = {
             "links": read(
                 url,
@@ -262,11 +262,11 @@ def test_track_links_are_equal_on_both_backends(pg_url: str, duckdb_url: str, si
 
 def test_restating_a_day_without_tracks_clears_its_links(duckdb_url: str, site: Site):
     _land(duckdb_url, site, _scene(site))
-    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), site=site)
+    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.track_links")["n"][0] == 4
     with connect(duckdb_url, site) as wh:
         wh.query("DELETE FROM raw.detections")
-    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), restate=True, site=site)
+    build_marts(duckdb_url, DAY, DAY + timedelta(days=1), restate=True, site=site, report_audits=False)
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.track_links")["n"][0] == 0
     assert read(duckdb_url, "SELECT count(*) AS n FROM analytics.sessions")["n"][0] == 0
 

@@ -48,7 +48,7 @@ def built_duckdb(tmp_path_factory: pytest.TempPathFactory, site: Site) -> Path:
     path = tmp_path_factory.mktemp("quality") / "built.duckdb"
     url = f"duckdb:///{path}"
     land_day(url, site, DAY, "realistic")
-    build_marts(url, DAY, DAY + timedelta(days=1), site=site)
+    build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
     return path
 
 
@@ -369,7 +369,7 @@ def test_failed_blocking_check_in_dagster_blocks_the_days_marts(
 
 def test_postgres_clean_day_passes_and_deleted_batch_rows_fail_the_ledger_check(pg_url: str, site: Site):
     land_day(pg_url, site, DAY, "realistic", cameras=["CAM02"])
-    build_marts(pg_url, DAY, DAY + timedelta(days=1), site=site)
+    build_marts(pg_url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
     assert failed(run_checks(pg_url, DAY, site, build_docs=False)) == {}
 
     start, _ = site.day_window(DAY)
