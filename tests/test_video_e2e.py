@@ -6,7 +6,9 @@ overlapping in time) and total dwell within 10%."""
 from __future__ import annotations
 
 from datetime import date, time
+from pathlib import Path
 
+import polars as pl
 import pytest
 
 from ingestion.simulate.render import render_video
@@ -17,10 +19,22 @@ from orchestration.cli import main
 DAY = date(2025, 1, 15)
 
 
-@pytest.mark.slow
-def test_rendered_video_through_motion_detection_and_sqlmesh_matches_ground_truth(tmp_path, site, capsys):
+def detected_sessions(rendered: Path, tmp_path: Path, site) -> pl.DataFrame:
+    """`sightline ingest segments --detector motion` over the rendered video, then the marts: the sessions."""
     from ingestion.transform import build_marts
 
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert main(["ingest", "segments", str(rendered), "--detector", "motion", "--warehouse", url]) == 0
+    build_marts(url, DAY, date(2025, 1, 16), site=site)
+    with connect(url, site) as wh:
+        return wh.query(
+            "SELECT camera_id, zone_id, track_id, entry_time, exit_time, duration_seconds, "
+            "total_active_seconds, total_idle_seconds FROM analytics.sessions"
+        )
+
+
+@pytest.mark.slow
+def test_rendered_video_through_motion_detection_and_sqlmesh_matches_ground_truth(tmp_path, site, capsys):
     rendered = tmp_path / "video"
     # Two minutes of all four cameras at 640x360, 5 fps, in 1-minute segments (segment boundaries
     # are part of the test: the second segment of each camera continues the first one's tracks).
@@ -30,17 +44,8 @@ def test_rendered_video_through_motion_detection_and_sqlmesh_matches_ground_trut
     truth = result.sessions
     assert truth.height >= 20  # enough sessions for a 90% bound to mean something
 
-    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    assert main(["ingest", "segments", str(rendered), "--detector", "motion", "--warehouse", url]) == 0
+    accuracy = compare_sessions(truth, detected_sessions(rendered, tmp_path, site))
     assert "8 segment(s) ingested" in capsys.readouterr().out
-
-    build_marts(url, DAY, date(2025, 1, 16), site=site)
-    with connect(url, site) as wh:
-        detected = wh.query(
-            "SELECT camera_id, zone_id, track_id, entry_time, exit_time, duration_seconds, "
-            "total_active_seconds, total_idle_seconds FROM analytics.sessions"
-        )
-    accuracy = compare_sessions(truth, detected)
     print(accuracy)
     assert accuracy.matched_share >= 0.90, str(accuracy)
     assert accuracy.dwell_error <= 0.10, str(accuracy)
@@ -53,8 +58,6 @@ def test_people_arriving_on_an_empty_floor_are_counted_within_one_session(tmp_pa
     detected session count is the true one within one session (measured 11 of 12; 13 of 12 when the
     renderer painted working hands over the whole figure - see bench/README.md). The upper bound is
     the true count: every extra session is a fragment."""
-    from ingestion.transform import build_marts
-
     rendered = tmp_path / "video"
     # CAM04's floor is empty until 07:51:58; twelve true sessions begin in these six minutes.
     result = render_video(
@@ -69,15 +72,7 @@ def test_people_arriving_on_an_empty_floor_are_counted_within_one_session(tmp_pa
     truth = result.sessions
     assert truth.height >= 10
 
-    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    assert main(["ingest", "segments", str(rendered), "--detector", "motion", "--warehouse", url]) == 0
-    build_marts(url, DAY, date(2025, 1, 16), site=site)
-    with connect(url, site) as wh:
-        detected = wh.query(
-            "SELECT camera_id, zone_id, track_id, entry_time, exit_time, duration_seconds, "
-            "total_active_seconds, total_idle_seconds FROM analytics.sessions"
-        )
-    accuracy = compare_sessions(truth, detected)
+    accuracy = compare_sessions(truth, detected_sessions(rendered, tmp_path, site))
     print(accuracy)
     assert accuracy.matched_share >= 0.90, str(accuracy)
     assert truth.height - 1 <= accuracy.detected_sessions <= truth.height, str(accuracy)
