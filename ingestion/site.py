@@ -116,6 +116,8 @@ class Thresholds:
     # frame step of any camera at >= 1 fps (0.2 s at the detector's 5 fps: crediting frame steps over-counts
     # walk-throughs of just under 3 s); below a real tracker's dropouts (MOT17-09's 9 gaps: 3 of at most
     # 0.27 s, 6 of 2.2-3.9 s). bench/README.md, "Session accuracy". >= session_gap_seconds: no credit.
+    # The step must also exceed two of the camera's sampling steps (the model measures them), so a sparse
+    # sampling rate (0.5 fps: every step 2 s) earns no credit.
     session_dropout_seconds: float = 1
     excessive_idle_seconds: float = 180
     overflow_seconds: float = 30

@@ -17,7 +17,7 @@ MODEL (
     session_times_consistent,
     no_overlapping_sessions
   ),
-  description 'One row per visit of a visitor to a zone. A visitor is a chain of track fragments joined by analytics.track_links (a track that continues nothing and is continued by nothing is its own visitor), so a person whose track the tracker broke is one visitor: the step between the last sample of one fragment and the first of the next counts like any other step. A visit ends when the visitor enters another zone or is unseen in the zone for more than session_gap_seconds; a visit is dropped when its seen span (exit_time - entry_time) plus half of the detection dropouts at its edges is shorter than min_session_seconds: a dropout is an unseen step of the visitor (from its previous sample, in any zone or none, to the first sample of the visit; from the last sample to its next one) longer than session_dropout_seconds and at most session_gap_seconds (a longer one is the visitor being away). The crossing of the zone edge fell somewhere in that step, half of it on average; durations stay the seen span. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
+  description 'One row per visit of a visitor to a zone. A visitor is a chain of track fragments joined by analytics.track_links (a track that continues nothing and is continued by nothing is its own visitor), so a person whose track the tracker broke is one visitor: the step between the last sample of one fragment and the first of the next counts like any other step. A visit ends when the visitor enters another zone or is unseen in the zone for more than session_gap_seconds; a visit is dropped when its seen span (exit_time - entry_time) plus half of the detection dropouts at its edges is shorter than min_session_seconds: a dropout is an unseen step of the visitor (from its previous sample, in any zone or none, to the first sample of the visit; from the last sample to its next one) longer than session_dropout_seconds and than two sampling steps of the camera (its shortest step between two samples of a visitor in the batch: at a sparse sampling rate every step is long, and only a missed frame is a dropout), and at most session_gap_seconds (a longer one is the visitor being away). The crossing of the zone edge fell somewhere in that step, half of it on average; durations stay the seen span. A visit belongs to the site-local day of its entry and is followed past midnight (up to session_lookahead_hours) so it is never cut at a day boundary.',
   column_descriptions (
     session_id = 'md5 of camera_id|visitor_id|entry epoch microseconds (= the track id when nothing was linked)',
     camera_id = 'camera (analytics.cameras)',
@@ -105,7 +105,11 @@ WITH links AS NOT MATERIALIZED (
     LAG(zone_id) OVER w AS prev_zone,
     @epoch_us(LAG(ts) OVER w) AS prev_us,
     LAG(is_active) OVER w AS prev_active,
-    LAG(track_id) OVER w AS prev_track
+    LAG(track_id) OVER w AS prev_track,
+    /* The camera's sampling step in this batch (its shortest step between two samples of a visitor): a step
+       is a dropout only when it is longer than two of these (a frame missed), so sparse sampling (0.5 fps:
+       every step 2 s) earns no credit. */
+    MIN(CASE WHEN step_in_us > 0 THEN step_in_us END) OVER (PARTITION BY camera_id) AS frame_step_us
   FROM sequenced
   WHERE zone_id IS NOT NULL
   WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id)
@@ -130,14 +134,20 @@ WITH links AS NOT MATERIALIZED (
     *,
     CASE WHEN next_visit_start = 0 THEN next_us - ts_us ELSE 0 END AS step_us,
     CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track,
-    /* A dropout at an edge of the visit: an unseen step longer than session_dropout_seconds, at most the gap
-       (a longer step is the visitor being away, and the batch reads only the gap before its start). */
+    /* A dropout at an edge of the visit: an unseen step longer than session_dropout_seconds and than two of the
+       camera's sampling steps, at most the gap (a longer step is the visitor being away, and the batch reads
+       only the gap before its start). */
     CASE
-      WHEN visit_start = 1 AND step_in_us > @dropout_us AND step_in_us <= @gap_us THEN step_in_us
+      WHEN visit_start = 1
+        AND step_in_us > GREATEST(@dropout_us, 2 * COALESCE(frame_step_us, 0))
+        AND step_in_us <= @gap_us
+        THEN step_in_us
       ELSE 0
     END
     + CASE
-      WHEN COALESCE(next_visit_start, 1) = 1 AND step_out_us > @dropout_us AND step_out_us <= @gap_us
+      WHEN COALESCE(next_visit_start, 1) = 1
+        AND step_out_us > GREATEST(@dropout_us, 2 * COALESCE(frame_step_us, 0))
+        AND step_out_us <= @gap_us
         THEN step_out_us
       ELSE 0
     END AS edge_dropout_us
