@@ -255,19 +255,30 @@ def test_realistic_noise_sessions_obey_the_rules(noisy, site):
     _, got, duck = noisy
     th = site.thresholds
     # The keep rule, recomputed from the visitor's samples (in any zone or none): the seen span plus half
-    # the dropouts at the visit's edges (unseen steps longer than session_dropout_seconds, at most the gap)
-    # reaches min_session_seconds. Some kept visits are shorter than it: their edges fell in dropouts.
-    samples = read(
+    # the dropouts at the visit's edges (unseen steps longer than session_dropout_seconds and than two of
+    # the camera's sampling steps, at most the gap) reaches min_session_seconds. Some kept visits are
+    # shorter than it: their edges fell in dropouts.
+    by = ["camera_id", "visitor_id"]
+    every = read(
         duck,
         """
-        SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.ts
+        SELECT s.camera_id, COALESCE(l.visitor_id, s.track_id) AS visitor_id, s.track_id, s.ts, s.zone_id
         FROM staging.stg_detections AS s
         LEFT JOIN analytics.track_links AS l ON s.camera_id = l.camera_id AND s.track_id = l.track_id
         """,
-    ).sort("ts")
-    by = ["camera_id", "visitor_id"]
+    ).sort("ts", "track_id")
+    # The camera's sampling step, as sessions.sql takes it: its shortest positive step from a visitor's
+    # previous sample (in any zone or none) to a sample in a zone; the fixture is one batch.
+    frame_steps = (
+        every.with_columns(step_us=pl.col("ts").diff().over(by).dt.total_microseconds())
+        .filter(pl.col("zone_id").is_not_null() & (pl.col("step_us") > 0))
+        .group_by("camera_id")
+        .agg(frame_step_us=pl.col("step_us").min())
+    )
+    samples = every.select(*by, "ts")
     edges = (
-        got.sort("entry_time")
+        got.join(frame_steps, on="camera_id", how="left")
+        .sort("entry_time")
         .join_asof(
             samples.rename({"ts": "prev_ts"}),
             left_on="entry_time",
@@ -290,8 +301,13 @@ def test_realistic_noise_sessions_obey_the_rules(noisy, site):
     )
 
     def dropout(step: pl.Expr) -> pl.Expr:
-        seconds = step.dt.total_microseconds() / 1e6
-        is_dropout = (seconds > th.session_dropout_seconds) & (seconds <= th.session_gap_seconds)
+        step_us = step.dt.total_microseconds()
+        seconds = step_us / 1e6
+        is_dropout = (
+            (seconds > th.session_dropout_seconds)
+            & (step_us > 2 * pl.col("frame_step_us").fill_null(0))
+            & (seconds <= th.session_gap_seconds)
+        )
         return pl.when(is_dropout).then(seconds).otherwise(0.0).fill_null(0.0)
 
     edges = edges.with_columns(

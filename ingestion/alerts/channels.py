@@ -14,7 +14,7 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
@@ -88,43 +88,62 @@ def _env(name: str | None, channel: Channel) -> str:
     return value
 
 
-def configuration_error(channel: Channel) -> str | None:
-    """Why the channel cannot send (an environment variable it names is unset, a bad broker URL), or None.
+@dataclass(frozen=True)
+class ChannelSettings:
+    """What a channel's environment resolves to. Read once, before a try is claimed, and handed to the
+    sender, so a try never meets an unset variable half-way; the secrets are kept out of the repr."""
 
-    Checked before a try is claimed, so a channel that is not configured never leaves a ledger row: a
+    url: str | None = field(default=None, repr=False)  # webhook URL (it may embed a token)
+    host: str | None = None  # MQTT broker
+    port: int | None = None
+    password: str | None = field(default=None, repr=False)  # SMTP / MQTT login
+
+
+def channel_settings(channel: Channel) -> ChannelSettings:
+    """The channel's resolved settings. Raises ChannelNotConfigured (an environment variable it names is
+    unset, a bad broker URL) with a message that names the variable, never its value.
+
+    Resolved before a try is claimed, so a channel that is not configured never leaves a ledger row: a
     claim withdrawn only after the fact would stay `sending` if the process died in between, and hold
     the event back from a configured restart for the stale-claim grace period."""
-    try:
-        if channel.type == "webhook":
-            _env(channel.url_env, channel)
-        elif channel.type == "mqtt":
-            mqtt_endpoint(channel)
-        if channel.type in ("email", "mqtt") and channel.username:
-            _env(channel.password_env, channel)
-    except ChannelNotConfigured as exc:
-        return str(exc)
-    return None
+    url = host = port = password = None
+    if channel.type == "webhook":
+        url = _env(channel.url_env, channel)
+    elif channel.type == "mqtt":
+        parts = urlsplit(channel.url or _env(channel.url_env, channel))
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ChannelNotConfigured(f"channel {channel.name}: the broker must be mqtt://host[:port]")
+        host, port = parts.hostname, parts.port or 1883
+    if channel.type in ("email", "mqtt") and channel.username:
+        password = _env(channel.password_env, channel)
+    return ChannelSettings(url=url, host=host, port=port, password=password)
 
 
 def send(
-    channel: Channel, alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None = None
+    channel: Channel,
+    settings: ChannelSettings,
+    alert: dict[str, Any],
+    event: str,
+    site: Site,
+    before: dict[str, Any] | None = None,
 ) -> SendResult:
-    """Deliver one event; failures come back as a result (the ledger records them), never as secrets.
-    Raises ChannelNotConfigured when the channel's environment variable is unset."""
+    """Deliver one event with the channel's resolved settings; failures come back as a result (the ledger
+    records them), never as secrets."""
     if channel.type == "webhook":
-        return _webhook(channel, alert, event, site)
+        return _webhook(channel, settings, alert, event, site)
     if channel.type == "email":
-        return _email(channel, alert, event, site)
-    return _mqtt(channel, alert, event, site, before)
+        return _email(channel, settings, alert, event, site)
+    return _mqtt(channel, settings, alert, event, site, before)
 
 
-def _webhook(channel: Channel, alert: dict[str, Any], event: str, site: Site) -> SendResult:
-    url = _env(channel.url_env, channel)
+def _webhook(
+    channel: Channel, settings: ChannelSettings, alert: dict[str, Any], event: str, site: Site
+) -> SendResult:
     body = json.dumps(
         {"text": summary(alert, event, site), "event": event, "alert": alert_document(alert, site)}
     ).encode()
     request = urllib.request.Request(
-        url,
+        settings.url,
         data=body,
         method="POST",
         headers={
@@ -145,8 +164,9 @@ def _webhook(channel: Channel, alert: dict[str, Any], event: str, site: Site) ->
         return SendResult(False, None, f"{type(exc).__name__}: {reason}")
 
 
-def _email(channel: Channel, alert: dict[str, Any], event: str, site: Site) -> SendResult:
-    password = _env(channel.password_env, channel) if channel.username else None
+def _email(
+    channel: Channel, settings: ChannelSettings, alert: dict[str, Any], event: str, site: Site
+) -> SendResult:
     msg = EmailMessage()
     msg["Subject"] = summary(alert, event, site)
     msg["From"] = channel.sender
@@ -158,7 +178,7 @@ def _email(channel: Channel, alert: dict[str, Any], event: str, site: Site) -> S
             if channel.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if channel.username:
-                smtp.login(channel.username, password)
+                smtp.login(channel.username, settings.password)
             refused = smtp.send_message(msg)
         if refused:
             return SendResult(False, None, f"recipients refused: {', '.join(sorted(refused))}")
@@ -169,23 +189,14 @@ def _email(channel: Channel, alert: dict[str, Any], event: str, site: Site) -> S
         return SendResult(False, None, f"{type(exc).__name__}: {exc}")
 
 
-def mqtt_endpoint(channel: Channel) -> tuple[str, int]:
-    url = channel.url or _env(channel.url_env, channel)
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ChannelNotConfigured(f"channel {channel.name}: the broker must be mqtt://host[:port]")
-    return parts.hostname, parts.port or 1883
-
-
-def mqtt_client(channel: Channel, client_id: str):
-    """A connected paho client for the channel (credentials from its username / password_env)."""
+def mqtt_client(channel: Channel, settings: ChannelSettings, client_id: str):
+    """A connected paho client for the channel (its resolved broker and password)."""
     import paho.mqtt.client as mqtt
 
-    host, port = mqtt_endpoint(channel)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if channel.username:
-        client.username_pw_set(channel.username, _env(channel.password_env, channel))
-    client.connect(host, port, keepalive=30)
+        client.username_pw_set(channel.username, settings.password)
+    client.connect(settings.host, settings.port, keepalive=30)
     client.loop_start()
     return client
 
@@ -222,9 +233,14 @@ def frigate_event(alert: dict[str, Any], event: str, site: Site, before: dict[st
 
 
 def _mqtt(
-    channel: Channel, alert: dict[str, Any], event: str, site: Site, before: dict[str, Any] | None
+    channel: Channel,
+    settings: ChannelSettings,
+    alert: dict[str, Any],
+    event: str,
+    site: Site,
+    before: dict[str, Any] | None,
 ) -> SendResult:
-    client = mqtt_client(channel, f"sightline-alerts-{alert['alert_id'][:8]}-{os.getpid()}")
+    client = mqtt_client(channel, settings, f"sightline-alerts-{alert['alert_id'][:8]}-{os.getpid()}")
     try:
         camera = alert["camera_id"] or "site"
         info = client.publish(

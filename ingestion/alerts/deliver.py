@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingestion.alerts.channels import ChannelNotConfigured, configuration_error, send
+from ingestion.alerts.channels import (
+    ChannelNotConfigured,
+    ChannelSettings,
+    SendResult,
+    channel_settings,
+    send,
+)
 from ingestion.alerts.rules import Channel
 from ingestion.alerts.store import config_of, load_alerts, utc
 from ingestion.site import Site
@@ -88,7 +94,9 @@ def deliver_pending(
                 if state != "due":  # later events wait for this one (an `end` never precedes its `new`)
                     report.waiting += state == "backoff"  # `busy`: another deliverer is trying it now
                     break
-                if configuration_error(channel):
+                try:  # resolved once, before the claim: an unconfigured channel leaves no ledger row
+                    settings = channel_settings(channel)
+                except ChannelNotConfigured:
                     report.not_configured.add(name)
                     break
                 if recent[name] >= channel.rate_limit_per_minute:
@@ -99,11 +107,7 @@ def deliver_pending(
                 if not _claim(wh, alert["alert_id"], name, event, attempt, now):
                     break  # another deliverer took this try
                 recent[name] += 1
-                outcome = _try(channel, alert, event, site)
-                if outcome is None:  # not configured: the claim is withdrawn, nothing was tried
-                    _unclaim(wh, alert["alert_id"], name, event, attempt)
-                    report.not_configured.add(name)
-                    break
+                outcome = _try(channel, settings, alert, event, site)
                 done = _record(wh, alert["alert_id"], name, event, attempt, outcome, channel)
                 key = (alert["alert_id"], name, event)
                 if outcome.ok:
@@ -192,15 +196,9 @@ def _claim(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int,
     return True
 
 
-def _unclaim(wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int) -> None:
-    wh.query(
-        "DELETE FROM ops.alert_deliveries WHERE alert_id = {p} AND channel = {p} AND event = {p} "
-        "AND attempt = {p} AND status = 'sending'",
-        [alert_id, channel, event, attempt],
-    )
-
-
-def _try(channel: Channel, alert: dict[str, Any], event: str, site: Site):
+def _try(
+    channel: Channel, settings: ChannelSettings, alert: dict[str, Any], event: str, site: Site
+) -> SendResult:
     before = None
     if event != "new":  # Frigate's `before`: the alert as it was when the previous event went out
         before = {**alert, "status": "open" if event == "acknowledged" else alert["status"]}
@@ -213,17 +211,13 @@ def _try(channel: Channel, alert: dict[str, Any], event: str, site: Site):
                 resolved_at=None,
             )
     try:
-        return send(channel, alert, event, site, before)
-    except ChannelNotConfigured:
-        return None
+        return send(channel, settings, alert, event, site, before)
     except Exception as exc:  # noqa: BLE001 - any failure of one channel is a failed try, recorded
-        from ingestion.alerts.channels import SendResult
-
         return SendResult(False, None, f"{type(exc).__name__}: {exc}")
 
 
 def _record(
-    wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int, outcome, spec: Channel
+    wh: Warehouse, alert_id: str, channel: str, event: str, attempt: int, outcome: SendResult, spec: Channel
 ) -> str:
     now = datetime.now(UTC)
     if outcome.ok:

@@ -362,12 +362,12 @@ class LiveAlerts:
         )
 
     def _publish_occupancy(self, occupancy: pl.DataFrame) -> None:
-        from ingestion.alerts.channels import ChannelNotConfigured, mqtt_client
+        from ingestion.alerts.channels import ChannelNotConfigured, channel_settings, mqtt_client
 
         for channel in self.occupancy_channels:
             try:
                 client = self._mqtt.get(channel.name) or mqtt_client(
-                    channel, f"sightline-occupancy-{channel.name}"
+                    channel, channel_settings(channel), f"sightline-occupancy-{channel.name}"
                 )
             except (ChannelNotConfigured, OSError) as exc:
                 log.debug("occupancy not published on %s: %s", channel.name, exc)

@@ -175,7 +175,7 @@ def run_deliver(args: argparse.Namespace) -> int:
 def run_test_channel(args: argparse.Namespace) -> int:
     from datetime import UTC
 
-    from ingestion.alerts.channels import send
+    from ingestion.alerts.channels import channel_settings, send
     from ingestion.alerts.store import config_of
     from ingestion.site import load_site
 
@@ -205,7 +205,7 @@ def run_test_channel(args: argparse.Namespace) -> int:
         "auto_resolved": False,
         "source": "test",
     }
-    result = send(channel, alert, "new", site)
+    result = send(channel, channel_settings(channel), alert, "new", site)
     if result.ok:
         print(f"channel {channel.name} ({channel.type}): delivered (code {result.code})")
         return 0

@@ -106,10 +106,13 @@ WITH links AS NOT MATERIALIZED (
     @epoch_us(LAG(ts) OVER w) AS prev_us,
     LAG(is_active) OVER w AS prev_active,
     LAG(track_id) OVER w AS prev_track,
-    /* The camera's sampling step in this batch (its shortest step between two samples of a visitor): a step
-       is a dropout only when it is longer than two of these (a frame missed), so sparse sampling (0.5 fps:
-       every step 2 s) earns no credit. */
-    MIN(CASE WHEN step_in_us > 0 THEN step_in_us END) OVER (PARTITION BY camera_id) AS frame_step_us
+    /* The shortest step that counts as a dropout: longer than session_dropout_seconds and than two of the
+       camera's sampling steps in this batch (its shortest step between two samples of a visitor; a frame
+       missed), so sparse sampling (0.5 fps: every step 2 s) earns no credit. */
+    GREATEST(
+      @dropout_us,
+      2 * COALESCE(MIN(CASE WHEN step_in_us > 0 THEN step_in_us END) OVER (PARTITION BY camera_id), 0)
+    ) AS min_dropout_us
   FROM sequenced
   WHERE zone_id IS NOT NULL
   WINDOW w AS (PARTITION BY camera_id, visitor_id ORDER BY ts, track_id)
@@ -134,19 +137,18 @@ WITH links AS NOT MATERIALIZED (
     *,
     CASE WHEN next_visit_start = 0 THEN next_us - ts_us ELSE 0 END AS step_us,
     CASE WHEN visit_start = 1 OR track_id <> prev_track THEN 1 ELSE 0 END AS new_track,
-    /* A dropout at an edge of the visit: an unseen step longer than session_dropout_seconds and than two of the
-       camera's sampling steps, at most the gap (a longer step is the visitor being away, and the batch reads
-       only the gap before its start). */
+    /* A dropout at an edge of the visit: an unseen step longer than min_dropout_us, at most the gap (a longer
+       step is the visitor being away, and the batch reads only the gap before its start). */
     CASE
       WHEN visit_start = 1
-        AND step_in_us > GREATEST(@dropout_us, 2 * COALESCE(frame_step_us, 0))
+        AND step_in_us > min_dropout_us
         AND step_in_us <= @gap_us
         THEN step_in_us
       ELSE 0
     END
     + CASE
       WHEN COALESCE(next_visit_start, 1) = 1
-        AND step_out_us > GREATEST(@dropout_us, 2 * COALESCE(frame_step_us, 0))
+        AND step_out_us > min_dropout_us
         AND step_out_us <= @gap_us
         THEN step_out_us
       ELSE 0
