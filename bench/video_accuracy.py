@@ -174,11 +174,12 @@ def session_scores(truth: pl.DataFrame, detected: pl.DataFrame) -> dict[str, flo
 
 
 def ingest_and_build(rendered: Path, url: str, site: Site, detector_args: list[str]) -> None:
-    """`sightline ingest segments` + the marts of the rendered day, as a user runs them."""
+    """`sightline ingest segments` + the marts of the rendered day, as a user runs them (with `site`'s
+    file: e.g. one whose cameras have a `background_image`)."""
     from ingestion.transform import build_marts
     from orchestration.cli import main
 
-    rc = main(["ingest", "segments", str(rendered), "--warehouse", url, *detector_args])
+    rc = main(["ingest", "segments", str(rendered), "--warehouse", url, "--site", site.path, *detector_args])
     if rc != 0:
         raise RuntimeError(f"sightline ingest segments {rendered} failed (exit {rc})")
     build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
@@ -229,7 +230,7 @@ def table(results: list[VideoAccuracy]) -> str:
 
 
 def main() -> None:
-    from ingestion.simulate.render import parse_window, render_video
+    from ingestion.simulate.render import parse_window, render_video, site_file_with_empty_scenes
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -246,6 +247,12 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON lines too")
     parser.add_argument("--keep", default=None, help="keep the video and warehouses in this folder")
+    parser.add_argument(
+        "--empty-scene",
+        action="store_true",
+        help="give each camera its rendered empty floor as site.yaml background_image (a cold start then "
+        "sees the people already standing there)",
+    )
     args = parser.parse_args()
 
     site = load_site()
@@ -256,7 +263,7 @@ def main() -> None:
         tmp = Path(args.keep or tmp)
         tmp.mkdir(parents=True, exist_ok=True)
         rendered = tmp / "video"
-        render_video(
+        render = render_video(
             site,
             rendered,
             day=DAY,
@@ -265,7 +272,12 @@ def main() -> None:
             scale=args.scale,
             segment_seconds=args.segment_seconds,
         )
-        results.append(measure(site, rendered, tmp, detector_args=["--detector", "motion"], label="motion"))
+        motion_site = site
+        if args.empty_scene:
+            motion_site = load_site(site_file_with_empty_scenes(site, render.empty_scenes, tmp / "site.yaml"))
+        results.append(
+            measure(motion_site, rendered, tmp, detector_args=["--detector", "motion"], label="motion")
+        )
         print(table(results[-1:]), flush=True)
         if args.yolo_seconds:
             from datetime import datetime

@@ -46,6 +46,10 @@ class Camera:
     width: int
     height: int
     fps: float
+    # An image of the scene without people (site.yaml `background_image`, resolved against the site file's
+    # folder): the motion detector's background starts from it, so people already there when a video
+    # starts are seen whole (ingestion.detectors.foreground.ForegroundModel.reset).
+    background_image: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -523,7 +527,24 @@ class _Validator:
             width=int(self.number(self.required(doc, "width", key), f"{key}.width", low=16, integer=True)),
             height=int(self.number(self.required(doc, "height", key), f"{key}.height", low=16, integer=True)),
             fps=float(self.number(doc.get("fps", 30), f"{key}.fps", low=0.1, high=240)),
+            background_image=self.image_file(doc.get("background_image"), f"{key}.background_image"),
         )
+
+    def image_file(self, value: Any, key: str) -> Path | None:
+        """An optional image path, relative to the site file's folder; it must exist."""
+        if value is None:
+            return None
+        text = self.string(value, key)
+        base = Path(self.path).parent if str(self.path) != "<memory>" else Path.cwd()
+        path = (base / text).resolve()
+        if not path.is_file():
+            raise self.error(
+                key,
+                f"{path} does not exist",
+                "save a still of the empty scene from this camera there (e.g. `ffmpeg -i recording.mp4 "
+                "-frames:v 1 CAM01.png`), give its path relative to the site file, or remove the key",
+            )
+        return path
 
     def zone(self, doc: Any, key: str, cameras: dict[str, Camera]) -> Zone:
         doc = self.mapping(doc, key)

@@ -174,6 +174,12 @@ INVALID = [
         "24-hour time",
     ),
     (
+        "missing empty-scene image",
+        lambda d: d["cameras"][0].update(background_image="backgrounds/CAM01.png"),
+        "cameras[0].background_image",
+        "still of the empty scene",
+    ),
+    (
         "negative retention",
         lambda d: d["warehouse"].update(retention_days=0),
         "warehouse.retention_days",
@@ -194,6 +200,18 @@ def test_invalid_site_config_names_file_key_and_fix(tmp_path: Path, problem, mut
     assert err.value.key == key
     message = str(err.value)
     assert message.startswith(f"{path}: {key}: ") and "Fix: " in message and fix in err.value.fix
+
+
+def test_background_image_is_found_beside_the_site_file(tmp_path: Path, monkeypatch):
+    doc = copy.deepcopy(BASE)
+    doc["cameras"][0]["background_image"] = "backgrounds/CAM01.png"
+    (tmp_path / "backgrounds").mkdir()
+    (tmp_path / "backgrounds" / "CAM01.png").write_bytes(b"")
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.chdir("/")  # relative to the site file, not to where the command runs
+    site = load_site(tmp_path / "site.yaml")
+    assert site.cameras[0].background_image == (tmp_path / "backgrounds" / "CAM01.png").resolve()
+    assert site.cameras[1].background_image is None
 
 
 def test_unreadable_and_missing_files(tmp_path: Path):

@@ -155,7 +155,9 @@ class Tracks:
 class Detector(Protocol):
     """Anything that turns a BGR frame (plus the shared foreground mask) into tracked detections.
 
-    `update` is called once per processed frame, in order; `reset` forgets all tracks (a new source);
+    `update` is called once per processed frame, in order; `reset` forgets all tracks (a new source;
+    `empty_scene`: the foreground model starts from an image of the empty scene, so whatever is foreground
+    at first is really there);
     `freeze_boxes(tracks)` picks, from what the last `update` returned, the boxes inside which the
     background model stops learning on the next frame (people who stop moving stay foreground)."""
 
@@ -165,7 +167,7 @@ class Detector(Protocol):
 
     def freeze_boxes(self, tracks: Tracks) -> np.ndarray: ...
 
-    def reset(self) -> None: ...
+    def reset(self, empty_scene: bool = False) -> None: ...
 
 
 def make_detector(kind: str, *, fps: float = 5.0, weights: str | None = None, **options) -> Detector:

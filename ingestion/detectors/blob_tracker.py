@@ -88,7 +88,12 @@ class BlobTracker:
         self.reid_similarity = reid_similarity
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, trusted_frames: int = 0) -> None:
+        """Forget every track. `trusted_frames`: tracks started in this many first frames count as having
+        moved (`moved`), i.e. as real: the background they were seen against is an image of the empty
+        scene, not a learnt one that could hold a ghost."""
+        self.trusted_frames = trusted_frames
+        self._frame = 0
         self.box = np.empty((0, 4), np.float64)  # last measured xyxy
         self.vel = np.empty((0, 2), np.float64)  # centre velocity, px per frame
         self.step = np.empty((0, 2), np.float64)  # last measured centre step, px per frame
@@ -223,7 +228,8 @@ class BlobTracker:
         self.misses = np.concatenate([self.misses[keep], np.zeros(int(new.sum()), np.int64)])
         self.ids = np.concatenate([self.ids[keep], np.zeros(int(new.sum()), np.int64)])
         self.origin = np.concatenate([self.origin[keep], (det[new, :2] + det[new, 2:]) / 2])
-        self.moved = np.concatenate([self.moved[keep], np.zeros(int(new.sum()), bool)])
+        trusted = self._frame < self.trusted_frames
+        self.moved = np.concatenate([self.moved[keep], np.full(int(new.sum()), trusted)])
         if self.look is not None:
             fresh_look = look[new] if look is not None else np.zeros((int(new.sum()), self.look.shape[1]))
             self.look = np.concatenate([self.look[keep], fresh_look]).astype(np.float32)
@@ -233,6 +239,7 @@ class BlobTracker:
             self._next_id += len(fresh)
         det_of_track = np.concatenate([det_of_track[keep], np.flatnonzero(new)])
 
+        self._frame += 1
         report = (self.ids > 0) & (self.misses == 0)
         # Still = the last step was short (not the smoothed velocity: that lags by seconds, and a person who
         # stops must be frozen before the background absorbs them).

@@ -19,6 +19,11 @@ import cv2
 import numpy as np
 
 SHADOW = 127  # MOG2's mask value for shadow pixels (255 = foreground)
+# History of the presence model when it starts from an image of the empty scene: it need not adapt fast (no
+# first frame full of people to unlearn), and slowly it learns no part of a person its frozen boxes miss,
+# which would be a ghost once they leave. Cold-started CAM01 09:00-09:10 (bench/README.md): 120 s 2.17x the
+# true sessions, 300 s 1.75x, 900 s 2.75x (lighting changes take longer to learn).
+EMPTY_SCENE_HISTORY_SECONDS = 300.0
 
 
 class ForegroundModel:
@@ -46,15 +51,24 @@ class ForegroundModel:
         self.freeze_margin = freeze_margin
         self.reset()
 
-    def _mog2(self, shadows: bool) -> cv2.BackgroundSubtractorMOG2:
+    def _mog2(self, shadows: bool, history_seconds: float | None = None) -> cv2.BackgroundSubtractorMOG2:
         return cv2.createBackgroundSubtractorMOG2(
-            history=max(2, round(self.history_seconds * self.fps)),
+            history=max(2, round((history_seconds or self.history_seconds) * self.fps)),
             varThreshold=self.var_threshold,
             detectShadows=shadows,
         )
 
-    def reset(self) -> None:
-        self._presence, self._motion_model = self._mog2(shadows=True), self._mog2(shadows=False)
+    def reset(self, empty_scene: np.ndarray | None = None) -> None:
+        """Forget the learnt backgrounds (a new source). `empty_scene`: a BGR image of the scene without
+        people (site.yaml `background_image`), from which the presence model starts instead of learning
+        the first frames as background: people already standing there when the video starts are
+        foreground from the first frame (without it they are learnt into the background and only what
+        moves of them is seen). The motion model still learns from the video: motion is recent change."""
+        presence_history = EMPTY_SCENE_HISTORY_SECONDS if empty_scene is not None else None
+        self._presence = self._mog2(shadows=True, history_seconds=presence_history)
+        self._motion_model = self._mog2(shadows=False)
+        self._empty_scene = empty_scene  # taught to the presence model on the first frame (its size)
+        self._presence_rate = -1.0  # MOG2's own: 1 / min(2 x frames seen, history)
         self.motion: np.ndarray | None = None  # the motion model's mask of the last frame
 
     def apply(self, frame: np.ndarray, freeze: np.ndarray | None = None) -> np.ndarray:
@@ -65,12 +79,14 @@ class ForegroundModel:
         if self.max_width and w > self.max_width:
             size = (self.max_width, max(1, round(h * self.max_width / w)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        if self._empty_scene is not None:
+            self._learn_empty_scene(frame.shape[:2])
         self.motion = self._motion_model.apply(frame)
         frozen = freeze is not None and len(freeze) > 0
         # MOG2 has one learning rate per frame, not per pixel: with boxes to freeze, judge the frame
         # without learning, then learn from a copy whose frozen boxes show the model's own background
         # (which it thus keeps).
-        raw = self._presence.apply(frame, learningRate=0 if frozen else -1)
+        raw = self._presence.apply(frame, learningRate=0 if frozen else self._presence_rate)
         mask = cv2.threshold(raw, SHADOW, 255, cv2.THRESH_BINARY)[1]  # shadows (127) -> 0
         shadow_y, shadow_x = np.nonzero(raw == SHADOW)
         background = self._presence.getBackgroundImage() if frozen or len(shadow_y) else None
@@ -86,8 +102,25 @@ class ForegroundModel:
             inside = boxes_mask(_grow(scaled, self.freeze_margin), frame.shape[:2])
             learn = frame.copy()
             np.copyto(learn, background, where=inside[..., None])
-            self._presence.apply(learn)
+            self._presence.apply(learn, learningRate=self._presence_rate)
         return mask
+
+    def _learn_empty_scene(self, shape: tuple[int, int]) -> None:
+        """Start the presence model from the empty scene: one showing at learning rate 1 makes it the
+        background, and from then on the model learns at 1 / history. (MOG2's own rate for a new model,
+        1 / (2 x frames seen), would learn the first real frames, people included, within a few frames.)"""
+        scene, self._empty_scene = self._empty_scene, None
+        h, w = shape
+        sh, sw = scene.shape[:2]
+        if abs(sw / sh - w / h) > 0.02 * (w / h):
+            raise ValueError(
+                f"the empty-scene image is {sw}x{sh} but the video's frames are {w}x{h} (another aspect "
+                "ratio): take background_image from this camera's own video"
+            )
+        if (sw, sh) != (w, h):
+            scene = cv2.resize(scene, (w, h), interpolation=cv2.INTER_AREA)
+        self._presence.apply(scene, learningRate=1.0)
+        self._presence_rate = 1.0 / self._presence.getHistory()
 
     def motion_score(self, xywh: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """Motion score (0..1) of each box (frame pixels) in the last applied frame."""

@@ -22,6 +22,9 @@ from ingestion.detectors import Tracks
 from ingestion.detectors.blob_tracker import BlobTracker, iou_xyxy
 from ingestion.detectors.foreground import box_foreground_share, mask_scale
 
+# After a start from an empty-scene image, tracks begun within this many seconds are people who were there
+# already (a cold start among people standing at their stations).
+EMPTY_SCENE_TRUST_SECONDS = 2.0
 COLOUR_LEVELS = 8  # levels per BGR channel of the colour histograms (8^3 = 512 bins)
 
 
@@ -115,8 +118,11 @@ class MotionDetector:
         self._kernels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reset()
 
-    def reset(self) -> None:
-        self._tracker.reset()
+    def reset(self, empty_scene: bool = False) -> None:
+        """Forget every track (a new source). `empty_scene`: the presence background starts from an image
+        of the empty scene (`ForegroundModel.reset`), so the people found in the first seconds are really
+        there, not ghosts: their tracks count as having moved (`freeze_boxes` keeps them when still)."""
+        self._tracker.reset(trusted_frames=round(EMPTY_SCENE_TRUST_SECONDS * self.fps) if empty_scene else 0)
         self._still = np.empty(0, bool)
         self._sizes: deque[tuple[float, float]] = deque(maxlen=self.SIZE_HISTORY)
         self._typical: tuple[float, float] | None = None

@@ -57,7 +57,8 @@ class YoloDetector:
         self.tracker_yaml = str(Path(self._tracker_dir.name) / "bytetrack.yaml")
         Path(self.tracker_yaml).write_text(yaml.safe_dump(cfg))
 
-    def reset(self) -> None:
+    def reset(self, empty_scene: bool = False) -> None:
+        # `empty_scene` changes nothing here: YOLO finds people by their look, not against a background.
         # Ultralytics keeps trackers on its predictor; dropping them makes the next track() start afresh.
         predictor = getattr(self.model, "predictor", None)
         if predictor is not None and hasattr(predictor, "trackers"):

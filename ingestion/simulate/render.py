@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import polars as pl
+import yaml
 
 from ingestion.schema import epoch_us
 from ingestion.simulate import simulate
@@ -59,6 +60,9 @@ class RenderResult:
     detections_path: Path
     sessions: pl.DataFrame
     frames: int
+    # camera id -> PNG of its empty scene (the floor without people) at the render's size: what an
+    # operator would save as the camera's site.yaml `background_image` (see `site_file_with_empty_scenes`)
+    empty_scenes: dict[str, Path] = field(default_factory=dict)
 
 
 def parse_window(text: str) -> tuple[time, time]:
@@ -103,7 +107,7 @@ def render_video(
 
     w_start = site.local_datetime(day, window[0])
     w_end = site.local_datetime(day + timedelta(days=1) if window[1] == time(0) else day, window[1])
-    segments, frames = [], 0
+    segments, frames, empty_scenes = [], 0, {}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -127,9 +131,22 @@ def render_video(
         )
         segments += cam_segments
         frames += n
+        empty_scenes[camera_id] = renderer.write_empty_scene(out_dir / "empty_scene" / f"{camera_id}.png")
     if bar is not None:
         bar.close()
-    return RenderResult(segments, sessions_path, detections_path, sim.sessions, frames)
+    return RenderResult(segments, sessions_path, detections_path, sim.sessions, frames, empty_scenes)
+
+
+def site_file_with_empty_scenes(site: Site, empty_scenes: dict[str, Path], out: str | Path) -> Path:
+    """A copy of the site file at `out` whose cameras point `background_image` at the rendered empty
+    scenes (absolute paths): the site an operator would have after saving a still of each empty floor."""
+    doc = yaml.safe_load(Path(site.path).read_text())
+    for camera in doc["cameras"]:
+        if camera["id"] in empty_scenes:
+            camera["background_image"] = str(Path(empty_scenes[camera["id"]]).resolve())
+    out = Path(out)
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
 
 
 def render_stationary_worker(
@@ -233,7 +250,8 @@ def render_stationary_worker(
     segments, frames = renderer.write_window(
         out_dir, site, detections, w_start, w_end, fps, segment_seconds or int(w_hi - w_lo), suffix
     )
-    return RenderResult(segments, sessions_path, detections_path, sessions, frames)
+    empty_scene = renderer.write_empty_scene(out_dir / "empty_scene" / f"{camera_id}.png")
+    return RenderResult(segments, sessions_path, detections_path, sessions, frames, {camera_id: empty_scene})
 
 
 class _SceneRenderer:
@@ -267,6 +285,12 @@ class _SceneRenderer:
                 thick,
             )
         return img
+
+    def write_empty_scene(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), self.background):
+            raise RuntimeError(f"{path}: OpenCV cannot write PNG here")
+        return path
 
     def write_segment(
         self, path: Path, rows: pl.DataFrame, start: datetime, end: datetime, fps: float
