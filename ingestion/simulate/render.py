@@ -47,6 +47,7 @@ ZONE_BGR = {
     "break_area": (170, 90, 170),
     "restricted": (40, 40, 200),
 }
+EMPTY_SCENE_CLIP_FRAMES = 5  # frames of the clip the empty-scene still is taken from (its last)
 CELL_PX = 4  # motion texture cell at full camera resolution
 # Rows of a figure (shares of its height from the top) where working hands and forearms move: chest to
 # hip, where people hold and handle what they work on. Torso above and legs below keep their clothing.
@@ -286,10 +287,26 @@ class _SceneRenderer:
             )
         return img
 
-    def write_empty_scene(self, path: Path) -> Path:
+    def write_empty_scene(self, path: Path, fps: float = 5.0) -> Path:
+        """A still of the empty floor as the camera delivers it: a frame of a short mp4v clip of it,
+        decoded (what `ffmpeg -frames:v 1` gives from a recording), not the clean drawing, whose thin
+        zone outlines and labels differ from every compressed frame."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), self.background):
-            raise RuntimeError(f"{path}: OpenCV cannot write PNG here")
+        clip = path.with_suffix(".mp4")
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        try:
+            for _ in range(EMPTY_SCENE_CLIP_FRAMES):
+                writer.write(self.background)
+        finally:
+            writer.release()
+        capture = cv2.VideoCapture(str(clip))
+        try:
+            frames = [capture.read()[1] for _ in range(EMPTY_SCENE_CLIP_FRAMES)]
+        finally:
+            capture.release()
+            clip.unlink(missing_ok=True)
+        if frames[-1] is None or not cv2.imwrite(str(path), frames[-1]):
+            raise RuntimeError(f"{path}: OpenCV cannot write the empty scene here (mp4v and PNG)")
         return path
 
     def write_segment(
