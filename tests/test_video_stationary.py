@@ -108,6 +108,28 @@ def test_a_person_who_stops_stays_foreground_only_while_their_box_is_frozen(free
         assert len(tracks) == 0
 
 
+def still_minute_in_segments(site, tmp_path):
+    """A worker standing still for 60 s, recorded in 20 s segments under tmp_path/video/CAM01."""
+    return render_stationary_worker(
+        site,
+        tmp_path / "video",
+        camera_id="CAM01",
+        day=DAY,
+        still_seconds=60,
+        fps=FPS,
+        scale=0.25,
+        segment_seconds=20,
+    )
+
+
+def ingest_segments(tmp_path, site) -> str:
+    """`sightline ingest segments` of tmp_path/video with `site`'s file into a fresh DuckDB; its URL."""
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    argv = ["ingest", "segments", str(tmp_path / "video"), "--cameras", "CAM01", "--detector", "motion"]
+    assert main([*argv, "--fps", str(FPS), "--warehouse", url, "--site", site.path]) == 0
+    return url
+
+
 @pytest.mark.slow
 @pytest.mark.pipeline
 def test_still_worker_across_segment_cuts_keeps_one_track_and_one_session(tmp_path, site):
@@ -119,24 +141,13 @@ def test_still_worker_across_segment_cuts_keeps_one_track_and_one_session(tmp_pa
     walk out)."""
     from ingestion.transform import build_marts
 
-    scene = render_stationary_worker(
-        site,
-        tmp_path / "video",
-        camera_id="CAM01",
-        day=DAY,
-        still_seconds=60,
-        fps=FPS,
-        scale=0.25,
-        segment_seconds=20,
-    )
+    scene = still_minute_in_segments(site, tmp_path)
     assert len(scene.segments) >= 4  # the still minute spans at least two cuts
     truth = scene.sessions
     assert truth.height == 1
     zone = truth["zone_id"][0]
 
-    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    argv = ["ingest", "segments", str(tmp_path / "video"), "--cameras", "CAM01", "--detector", "motion"]
-    assert main([*argv, "--fps", str(FPS), "--warehouse", url]) == 0
+    url = ingest_segments(tmp_path, site)
     with connect(url, site) as wh:
         tracks = wh.query(
             "SELECT track_id, MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM raw.detections "
@@ -174,16 +185,7 @@ def test_a_camera_started_while_a_worker_stands_still_sees_them_from_its_empty_s
     from ingestion.transform import build_marts
     from ingestion.video.segments import segment_start_time
 
-    scene = render_stationary_worker(
-        site,
-        tmp_path / "video",
-        camera_id="CAM01",
-        day=DAY,
-        still_seconds=60,
-        fps=FPS,
-        scale=0.25,
-        segment_seconds=20,
-    )
+    scene = still_minute_in_segments(site, tmp_path)
     truth = scene.sessions
     assert truth.height == 1
     recording_start = segment_start_time(scene.segments[1], site)
@@ -192,9 +194,7 @@ def test_a_camera_started_while_a_worker_stands_still_sees_them_from_its_empty_s
     site_path = tmp_path / "site.yaml"
     if empty_scene:
         site = load_site(site_file_with_empty_scenes(site, scene.empty_scenes, site_path))
-    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    argv = ["ingest", "segments", str(tmp_path / "video"), "--cameras", "CAM01", "--detector", "motion"]
-    assert main([*argv, "--fps", str(FPS), "--warehouse", url, "--site", site.path]) == 0
+    url = ingest_segments(tmp_path, site)
     build_marts(url, DAY, DAY + timedelta(days=1), site=site, report_audits=False)
     with connect(url, site) as wh:
         detected = wh.query(
