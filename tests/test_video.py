@@ -305,6 +305,35 @@ def test_unreadable_files_fail_with_a_clear_error_naming_them(tmp_path, site, re
     assert dead.height == 1 and str(path) in dead["payload"][0]
 
 
+@pytest.mark.parametrize("fault", ["not an image", "another aspect ratio"])
+def test_a_bad_background_image_stops_the_camera_with_a_clear_error_and_lands_nothing(
+    tmp_path, site, rendered, capsys, fault
+):
+    """A camera's site.yaml `background_image` that is no image stops `ingest video` before any frame is
+    read; one of another shape than the camera's frames stops it at the first frame. Either way one line
+    names the file and the fix, and nothing lands."""
+    from ingestion.simulate.render import site_file_with_empty_scenes
+    from ingestion.site import load_site
+
+    image = tmp_path / "CAM01.png"
+    if fault == "not an image":
+        image.write_text("not a PNG")
+    else:
+        cv2.imwrite(str(image), np.zeros((100, 100, 3), np.uint8))  # square; the video is 16:9
+    site = load_site(site_file_with_empty_scenes(site, {"CAM01": image}, tmp_path / "site.yaml"))
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    segment = rendered / "CAM01" / f"{START_LOCAL}.mp4"
+    argv = ["ingest", "video", str(segment), "--camera", "CAM01", "--warehouse", url, "--site", site.path]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    if fault == "not an image":
+        assert f"{image}: cannot read it as an image" in error and "save a PNG or JPEG" in error, error
+    else:
+        assert "empty-scene image is 100x100" in error and "take background_image from this camera" in error
+    with connect(url, site) as wh:
+        assert wh.query("SELECT COUNT(*) AS n FROM raw.detections")["n"][0] == 0
+
+
 def test_unreachable_stream_backs_off_exponentially_then_fails_naming_it_without_the_password():
     sleeps: list[float] = []
     source = LiveStreamSource(

@@ -116,23 +116,21 @@ class VideoPipeline:
         self._last_ts: datetime | None = None  # last processed frame of the previous source
         self._base_id = 0
         self._live = np.empty((0, 4), np.float32)  # last tracked boxes: their background is frozen
-        self._empty_scene_image: np.ndarray | None = None
+        self._empty_scene = self._read_empty_scene()
 
-    def _empty_scene(self) -> np.ndarray | None:
-        """The camera's `background_image` (an image of the scene without people), read once; None when
-        the site gives none."""
+    def _read_empty_scene(self) -> np.ndarray | None:
+        """The camera's `background_image` (an image of the scene without people), or None when the site
+        gives none. Read when the pipeline is made, so a bad image stops it before any frame is read."""
         path = self.camera.background_image
         if path is None:
             return None
-        if self._empty_scene_image is None:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(
-                    f"{path}: cannot read it as an image (camera {self.camera.id}'s background_image in "
-                    f"{self.site.path}): save a PNG or JPEG still of the empty scene there"
-                )
-            self._empty_scene_image = image
-        return self._empty_scene_image
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(
+                f"{path}: cannot read it as an image (camera {self.camera.id}'s background_image in "
+                f"{self.site.path}): save a PNG or JPEG still of the empty scene there"
+            )
+        return image
 
     def continues(self, start_time: datetime) -> bool:
         """Whether a source starting at `start_time` continues the previous one run by this pipeline: it
@@ -154,9 +152,8 @@ class VideoPipeline:
         report = IngestReport(source.label, camera_id)
         health = HealthRecorder(camera_id)
         if not self.continues(source.start_time):
-            empty_scene = self._empty_scene()
-            self.detector.reset(empty_scene=empty_scene is not None)
-            self.foreground.reset(empty_scene)
+            self.detector.reset(empty_scene=self._empty_scene is not None)
+            self.foreground.reset(self._empty_scene)
             self._base_id = track_id_base(source.start_time)
             self._live = np.empty((0, 4), np.float32)
         self._last_ts = None  # a failed source is not continued
