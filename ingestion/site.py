@@ -530,13 +530,15 @@ class _Validator:
             background_image=self.image_file(doc.get("background_image"), f"{key}.background_image"),
         )
 
+    def site_relative(self, text: str) -> Path:
+        """A path from the site file, relative to the file's folder (an absolute one stays as it is)."""
+        return (Path(self.path).parent if str(self.path) != "<memory>" else Path.cwd()) / text
+
     def image_file(self, value: Any, key: str) -> Path | None:
         """An optional image path, relative to the site file's folder; it must exist."""
         if value is None:
             return None
-        text = self.string(value, key)
-        base = Path(self.path).parent if str(self.path) != "<memory>" else Path.cwd()
-        path = (base / text).resolve()
+        path = self.site_relative(self.string(value, key)).resolve()
         if not path.is_file():
             raise self.error(
                 key,
@@ -916,8 +918,7 @@ def parse_workers(v: _Validator, value: Any, zone_ids: set[str]) -> tuple[Worker
     if value is None:
         return ()
     if isinstance(value, str):
-        base = Path(v.path).parent if str(v.path) != "<memory>" else Path.cwd()
-        csv_path = (base / value) if not Path(value).is_absolute() else Path(value)
+        csv_path = v.site_relative(value)
         if not csv_path.is_file():
             raise v.error(
                 "workers",
