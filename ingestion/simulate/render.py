@@ -132,7 +132,7 @@ def render_video(
         )
         segments += cam_segments
         frames += n
-        empty_scenes[camera_id] = renderer.write_empty_scene(out_dir / "empty_scene" / f"{camera_id}.png")
+        empty_scenes[camera_id] = renderer.write_empty_scene(out_dir)
     if bar is not None:
         bar.close()
     return RenderResult(segments, sessions_path, detections_path, sim.sessions, frames, empty_scenes)
@@ -251,7 +251,7 @@ def render_stationary_worker(
     segments, frames = renderer.write_window(
         out_dir, site, detections, w_start, w_end, fps, segment_seconds or int(w_hi - w_lo), suffix
     )
-    empty_scene = renderer.write_empty_scene(out_dir / "empty_scene" / f"{camera_id}.png")
+    empty_scene = renderer.write_empty_scene(out_dir)
     return RenderResult(segments, sessions_path, detections_path, sessions, frames, {camera_id: empty_scene})
 
 
@@ -287,10 +287,11 @@ class _SceneRenderer:
             )
         return img
 
-    def write_empty_scene(self, path: Path, fps: float = 5.0) -> Path:
-        """A still of the empty floor as the camera delivers it: a frame of a short mp4v clip of it,
-        decoded (what `ffmpeg -frames:v 1` gives from a recording), not the clean drawing, whose thin
-        zone outlines and labels differ from every compressed frame."""
+    def write_empty_scene(self, out_dir: Path, fps: float = 5.0) -> Path:
+        """out_dir/empty_scene/<camera>.png: a still of the empty floor as the camera delivers it, a frame
+        of a short mp4v clip of it, decoded (what `ffmpeg -frames:v 1` gives from a recording), not the
+        clean drawing, whose thin zone outlines and labels differ from every compressed frame."""
+        path = out_dir / "empty_scene" / f"{self.camera.id}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         clip = path.with_suffix(".mp4")
         writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
