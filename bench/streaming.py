@@ -5,15 +5,20 @@
 
 For DuckDB and PostgreSQL, with the same simulated frames (4 cameras at 5 fps, one message per frame):
 - floor: the landing layer's own `append_batch` on the same rows, in batches of --batch-rows;
-- sustained: every message published at once (a backlog), rows/s from the first publish to the last
-  commit, through a private Mosquitto and `StreamConsumer` (parse, idempotence checks, ledger, acks);
-- latency: messages paced at half the sustained message rate; publish -> commit p50 / p99.
-Each round measures floor, sustained and latency in turn (A/B alternated, so a change of the machine's
-load hits both); the table shows medians over the rounds: of the ratio sustained / floor of each round,
-and of each round's p50 / p99. "CPU ratio": CPU seconds of this process for the floor over those for the
-backlog run (the consumer, MQTT receive included): the work per row, much less moved by the machine's
-load than the wall-clock ratio (PostgreSQL's server CPU is in neither). The publisher runs in its own
-process; the consumer in this one.
+- backlog: every message already waiting at a private Mosquitto in the consumer's persistent session (as
+  after a restart or an outage), rows/s from the consumer's start to its last commit, through
+  `StreamConsumer` (parse, idempotence checks, ledger, acks). This is the consumer's own throughput: the
+  publisher has finished, so it takes no CPU from the consumer on this machine's two cores;
+- MQTT only: the same backlog received and acknowledged by `MqttSource` alone (no parsing, no landing):
+  the ceiling the consumer cannot pass with this MQTT client, as a ratio to the floor;
+- live: every message published at once while the consumer runs, rows/s from the first publish to the
+  last commit (bounded by the publisher, a paho process on the same two cores);
+- latency: messages paced at half the backlog message rate; publish -> commit p50 / p99.
+Each round measures them in turn (A/B alternated, so a change of the machine's load hits all); the table
+shows medians over the rounds: of the ratios to the floor of each round, and of each round's p50 / p99.
+"CPU ratio": CPU seconds of this process for the floor over those for the backlog run (the consumer, MQTT
+receive included): the work per row, much less moved by the machine's load than the wall-clock ratio
+(PostgreSQL's server CPU is in neither). The publisher runs in its own process; the consumer in this one.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 import uuid
 from datetime import date
 from datetime import time as dtime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +68,46 @@ def _publish(port: int, messages: list[tuple[str, bytes]], per_second: float | N
             stamps[i] = time.time()
             pub.publish([(topic, payload)])
         pub.wait(600)
+
+
+def _publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Publish every message in a child process and wait for the broker's acknowledgements."""
+    stamps = mp.get_context("fork").Array("d", len(messages), lock=False)
+    publisher = mp.get_context("fork").Process(target=_publish, args=(port, messages, None, stamps))
+    publisher.start()
+    publisher.join()
+    if publisher.exitcode != 0:
+        raise RuntimeError(f"the publisher failed (exit code {publisher.exitcode})")
+
+
+def _queued_session(broker: PrivateMosquitto, topic: str, messages: list[tuple[str, bytes]]) -> str:
+    """A persistent session holding every message (its consumer away while they were published)."""
+    client_id = f"bench-{uuid.uuid4().hex[:8]}"
+    source = MqttSource(f"{broker.url}/{topic}", client_id=client_id, session_expiry_seconds=600)
+    source.start()
+    source.close()
+    _publish_all(broker.port, messages)
+    return client_id
+
+
+def mqtt_only(broker: PrivateMosquitto, frames: pl.DataFrame, total_rows: int) -> float:
+    """rows/s of receiving and acknowledging the queued backlog with `MqttSource` alone."""
+    topic = f"{frames['topic'][0].split('/')[0]}/+/detections"
+    messages = [(t, p.encode()) for t, p in frames.select("topic", "payload").iter_rows()]
+    client_id = _queued_session(broker, topic, messages)
+    source = MqttSource(
+        f"{broker.url}/{topic}", client_id=client_id, receive_maximum=4000, session_expiry_seconds=0
+    )
+    started = time.perf_counter()
+    source.start()
+    received = 0
+    while received < len(messages):
+        chunk = source.poll(1.0, 2000)
+        source.ack(chunk)
+        received += len(chunk)
+    elapsed = time.perf_counter() - started
+    source.close()
+    return total_rows / elapsed
 
 
 class Warehouses:
@@ -105,10 +151,12 @@ def end_to_end(
     batch_rows: int,
     per_second: float | None,
     label: str,
+    backlog: bool = False,
 ) -> tuple[float, np.ndarray, float]:
     """Publish every frame, wait until all rows are committed; returns (rows/s, latencies in s, CPU seconds
     of this process meanwhile: the consumer's loop and its MQTT network thread; the publisher is another
-    process)."""
+    process). `backlog`: everything is published before the consumer starts, and the rate is timed from
+    its start (latencies are then meaningless)."""
     prefix = frames["topic"][0].split("/")[0]
     with connect(url, site) as wh:  # what a deployment's owner does once (`sightline db setup`)
         wh.setup()
@@ -121,11 +169,10 @@ def end_to_end(
         committed[[index[m.payload] for m in batch]] = at  # per message of the batch, not per detection
         bar.update(outcome.landed)
 
+    topic = f"{prefix}/+/detections"
+    client_id = _queued_session(broker, topic, messages) if backlog else f"bench-{uuid.uuid4().hex[:8]}"
     source = MqttSource(
-        f"{broker.url}/{prefix}/+/detections",
-        client_id=f"bench-{uuid.uuid4().hex[:8]}",
-        receive_maximum=4000,
-        session_expiry_seconds=0,
+        f"{broker.url}/{topic}", client_id=client_id, receive_maximum=4000, session_expiry_seconds=0
     )
     consumer = StreamConsumer(
         source,
@@ -134,8 +181,15 @@ def end_to_end(
         on_commit=on_commit,
     )
     runner = threading.Thread(target=consumer.run)
-    cpu = time.process_time()
+    cpu, started = time.process_time(), time.time()
     runner.start()
+    if backlog:
+        while consumer.stats.landed < total_rows and runner.is_alive():
+            time.sleep(0.05)
+        consumer.stop()
+        runner.join()
+        bar.close()
+        return total_rows / (np.nanmax(committed) - started), np.array([]), time.process_time() - cpu
     while not source.connected:  # subscribed before the first publish
         time.sleep(0.05)
     stamps = mp.get_context("fork").Array("d", len(messages), lock=False)
@@ -185,53 +239,52 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, PrivateMosquitto() as broker:
         for backend in args.backends.split(","):
             warehouses = Warehouses(backend, args.pg_admin_url, Path(tmp))
-            samples: list[tuple[float, float, float, float, float, float]] = []
+            samples: list[tuple[float, ...]] = []
             try:
                 for r in range(args.rounds):
                     by_ts = rows.sort("ts", "camera_id")
                     floor, floor_cpu = floor_rate(warehouses.fresh(), site, by_ts, args.batch_rows)
-                    sustained, _, stream_cpu = end_to_end(
-                        warehouses.fresh(),
-                        site,
-                        broker,
-                        frames,
-                        rows.height,
-                        args.batch_rows,
-                        None,
-                        f"{backend} backlog {r + 1}",
+
+                    stream = partial(
+                        end_to_end,
+                        site=site,
+                        broker=broker,
+                        frames=frames,
+                        total_rows=rows.height,
+                        batch_rows=args.batch_rows,
                     )
-                    paced = 0.5 * sustained / per_message
-                    _, latency, _ = end_to_end(
-                        warehouses.fresh(),
-                        site,
-                        broker,
-                        frames,
-                        rows.height,
-                        args.batch_rows,
-                        paced,
-                        f"{backend} paced {r + 1}",
+                    drained, _, stream_cpu = stream(
+                        warehouses.fresh(), per_second=None, label=f"{backend} backlog {r + 1}", backlog=True
                     )
+                    ceiling = mqtt_only(broker, frames, rows.height)
+                    live, _, _ = stream(warehouses.fresh(), per_second=None, label=f"{backend} live {r + 1}")
+                    paced = 0.5 * drained / per_message
+                    label = f"{backend} paced {r + 1}"
+                    _, latency, _ = stream(warehouses.fresh(), per_second=paced, label=label)
                     p50, p99 = np.percentile(latency, [50, 99]) * 1000
                     cpu_ratio = floor_cpu / stream_cpu
-                    samples.append((floor, sustained, sustained / floor, cpu_ratio, paced, p50, p99))
+                    ratios = (drained / floor, ceiling / floor, live / floor)
+                    samples.append((floor, drained, *ratios, cpu_ratio, paced, p50, p99))
                     print(
-                        f"  {backend} round {r + 1}: floor {floor:,.0f} rows/s, stream {sustained:,.0f} "
-                        f"rows/s, ratio {sustained / floor:.2f}, CPU ratio {cpu_ratio:.2f}; "
-                        f"paced {paced:,.0f} msg/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+                        f"  {backend} round {r + 1}: floor {floor:,.0f} rows/s, backlog {drained:,.0f} "
+                        f"rows/s "
+                        f"(ratio {drained / floor:.2f}, CPU ratio {cpu_ratio:.2f}), MQTT only "
+                        f"{ceiling / floor:.2f}, live {live / floor:.2f}; paced {paced:,.0f} msg/s: "
+                        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
                         flush=True,
                     )
             finally:
                 warehouses.drop_all()
             results[backend] = np.median(np.array(samples), axis=0)
-    print(f"\nmedians over {args.rounds} rounds")
+    print(f"\nmedians over {args.rounds} rounds (ratios: to the floor, within each round)")
     print(
-        f"{'backend':<10} {'floor rows/s':>13} {'stream rows/s':>14} {'ratio':>6} {'CPU ratio':>10} "
-        f"{'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'backend':<10} {'floor rows/s':>13} {'backlog rows/s':>15} {'ratio':>6} {'MQTT only':>10} "
+        f"{'live':>6} {'CPU ratio':>10} {'paced msg/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
     )
-    for backend, (floor, sustained, ratio, cpu_ratio, paced, p50, p99) in results.items():
+    for backend, (floor, drained, ratio, ceiling, live, cpu_ratio, paced, p50, p99) in results.items():
         print(
-            f"{backend:<10} {floor:>13,.0f} {sustained:>14,.0f} {ratio:>6.2f} {cpu_ratio:>10.2f} "
-            f"{paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}"
+            f"{backend:<10} {floor:>13,.0f} {drained:>15,.0f} {ratio:>6.2f} {ceiling:>10.2f} {live:>6.2f} "
+            f"{cpu_ratio:>10.2f} {paced:>12,.0f} {p50:>8.0f} {p99:>8.0f}"
         )
     return 0
 

@@ -115,6 +115,7 @@ WITH d AS (
   SELECT *, CASE WHEN {head} THEN 1 ELSE 0 END AS hd, CASE WHEN {tail} THEN 1 ELSE 0 END AS tl,
          t_us - last_us AS u
   FROM b
+  WHERE {head} OR {tail} -- only these samples add to the sums (every track keeps its first and last)
 )
 SELECT
   camera_id, track_id, MIN(first_us) AS first_us, MIN(last_us) AS last_us,

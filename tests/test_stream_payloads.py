@@ -217,10 +217,14 @@ def test_redelivered_messages_in_new_batches_change_nothing(site, sim_rows, ware
         lander.land(messages[:half])  # retried as is: the ledger skips it
         redelivered = messages[half // 2 :] + messages[:10] + [conflicting, conflicting]
         rng.shuffle(redelivered)
-        for i in range(0, len(redelivered), 97):  # re-batched with other neighbours
-            lander.land(redelivered[i : i + 97])
+        outcomes = [lander.land(redelivered[i : i + 97]) for i in range(0, len(redelivered), 97)]
     finally:
         lander.close()
+    # Counted by the outcomes: rows of messages landed before are skipped as duplicates, the rest land.
+    landed_first = set(messages[:half]) & set(valid)
+    rows_of = {m: len(json.loads(m)["detections"]) for m in valid}
+    assert sum(o.duplicate_rows for o in outcomes) == sum(rows_of[m] for m in set(redelivered) & landed_first)
+    assert sum(o.landed for o in outcomes) == sum(rows_of[m] for m in set(messages[half:]) & set(valid))
     with connect(warehouse_url, site) as wh:
         landed = wh.query(f"SELECT {', '.join(VALUE_COLUMNS)} FROM raw.detections").cast(
             {c: DETECTION_SCHEMA[c] for c in VALUE_COLUMNS}

@@ -15,7 +15,12 @@ import pytest
 from ingestion.schema import CAMERA_HEALTH_SCHEMA, DETECTION_SCHEMA
 from ingestion.site import Site
 from ingestion.warehouse import connect
-from ingestion.warehouse.base import SIMULATOR_SOURCE, SimulatorWouldReplaceRealData, Warehouse
+from ingestion.warehouse.base import (
+    SIMULATOR_SOURCE,
+    RowsAlreadyLanded,
+    SimulatorWouldReplaceRealData,
+    Warehouse,
+)
 from ingestion.warehouse.validate import BatchSchemaError, validate_detections
 from orchestration.cli import main
 
@@ -171,6 +176,23 @@ def test_replayed_batch_is_skipped_and_writes_nothing(wh: Warehouse, site: Site)
     assert (first.landed, first.rejected) == (rows.height, bad.height)
     after = (landed(wh), count(wh, "raw.rejected_detections"), count(wh, "raw.ingest_batches"))
     assert after[0].equals(before[0]) and after[1:] == before[1:]
+
+
+def test_a_batch_meeting_landed_keys_rolls_back_whole_when_asked_to_raise(wh: Warehouse, site: Site):
+    """`if_landed="raise"` (the stream's optimistic landing): nothing of the batch is written, not even its
+    ledger row, so the same batch id lands after the caller has dealt with the landed rows."""
+    first = detections(site, 100)
+    wh.append_batch("b-first", first, source="test", camera_id="CAM01", window=window(site))
+    later = detections(site, 40, hour=11)
+    overlapping = pl.concat([first.slice(10, 5), later])
+    before = (landed(wh), count(wh, "raw.rejected_detections"), count(wh, "raw.ingest_batches"))
+    with pytest.raises(RowsAlreadyLanded) as caught:
+        wh.append_batch("b-next", overlapping, source="test", window=window(site), if_landed="raise")
+    assert caught.value.rows.select(KEY).sort(KEY).equals(first.slice(10, 5).select(KEY).sort(KEY))
+    after = (landed(wh), count(wh, "raw.rejected_detections"), count(wh, "raw.ingest_batches"))
+    assert after[0].equals(before[0]) and after[1:] == before[1:]
+    result = wh.append_batch("b-next", later, source="test", window=window(site), if_landed="raise")
+    assert (result.landed, result.rejected, result.skipped) == (later.height, 0, False)
 
 
 def test_replace_partition_three_times_gives_the_same_rows(wh: Warehouse, site: Site):

@@ -40,7 +40,8 @@ from ingestion.stream.payloads import (
     storable_text,
     topic_camera,
 )
-from ingestion.warehouse import Warehouse, connect
+from ingestion.warehouse import LandingResult, Warehouse, connect
+from ingestion.warehouse.base import RowsAlreadyLanded
 from ingestion.warehouse.duckdb import HANDOVER_FRESH_SECONDS, handover_requested
 
 log = logging.getLogger(__name__)
@@ -164,16 +165,17 @@ class StreamLander:
         # Identical rows within the batch (a message resent next to itself) are one row.
         rows = rows.unique(subset=_VALUE_COLUMNS, keep="first", maintain_order=True)
         rows = self._reject_conflicts_within(rows, rejected)
-        rows, duplicates = self._skip_landed(wh, rows, rejected)
-        rows = rows.filter(~pl.col(MESSAGE_COLUMN).is_in(list(rejected)))
+        batch_id = batch_id_for(payloads, self.source)
+        # Optimistic: a batch holds no landed rows unless it is a redelivery or a replay, and the landing
+        # layer's own duplicate check finds them at no extra cost. Only then look at what is landed.
+        try:
+            result, duplicates = self._append(wh, batch_id, rows, rejected, "raise"), 0
+        except RowsAlreadyLanded:
+            rows, duplicates = self._skip_landed(wh, rows, rejected)
+            result = self._append(wh, batch_id, rows, rejected, "reject")
         for i, r in rejected.items():  # conflicts found here carry no payload yet
             if not r.payload:
                 rejected[i] = replace(r, payload=payload_text(payloads[i]))
-
-        batch_id = batch_id_for(payloads, self.source)
-        result = wh.append_batch(
-            batch_id, rows.drop(MESSAGE_COLUMN), source=self.source, allowed_lateness=self.allowed_lateness
-        )
         written = self._write_dead_letters(wh, [rejected[i] for i in sorted(rejected)])
         if result.rejected:  # our checks mirror the landing layer's; a difference is a bug worth seeing
             log.error(
@@ -182,6 +184,19 @@ class StreamLander:
                 result.rejected,
             )
         return BatchOutcome(batch_id, len(payloads), result.landed, duplicates, written, result.skipped)
+
+    def _append(
+        self, wh: Warehouse, batch_id: str, rows: pl.DataFrame, rejected: dict[int, Rejected], if_landed: str
+    ) -> LandingResult:
+        """The rows of the messages not rejected, landed under the batch's id."""
+        rows = rows.filter(~pl.col(MESSAGE_COLUMN).is_in(list(rejected)))
+        return wh.append_batch(
+            batch_id,
+            rows.drop(MESSAGE_COLUMN),
+            source=self.source,
+            allowed_lateness=self.allowed_lateness,
+            if_landed=if_landed,
+        )
 
     # --- idempotence checks ----------------------------------------------------------------------
 

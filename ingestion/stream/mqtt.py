@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -120,12 +120,18 @@ class MqttSource:
         self.receive_maximum = receive_maximum
         self.max_queued_bytes = max_queued_bytes
         self.max_message_bytes = max_message_bytes
-        self._queued_bytes = 0
-        self._room = threading.Condition()
         self.session_expiry_seconds = session_expiry_seconds
         self.keepalive = keepalive
-        # The hard memory bound (see the module doc): the broker may overshoot Receive Maximum.
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=2 * receive_maximum)
+        # Received, not yet polled. The hard memory bound (see the module doc; the broker may overshoot
+        # Receive Maximum): at most 2 x Receive Maximum messages and max_queued_bytes. One lock and two
+        # conditions on it, so a poll hands over a whole batch under one acquisition.
+        self._received: deque[Message] = deque()
+        self._max_received = 2 * receive_maximum
+        self._queued_bytes = 0
+        self._received_lock = threading.Lock()
+        self._arrived = threading.Condition(self._received_lock)
+        self._room = threading.Condition(self._received_lock)
+        self._closing = False
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
@@ -179,6 +185,9 @@ class MqttSource:
 
     def close(self) -> None:
         """Disconnect cleanly; the session (and every unacknowledged message) stays on the broker."""
+        with self._received_lock:  # a network thread waiting for room must not block loop_stop's join
+            self._closing = True
+            self._room.notify_all()
         try:
             self._client.disconnect()
         finally:
@@ -220,13 +229,20 @@ class MqttSource:
         payload, size = msg.payload, len(msg.payload)
         if size > self.max_message_bytes:  # keep a stub, not the payload: it is dead-lettered unparsed
             payload = oversized_stub(payload)
+        message = Message(payload, msg.topic, msg.mid, msg.qos, self._generation, time.time(), size)
         # Blocks when the queue is full (in messages or bytes): this thread then stops reading the socket
         # (TCP backpressure) instead of buffering without limit.
-        with self._room:
-            while self._queued_bytes and self._queued_bytes + len(payload) > self.max_queued_bytes:
+        with self._received_lock:
+            while self._received and (
+                len(self._received) >= self._max_received
+                or self._queued_bytes + len(payload) > self.max_queued_bytes
+            ):
+                if self._closing:  # dropped unacknowledged: the broker redelivers it next time
+                    return
                 self._room.wait()
+            self._received.append(message)
             self._queued_bytes += len(payload)
-        self._queue.put(Message(payload, msg.topic, msg.mid, msg.qos, self._generation, time.time(), size))
+            self._arrived.notify()
 
     # --- consumer side (landing thread) ---------------------------------------------------------
 
@@ -235,23 +251,18 @@ class MqttSource:
         beyond the first, `max_bytes` of payload."""
         if self._fatal:
             raise ConnectionError(self._fatal)
-        try:
-            out = [self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()]
-        except queue.Empty:
-            return []
-        taken = len(out[0].payload)
-        while len(out) < max_messages:
-            try:
-                m = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            out.append(m)
-            taken += len(m.payload)
-            if max_bytes is not None and taken >= max_bytes:
-                break
-        with self._room:
-            self._queued_bytes -= taken
-            self._room.notify_all()
+        out: list[Message] = []
+        with self._received_lock:
+            if not self._received and timeout > 0:
+                self._arrived.wait(timeout)
+            received, taken, byte_limit = self._received, 0, max_bytes or float("inf")
+            while received and len(out) < max_messages and (not out or taken < byte_limit):
+                m = received.popleft()
+                out.append(m)
+                taken += len(m.payload)
+            if out:
+                self._queued_bytes -= taken
+                self._room.notify_all()
         return out
 
     @property
@@ -274,4 +285,4 @@ class MqttSource:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._received)

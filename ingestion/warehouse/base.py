@@ -34,6 +34,15 @@ class SimulatorWouldReplaceRealData(RuntimeError):
     """A simulated camera-day would replace rows that another source landed."""
 
 
+class RowsAlreadyLanded(RuntimeError):
+    """`append_batch(..., if_landed="raise")` met rows whose key (camera_id, ts, track_id) is already
+    landed; the batch was rolled back whole, nothing was written. `rows`: those rows of the batch."""
+
+    def __init__(self, batch_id: str, rows: pl.DataFrame):
+        super().__init__(f"batch {batch_id}: {rows.height} rows have a key that is already landed")
+        self.rows = rows
+
+
 @dataclass(frozen=True)
 class LandingResult:
     batch_id: str
@@ -73,11 +82,15 @@ class Warehouse(ABC):
         window: tuple[datetime, datetime] | None = None,
         camera_health: pl.DataFrame | None = None,
         allowed_lateness: timedelta | None = None,
+        if_landed: str = "reject",
     ) -> LandingResult:
         """Land one batch exactly once. `window` [start, end) bounds the rows' ts (outside: rejected).
 
         With `allowed_lateness`, rows older than the camera's watermark minus it still land, and their
-        (camera_id, local day) is recorded in raw.days_to_rebuild."""
+        (camera_id, local day) is recorded in raw.days_to_rebuild. Rows whose key is already landed go to
+        raw.rejected_detections (`if_landed="reject"`), or make the whole batch roll back with
+        RowsAlreadyLanded (`"raise"`: a caller that judges such rows itself, like the stream, lands
+        optimistically and looks only when the landing layer's own duplicate check finds some)."""
 
     @abstractmethod
     def replace_partition(

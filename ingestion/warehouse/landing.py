@@ -28,6 +28,7 @@ from ingestion.warehouse import ddl
 from ingestion.warehouse.base import (
     SIMULATOR_SOURCE,
     LandingResult,
+    RowsAlreadyLanded,
     SimulatorWouldReplaceRealData,
     Warehouse,
     WarehouseNotSetUp,
@@ -297,7 +298,10 @@ class SqlWarehouse(Warehouse):
         window: tuple[datetime, datetime] | None = None,
         camera_health: pl.DataFrame | None = None,
         allowed_lateness: timedelta | None = None,
+        if_landed: str = "reject",
     ) -> LandingResult:
+        if if_landed not in ("reject", "raise"):
+            raise ValueError(f"if_landed must be 'reject' or 'raise', got {if_landed!r}")
         skipped = LandingResult(batch_id, 0, 0, skipped=True)
         if self._fetch(self._sql("SELECT 1 FROM raw.ingest_batches WHERE batch_id = {p}"), (batch_id,)):
             log.info("batch %s already landed: skipped", batch_id)  # cheap early exit for replays
@@ -318,7 +322,8 @@ class SqlWarehouse(Warehouse):
             if not claimed:
                 log.info("batch %s already landed: skipped", batch_id)
                 return skipped
-            return self._land(batch_id, source, camera_id, checked, health, allowed_lateness, dedupe=True)
+            args = (batch_id, source, camera_id, checked, health, allowed_lateness)
+            return self._land(*args, dedupe=True, if_landed=if_landed)
 
     def replace_partition(
         self,
@@ -436,12 +441,15 @@ class SqlWarehouse(Warehouse):
         allowed_lateness: timedelta | None,
         *,
         dedupe: bool,
+        if_landed: str = "reject",
     ) -> LandingResult:
         good = checked.good  # sorted by the unique key by validation
         watermarks = self._watermarks(good["camera_id"].unique().to_list())
         rejected = [checked.rejected]
         if dedupe:
             landed_before = self._insert_detections(good)
+            if landed_before.height and if_landed == "raise":  # inside the transaction: all rolls back
+                raise RowsAlreadyLanded(batch_id, landed_before)
             if landed_before.height:
                 good = good.join(
                     landed_before.select("camera_id", "ts", "track_id"),
