@@ -29,8 +29,10 @@ MODEL (
 /* Per track first (a hash aggregate), then per cell: the distinct tracks and visitors of a cell are
    counted over its per-track rows, so no sort of the day's detections for COUNT(DISTINCT). The local day
    is the hour's (not each detection's: a time zone conversion per detection cost a third of the query on
-   PostgreSQL). */
-WITH per_track AS (
+   PostgreSQL). Materialized: SQLMesh filters the model's output on hour_start, and PostgreSQL would push that
+   filter down to the scan as a condition on date_bin(ts), estimate it at 0.5% of the day's rows and sort
+   them on disk for a group aggregate instead of hashing them (10-12 s instead of 3 s at 4.3 M rows). */
+WITH per_track AS MATERIALIZED (
   SELECT
     camera_id,
     @utc_trunc('hour', ts) AS hour_start,
