@@ -3,12 +3,17 @@
 A message can reach us more than once: the broker redelivers everything not yet acknowledged after a
 crash (possibly batched with different neighbours, so under a different batch id), and producers resend.
 The ledger alone (`append_batch` skips a batch id already committed) covers only a batch retried as is,
-so every batch is also made idempotent message by message, before anything is written:
+so every batch is also made idempotent message by message, before anything is committed:
 
 - rows identical to rows already landed (same key and values) are skipped: a replay lands nothing twice;
 - a row whose key (camera_id, ts, track_id) is already landed with different values, or that
   conflicts with an earlier message of the same batch, rejects its whole message as a conflict;
 - dead letters already written for the same payload by this source are not written again.
+
+The landed rows are looked up only when needed: the batch is landed with `if_landed="raise"`, and the
+landing layer's own duplicate check (free on PostgreSQL, where the unique key finds them during the COPY)
+rolls it back whole if any row's key is already landed; then the rows are judged as above and the batch
+landed again. A first delivery, the common case, pays no lookup.
 
 So after any sequence of crashes and redeliveries, raw.detections holds each distinct valid row once and
 raw.rejected_detections each distinct bad message once. Writes are two transactions (rows + ledger +
