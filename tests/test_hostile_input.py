@@ -453,6 +453,41 @@ def test_receive_window_is_bounded_in_bytes_and_oversized_payloads_are_stubbed(b
     assert big.payload == oversized_stub(sent[40])
 
 
+def test_close_returns_while_the_network_thread_waits_for_room_and_nothing_is_lost(broker):
+    """A full receive window blocks the network thread (backpressure); closing the source must still return,
+    and what was received but never acknowledged comes back on the session's next connection."""
+    topic = f"h{uuid.uuid4().hex[:10]}/CAM01/detections"
+    client_id = f"full-{uuid.uuid4().hex[:8]}"
+    url = f"{broker.url}/{topic}"
+    source = MqttSource(url, client_id=client_id, max_queued_bytes=1 << 20, session_expiry_seconds=60)
+    source.start()
+    sent = [bytes([65 + i]) * 200_000 for i in range(10)]
+    with Publisher(port=broker.port) as publisher:
+        publisher.publish((topic, p) for p in sent)
+        publisher.wait()
+    deadline = time.monotonic() + 10
+    while source.queued < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert source.queued == 5  # 1 MB of 200 KB messages: the network thread waits with the sixth
+    closing = threading.Thread(target=source.close, daemon=True)
+    closing.start()
+    closing.join(10)
+    assert not closing.is_alive(), "close() hung on the network thread waiting for room"
+
+    again = MqttSource(url, client_id=client_id, session_expiry_seconds=0)
+    again.start()
+    got: list = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            chunk = again.poll(0.2, 100)
+            again.ack(chunk)
+            got += chunk
+    finally:
+        again.close()
+    assert sorted(m.payload for m in got) == sent
+
+
 # --- row 8: timestamps, one value at a time, no offset = site-local ----------------------------------------
 
 
