@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingestion.detectors import Tracks, bottom_center
 from ingestion.site import Zone
+
+if TYPE_CHECKING:
+    from ingestion.detectors import Tracks
+
+
+def bottom_center(xywh: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 middle of each box's bottom edge (boxes as top-left x, y, width, height): where a person
+    stands, the point a box is assigned a zone by."""
+    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+    return np.column_stack([boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]])
 
 
 def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -25,11 +35,11 @@ def points_in_polygon(px: np.ndarray, py: np.ndarray, polygon: Sequence[tuple[fl
 
 
 def assign_zones(zones: Sequence[Zone], boxes: Tracks | np.ndarray) -> np.ndarray:
-    """Zone id (or None) per box, by its bottom-centre (`Tracks.anchor`); overlaps go to the first zone.
+    """Zone id (or None) per box, by its bottom-centre (`bottom_center`); overlaps go to the first zone.
 
     `boxes`: Tracks (the video pipeline), or an (N, 4) array of top-left x, y, width, height (rows that
     are not Tracks: the simulator, stream payloads, detection logs)."""
-    anchor = boxes.anchor if isinstance(boxes, Tracks) else bottom_center(boxes)
+    anchor = bottom_center(boxes if isinstance(boxes, np.ndarray) else boxes.xywh)
     px, py = anchor[:, 0], anchor[:, 1]
     out = np.full(px.shape, None, dtype=object)
     unassigned = np.ones(px.shape, dtype=bool)

@@ -141,7 +141,10 @@ def record(
                     if stored:
                         _write_extension(wh, match, now)
                 if match["status"] != "resolved" and match["ended_at"] is not None:
-                    _auto_resolve(wh if stored else None, match, now)
+                    if stored:
+                        _auto_resolve(wh, match, now)
+                    else:  # inserted below as it is
+                        _mark_auto_resolved(match, now)
                     out.auto_resolved.append(match["alert_id"])
                 continue
             if c.rule.schedule and not c.rule.schedule.contains(c.started_at.astimezone(site.tz)):
@@ -162,7 +165,7 @@ def record(
             known.append(row)
             out.raised.append(row["alert_id"])
             if row["ended_at"] is not None:
-                _auto_resolve(None, row, now)
+                _mark_auto_resolved(row, now)
                 out.auto_resolved.append(row["alert_id"])
         _insert(wh, list(new_rows.values()))
     return out
@@ -261,15 +264,18 @@ def _write_extension(wh: Warehouse, alert: dict[str, Any], now: datetime) -> Non
     )
 
 
-def _auto_resolve(wh: Warehouse | None, alert: dict[str, Any], now: datetime) -> None:
-    """The condition cleared: resolved, keeping who acknowledged it and what they wrote. `wh` None: the
-    alert is not stored yet (record() inserts it as it is)."""
-    if wh is not None:
-        wh.query(
-            "UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
-            "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
-            [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]],
-        )
+def _auto_resolve(wh: Warehouse, alert: dict[str, Any], now: datetime) -> None:
+    """The condition of a stored alert cleared: resolved, keeping who acknowledged it and what they wrote."""
+    wh.query(
+        "UPDATE ops.alerts SET status = 'resolved', auto_resolved = TRUE, resolved_by = {p}, "
+        "resolved_at = {p}, updated_at = {p} WHERE alert_id = {p} AND status <> 'resolved'",
+        [SYSTEM_USER, alert["ended_at"] or now, now, alert["alert_id"]],
+    )
+    _mark_auto_resolved(alert, now)
+
+
+def _mark_auto_resolved(alert: dict[str, Any], now: datetime) -> None:
+    """The alert's row resolved by the system (in memory; stored by the caller or by `_auto_resolve`)."""
     alert.update(
         status="resolved", auto_resolved=True, resolved_by=SYSTEM_USER, resolved_at=alert["ended_at"] or now
     )

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ingestion.zones import bottom_center
+
 VISION_EXTRA = "pip install -e '.[vision]'"
 
 
@@ -43,13 +45,6 @@ def require_ultralytics(detector: str) -> None:
             f"({exc}); install it with: {VISION_EXTRA}"
         ) from exc
     dict.__setitem__(SETTINGS, "sync", False)  # in memory: JSONDict.__setitem__ would write the file
-
-
-def bottom_center(xywh: np.ndarray) -> np.ndarray:
-    """(N, 2) float64 middle of each box's bottom edge (boxes as top-left x, y, width, height): where a person
-    stands, the point a box is assigned a zone by."""
-    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-    return np.column_stack([boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,7 +190,6 @@ __all__ = [
     "Detector",
     "Tracks",
     "VisionExtraMissing",
-    "bottom_center",
     "make_detector",
     "require_ultralytics",
 ]
