@@ -56,8 +56,8 @@ from ingestion.warehouse import connect  # noqa: E402
 DAY = date(2025, 1, 15)
 
 
-def _publish(port: int, messages: list[tuple[str, bytes]], per_second: float | None, stamps) -> None:
-    """Child process: publish (paced or not), stamping each message's publish time."""
+def _publish(port: int, messages: list[tuple[str, bytes]], per_second: float | None, stamps=None) -> None:
+    """Child process: publish (paced or not), stamping each message's publish time into `stamps` if given."""
     with Publisher(port=port) as pub:
         start = time.monotonic()
         for i, (topic, payload) in enumerate(messages):
@@ -65,15 +65,15 @@ def _publish(port: int, messages: list[tuple[str, bytes]], per_second: float | N
                 delay = start + i / per_second - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            stamps[i] = time.time()
+            if stamps is not None:
+                stamps[i] = time.time()
             pub.publish([(topic, payload)])
         pub.wait(600)
 
 
 def _publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
     """Publish every message in a child process and wait for the broker's acknowledgements."""
-    stamps = mp.get_context("fork").Array("d", len(messages), lock=False)
-    publisher = mp.get_context("fork").Process(target=_publish, args=(port, messages, None, stamps))
+    publisher = mp.get_context("fork").Process(target=_publish, args=(port, messages, None))
     publisher.start()
     publisher.join()
     if publisher.exitcode != 0:

@@ -419,6 +419,17 @@ def test_fuzzed_payloads_become_rows_or_dead_letters_never_an_exception(site, ba
 # --- row 5: the receive window is bounded in bytes; oversized payloads are cut on receipt ------------------
 
 
+def _receive_all(source: MqttSource, count: int, timeout: float = 30) -> list:
+    """Poll and acknowledge until `count` messages came or the timeout ran out (the caller checks them)."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        chunk = source.poll(0.2, 100)
+        source.ack(chunk)
+        got += chunk
+    return got
+
+
 def test_receive_window_is_bounded_in_bytes_and_oversized_payloads_are_stubbed(broker):
     topic = f"h{uuid.uuid4().hex[:10]}/CAM01/detections"
     source = MqttSource(
@@ -439,12 +450,10 @@ def test_receive_window_is_bounded_in_bytes_and_oversized_payloads_are_stubbed(b
             time.sleep(0.5)  # the broker keeps sending if it can: give it the chance to overshoot
             assert 800_000 <= source.queued_bytes <= 1 << 20  # 40 x 200 KB = 8 MB waits on the broker
             assert source.queued <= 5
-            got = []
-            deadline = time.monotonic() + 30
-            while len(got) < len(sent) and time.monotonic() < deadline:
-                chunk = source.poll(0.2, 100)
-                source.ack(chunk)
-                got += chunk
+            first = source.poll(0.2, 100, max_bytes=0)  # a byte limit counts beyond the first message
+            assert len(first) == 1
+            source.ack(first)
+            got = first + _receive_all(source, len(sent) - 1)
     finally:
         source.close()
     assert [m.payload for m in got[:40]] == sent[:40]
@@ -476,13 +485,8 @@ def test_close_returns_while_the_network_thread_waits_for_room_and_nothing_is_lo
 
     again = MqttSource(url, client_id=client_id, session_expiry_seconds=0)
     again.start()
-    got: list = []
-    deadline = time.monotonic() + 30
     try:
-        while len(got) < len(sent) and time.monotonic() < deadline:
-            chunk = again.poll(0.2, 100)
-            again.ack(chunk)
-            got += chunk
+        got = _receive_all(again, len(sent))
     finally:
         again.close()
     assert sorted(m.payload for m in got) == sent

@@ -255,7 +255,8 @@ class MqttSource:
         with self._received_lock:
             if not self._received and timeout > 0:
                 self._arrived.wait(timeout)
-            received, taken, byte_limit = self._received, 0, max_bytes or float("inf")
+            received, taken = self._received, 0
+            byte_limit = float("inf") if max_bytes is None else max_bytes
             while received and len(out) < max_messages and (not out or taken < byte_limit):
                 m = received.popleft()
                 out.append(m)

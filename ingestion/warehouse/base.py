@@ -17,6 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 
@@ -32,6 +33,10 @@ class WarehouseNotSetUp(RuntimeError):
 
 class SimulatorWouldReplaceRealData(RuntimeError):
     """A simulated camera-day would replace rows that another source landed."""
+
+
+# What append_batch does with rows whose key is already landed (see Warehouse.append_batch).
+IfLanded = Literal["reject", "raise"]
 
 
 class RowsAlreadyLanded(RuntimeError):
@@ -82,7 +87,7 @@ class Warehouse(ABC):
         window: tuple[datetime, datetime] | None = None,
         camera_health: pl.DataFrame | None = None,
         allowed_lateness: timedelta | None = None,
-        if_landed: str = "reject",
+        if_landed: IfLanded = "reject",
     ) -> LandingResult:
         """Land one batch exactly once. `window` [start, end) bounds the rows' ts (outside: rejected).
 

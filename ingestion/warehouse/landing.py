@@ -27,6 +27,7 @@ from ingestion.site import Site
 from ingestion.warehouse import ddl
 from ingestion.warehouse.base import (
     SIMULATOR_SOURCE,
+    IfLanded,
     LandingResult,
     RowsAlreadyLanded,
     SimulatorWouldReplaceRealData,
@@ -298,7 +299,7 @@ class SqlWarehouse(Warehouse):
         window: tuple[datetime, datetime] | None = None,
         camera_health: pl.DataFrame | None = None,
         allowed_lateness: timedelta | None = None,
-        if_landed: str = "reject",
+        if_landed: IfLanded = "reject",
     ) -> LandingResult:
         if if_landed not in ("reject", "raise"):
             raise ValueError(f"if_landed must be 'reject' or 'raise', got {if_landed!r}")
@@ -441,7 +442,7 @@ class SqlWarehouse(Warehouse):
         allowed_lateness: timedelta | None,
         *,
         dedupe: bool,
-        if_landed: str = "reject",
+        if_landed: IfLanded = "reject",
     ) -> LandingResult:
         good = checked.good  # sorted by the unique key by validation
         watermarks = self._watermarks(good["camera_id"].unique().to_list())
