@@ -114,6 +114,25 @@ def session_settings() -> dict[str, str]:
     return {"work_mem": work_mem, "jit": "off"}
 
 
+# Models (and days of one model) SQLMesh builds at once on PostgreSQL, each on its own connection. Two: on
+# PostgreSQL 15 an INSERT ... SELECT runs on one core, so a second build (another day, or a model that does
+# not wait for the first, like heatmap_hourly beside sessions) uses the server's second core, and SQLMesh's
+# own Python (rendering, audits) overlaps with SQL instead of waiting for it. SIGHTLINE_PG_CONCURRENT_TASKS
+# overrides it (1: one statement at a time; more on a bigger server).
+DEFAULT_CONCURRENT_TASKS = 2
+
+
+def concurrent_tasks() -> int:
+    """How many models or days SQLMesh builds at once on PostgreSQL (SIGHTLINE_PG_CONCURRENT_TASKS)."""
+    value = os.environ.get("SIGHTLINE_PG_CONCURRENT_TASKS", str(DEFAULT_CONCURRENT_TASKS)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"SIGHTLINE_PG_CONCURRENT_TASKS={value!r}: not a positive whole number. Fix: e.g. 2 (about the "
+            "PostgreSQL server's cores; 1 builds one model at a time)"
+        )
+    return int(value)
+
+
 class SightlinePostgresConnectionConfig(PostgresConnectionConfig):
     """The `postgres` gateway's connection: PostgresConnectionConfig with the adapter above and the
     session settings."""

@@ -265,7 +265,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
     from sqlmesh.core.config import Config, GatewayConfig, LinterConfig, ModelDefaultsConfig
 
     from ingestion.sqlmesh_duckdb import SightlineDuckDBConnectionConfig
-    from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig
+    from ingestion.sqlmesh_postgres import SightlinePostgresConnectionConfig, concurrent_tasks
 
     url = resolve_url(warehouse_url)
     backend = backend_of(url)
@@ -280,7 +280,7 @@ def sqlmesh_config(warehouse_url: str | None = None, site: Site | None = None) -
         "postgres": GatewayConfig(
             connection=SightlinePostgresConnectionConfig(
                 **postgres_params(url if backend == "postgres" else None),
-                concurrent_tasks=1,
+                concurrent_tasks=concurrent_tasks(),
                 # No `SELECT 1` before every statement (about 300 round trips per day built): a context lives
                 # for one build, and a dropped connection fails the build either way.
                 pre_ping=False,

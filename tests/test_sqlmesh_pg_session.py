@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingestion.sqlmesh_postgres import session_settings
-from ingestion.transform import sqlmesh_context
+from ingestion.sqlmesh_postgres import concurrent_tasks, session_settings
+from ingestion.transform import sqlmesh_config, sqlmesh_context
 
 
 def test_sqlmesh_sessions_have_work_mem_and_no_jit(set_up_pg_url, site, monkeypatch):
@@ -22,6 +22,17 @@ def test_bad_work_mem_names_the_variable_and_the_fix(monkeypatch):
     monkeypatch.setenv("SIGHTLINE_PG_WORK_MEM", "lots")
     with pytest.raises(ValueError, match=r"SIGHTLINE_PG_WORK_MEM='lots'.*e\.g\. 256MB"):
         session_settings()
+
+
+def test_concurrent_tasks_come_from_the_environment(monkeypatch):
+    url = "postgresql://postgres@127.0.0.1:5432/sightline"
+    assert sqlmesh_config(url).gateways["postgres"].connection.concurrent_tasks == 2
+    monkeypatch.setenv("SIGHTLINE_PG_CONCURRENT_TASKS", "3")
+    assert sqlmesh_config(url).gateways["postgres"].connection.concurrent_tasks == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SIGHTLINE_PG_CONCURRENT_TASKS", bad)
+        with pytest.raises(ValueError, match=rf"SIGHTLINE_PG_CONCURRENT_TASKS='{bad}'.*Fix: e\.g\. 2"):
+            concurrent_tasks()
 
 
 def test_a_python_models_frame_lands_exactly_with_missing_values_as_null(pg_url):
