@@ -113,10 +113,16 @@ os.environ.setdefault("MAX_FORK_WORKERS", "1")
 # a temporary folder instead (SQLMesh's cache, GX Data Docs, chart PNGs). Set on import, not in a fixture, so
 # nothing that loads the SQLMesh project early can miss it. Test modules read ingestion.transform.MART_MODELS
 # and TIME_COLUMNS inside tests, never at import: loading the project costs seconds of collection otherwise.
+# Under pytest-xdist each worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) has its own folders: the workers inherit
+# the controlling process's environment, and two SQLMesh caches must not be written into one folder at once.
 OUTPUT_ENV = ("SIGHTLINE_SQLMESH_CACHE_DIR", "SIGHTLINE_GX_DOCS_DIR", "SIGHTLINE_PLOTS_DIR")
-_OUTPUTS = tempfile.mkdtemp(prefix="sightline-test-outputs-")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_OUTPUTS = tempfile.mkdtemp(prefix=f"sightline-test-outputs-{_WORKER}")
 for _var in OUTPUT_ENV:
-    os.environ.setdefault(_var, os.path.join(_OUTPUTS, _var.lower()))
+    if _WORKER:
+        os.environ[_var] = os.path.join(_OUTPUTS, _var.lower())
+    else:
+        os.environ.setdefault(_var, os.path.join(_OUTPUTS, _var.lower()))
 
 
 @pytest.fixture(scope="session")
@@ -242,9 +248,35 @@ def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield from _warehouse(request.param, tmp_path)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by the servers their fixtures reach, so the tiers cannot drift from the fixtures."""
+# `make test` runs on pytest-xdist workers with `--dist loadgroup`: every test gets the group of its module,
+# so a module's tests run on one worker and its module-scoped fixtures are built once; modules that use one of
+# these session fixtures (a day built on both backends) share its group, so it too is built once.
+SHARED_SESSION_FIXTURES = ("clean_day_marts", "workforce")
+
+
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0]
+
+
+def _xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Test module (its path) -> its xdist group."""
+    groups: dict[str, str] = {}
     for item in items:
+        module = _module_of(item)
+        shared = [f for f in SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())]
+        if shared:
+            groups[module] = shared[0]
+        else:
+            groups.setdefault(module, module)
+    return groups
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by the servers their fixtures reach, so the tiers cannot drift from the fixtures; give each
+    its xdist group."""
+    groups = _xdist_groups(items)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[_module_of(item)]))
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         params = {str(v) for v in callspec.params.values()} if callspec else set()
