@@ -35,12 +35,12 @@ demo: $(VENV)/.installed-base
 # --durations: CI's log names the slowest tests, so the suite's time (about 15 min is the budget) is watched.
 # Two pytest-xdist workers by default (TEST_WORKERS=4 on a bigger machine, 0 for one process): most tests wait on
 # PostgreSQL, subprocesses or the broker, so two share two cores well. A module's tests stay on one worker
-# (tests/conftest.py gives each its group).
+# (tests/conftest.py: pytest_xdist_make_scheduler).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25
 
 # The tier that needs no server: no PostgreSQL, no Mosquitto, no whole pipeline (markers in pyproject.toml,
 # applied in tests/conftest.py). Under SIGHTLINE_TEST_NO_SERVERS=1 a test that reaches for a server without

@@ -248,35 +248,45 @@ def landing_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield from _warehouse(request.param, tmp_path)
 
 
-# `make test` runs on pytest-xdist workers with `--dist loadgroup`: every test gets the group of its module,
-# so a module's tests run on one worker and its module-scoped fixtures are built once; modules that use one of
-# these session fixtures (a day built on both backends) share its group, so it too is built once.
-SHARED_SESSION_FIXTURES = ("clean_day_marts", "workforce")
+# `make test` runs on pytest-xdist workers. Each test module is one unit of work (its tests on one worker, so
+# its module-scoped fixtures are built once), and the modules that use one of these session fixtures (a day
+# built on both backends, minutes of work) are one unit together, so it too is built once.
+SHARED_SESSION_FIXTURES = {
+    "clean_day_marts": ("tests/test_column_types.py", "tests/test_transforms.py"),
+    "workforce": ("tests/test_report.py", "tests/test_workforce_marts.py"),
+}
+_UNIT_OF_MODULE = {m: fixture for fixture, modules in SHARED_SESSION_FIXTURES.items() for m in modules}
 
 
-def _module_of(item: pytest.Item) -> str:
-    return item.nodeid.partition("::")[0]
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's scheduling by module, with the modules of SHARED_SESSION_FIXTURES grouped. (Marking tests
+    with xdist_group does not work with pytest 9: xdist 3.8 renames the node id, which pytest 9 ignores.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndSharedDays(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.partition("::")[0]
+            return _UNIT_OF_MODULE.get(module, module)
+
+    return ModulesAndSharedDays(config, log)
 
 
-def _xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """Test module (its path) -> its xdist group."""
-    groups: dict[str, str] = {}
+def _check_shared_session_fixtures(items: list[pytest.Item]) -> None:
+    """A module that starts using a shared session fixture must be listed with it (else it is built twice)."""
     for item in items:
-        module = _module_of(item)
-        shared = [f for f in SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())]
-        if shared:
-            groups[module] = shared[0]
-        else:
-            groups.setdefault(module, module)
-    return groups
+        module = item.nodeid.partition("::")[0]
+        for fixture, modules in SHARED_SESSION_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and module not in modules:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the session fixture {fixture!r}: add {module!r} to its modules in "
+                    "SHARED_SESSION_FIXTURES (tests/conftest.py), so xdist runs them on one worker"
+                )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by the servers their fixtures reach, so the tiers cannot drift from the fixtures; give each
-    its xdist group."""
-    groups = _xdist_groups(items)
+    """Mark tests by the servers their fixtures reach, so the tiers cannot drift from the fixtures."""
+    _check_shared_session_fixtures(items)
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[_module_of(item)]))
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         params = {str(v) for v in callspec.params.values()} if callspec else set()
