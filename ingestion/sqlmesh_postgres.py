@@ -26,6 +26,7 @@ import os
 import re
 import typing as t
 import uuid
+import warnings
 
 from sqlglot import exp
 from sqlmesh.core.config import PostgresConnectionConfig
@@ -120,6 +121,12 @@ def session_settings() -> dict[str, str]:
 # own Python (rendering, audits) overlaps with SQL instead of waiting for it. SIGHTLINE_PG_CONCURRENT_TASKS
 # overrides it (1: one statement at a time; more on a bigger server).
 DEFAULT_CONCURRENT_TASKS = 2
+# SQLMesh silences pandas' "only supports SQLAlchemy connectable" warning around its own read_sql_query (a
+# psycopg2 connection works) with warnings.catch_warnings, which is not thread-safe: with two tasks, one
+# thread's exit restores the filters while the other reads, and the warning leaks. Silenced process-wide.
+warnings.filterwarnings(
+    "ignore", message=".*pandas only supports SQLAlchemy connectable", category=UserWarning
+)
 
 
 def concurrent_tasks() -> int:
