@@ -26,6 +26,7 @@ def test_bad_work_mem_names_the_variable_and_the_fix(monkeypatch):
 
 def test_concurrent_tasks_come_from_the_environment(monkeypatch):
     url = "postgresql://postgres@127.0.0.1:5432/sightline"
+    monkeypatch.delenv("SIGHTLINE_PG_CONCURRENT_TASKS", raising=False)  # the default, whatever the shell set
     assert sqlmesh_config(url).gateways["postgres"].connection.concurrent_tasks == 2
     monkeypatch.setenv("SIGHTLINE_PG_CONCURRENT_TASKS", "3")
     assert sqlmesh_config(url).gateways["postgres"].connection.concurrent_tasks == 3

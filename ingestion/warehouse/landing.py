@@ -18,6 +18,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import get_args
 
 import polars as pl
 
@@ -301,8 +302,8 @@ class SqlWarehouse(Warehouse):
         allowed_lateness: timedelta | None = None,
         if_landed: IfLanded = "reject",
     ) -> LandingResult:
-        if if_landed not in ("reject", "raise"):
-            raise ValueError(f"if_landed must be 'reject' or 'raise', got {if_landed!r}")
+        if if_landed not in get_args(IfLanded):
+            raise ValueError(f"if_landed must be one of {get_args(IfLanded)}, got {if_landed!r}")
         skipped = LandingResult(batch_id, 0, 0, skipped=True)
         if self._fetch(self._sql("SELECT 1 FROM raw.ingest_batches WHERE batch_id = {p}"), (batch_id,)):
             log.info("batch %s already landed: skipped", batch_id)  # cheap early exit for replays
